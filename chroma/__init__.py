@@ -1,0 +1,54 @@
+"""Chroma: which production inputs is my model struggling with, and what should I label next?
+
+>>> import chroma
+>>> es = {"model": "m", "model_version": "1", "layer": "ctx"}
+>>> session = chroma.TrainingSession(embedding_set=es)  # doctest: +SKIP
+"""
+
+from chroma_core.config import Config, load_config
+from chroma_core.embedding_set import EmbeddingSet, embedding_set_id
+from chroma_core.engine.scoring import Thresholds
+from chroma_core.errors import (
+    BatchFormatError,
+    ChromaError,
+    ConfigError,
+    DimensionMismatchError,
+    InvalidEmbeddingError,
+    InvalidEmbeddingSetError,
+    InvalidPathError,
+    NothingToSaveError,
+    StorageError,
+    TransportError,
+    UnknownEmbeddingSetError,
+)
+from chroma_core.results import TAGS, Neighbor, QueryResult, UploadReport
+from chroma_core.sessions import QuerySession, SavedBatch, TrainingSession, log
+from chroma_core.version import __version__
+
+__all__ = [
+    "BatchFormatError",
+    "ChromaError",
+    "Config",
+    "ConfigError",
+    "DimensionMismatchError",
+    "EmbeddingSet",
+    "InvalidEmbeddingError",
+    "InvalidEmbeddingSetError",
+    "InvalidPathError",
+    "Neighbor",
+    "NothingToSaveError",
+    "QueryResult",
+    "QuerySession",
+    "SavedBatch",
+    "StorageError",
+    "TAGS",
+    "Thresholds",
+    "TrainingSession",
+    "TransportError",
+    "UnknownEmbeddingSetError",
+    "UploadReport",
+    "__version__",
+    "embedding_set_id",
+    "load_config",
+    "log",
+]

@@ -1,0 +1,479 @@
+"""The JSONL batch file: one embedding set per file, a header, one line per record, a trailer.
+
+::
+
+    {"chroma_batch":1,"batch_id":"…","set_id":"…","embedding_set":{…},"mode":"training","dimension":384,
+     "dtype":"float32","created_at":"2026-11-22T23:59:00.000000Z"}
+    {"id":"<batch_id>:0","input_uri":"/images/123.png","embedding":"<base64 of little-endian float32>",
+     "inferences":{…},"label":"cat","time":1763855940.123456}
+    …
+    {"chroma_trailer":1,"count":2,"sha256":"<hex digest of every byte before this line>"}
+
+``label`` is optional. Readers also accept ``"embedding": [0.1, 0.2, …]`` and a record without ``id`` (its id
+is then ``<batch_id>:<line number>``, stable across re-uploads). A file ending in ``.gz`` is written gzipped;
+any gzipped file is recognised by its magic bytes when read. The full specification is ``docs/batch-format.md``.
+
+A bad record line is reported with its line number and reason, and never costs its good neighbours.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import gzip
+import hashlib
+import io
+import json
+import logging
+import math
+import os
+import uuid
+from collections.abc import Iterator, Sequence
+from datetime import datetime, timezone
+from json.encoder import encode_basestring  # type: ignore[attr-defined]
+from pathlib import Path
+from typing import IO, Any, BinaryIO, Literal
+
+import numpy as np
+
+from chroma_core.atomic import atomic_write
+from chroma_core.embedding_set import EmbeddingSet
+from chroma_core.errors import BatchFormatError, ChromaError
+from chroma_core.vectors import Matrix
+
+__all__ = [
+    "FORMAT_VERSION",
+    "BatchHeader",
+    "BatchReader",
+    "Mode",
+    "Problem",
+    "Records",
+    "new_batch_id",
+    "json_text",
+    "read_batch",
+    "to_jsonable",
+    "write_batch",
+]
+
+logger = logging.getLogger("chroma")
+
+FORMAT_VERSION = 1
+Mode = Literal["training", "production"]
+_MODES = ("training", "production")
+_CHUNK_ROWS = 4096
+
+
+def new_batch_id() -> str:
+    return uuid.uuid4().hex
+
+
+def utc_timestamp() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@dataclasses.dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a batch file: the 1-based line it is on (0 for the file as a whole) and why."""
+
+    line: int
+    reason: str
+
+    def __str__(self) -> str:
+        return f"line {self.line}: {self.reason}" if self.line else self.reason
+
+
+@dataclasses.dataclass(frozen=True)
+class BatchHeader:
+    batch_id: str
+    embedding_set: EmbeddingSet
+    mode: Mode
+    dimension: int
+    created_at: str
+    dtype: str = "float32"
+    format_version: int = FORMAT_VERSION
+
+    @property
+    def set_id(self) -> str:
+        return self.embedding_set.id
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "chroma_batch": self.format_version,
+            "batch_id": self.batch_id,
+            "set_id": self.set_id,
+            "embedding_set": dict(self.embedding_set.key),
+            "mode": self.mode,
+            "dimension": self.dimension,
+            "dtype": self.dtype,
+            "created_at": self.created_at,
+        }
+
+    @classmethod
+    def from_json(cls, obj: Any) -> BatchHeader:
+        def bad(reason: str) -> BatchFormatError:
+            return BatchFormatError(
+                f"line 1: {reason}. The first line must be a batch header; see docs/batch-format.md."
+            )
+
+        if not isinstance(obj, dict) or "chroma_batch" not in obj:
+            raise bad("not a Chroma batch header (no 'chroma_batch' key)")
+        if obj["chroma_batch"] != FORMAT_VERSION:
+            raise bad(
+                f"format version {obj['chroma_batch']!r} is not supported (this Chroma reads version 1); upgrade chroma"
+            )
+        try:
+            embedding_set = EmbeddingSet.from_dict(obj.get("embedding_set"))  # type: ignore[arg-type]
+        except ChromaError as exc:
+            raise bad(f"bad embedding_set: {exc}") from None
+        if obj.get("set_id") not in (None, embedding_set.id):
+            raise bad(
+                f"set_id {obj.get('set_id')!r} does not match the embedding_set, whose id is {embedding_set.id!r}"
+            )
+        mode = obj.get("mode", "training")
+        if mode not in _MODES:
+            raise bad(f"mode must be 'training' or 'production', not {mode!r}")
+        dimension = obj.get("dimension")
+        if not isinstance(dimension, int) or isinstance(dimension, bool) or dimension <= 0:
+            raise bad(f"dimension must be a positive integer, not {dimension!r}")
+        if obj.get("dtype", "float32") != "float32":
+            raise bad(f"dtype {obj.get('dtype')!r} is not supported; embeddings are stored as float32")
+        batch_id = obj.get("batch_id")
+        if not isinstance(batch_id, str) or not batch_id or len(batch_id) > 128:
+            raise bad("batch_id must be a non-empty string of at most 128 characters")
+        return cls(
+            batch_id=batch_id,
+            embedding_set=embedding_set,
+            mode=mode,
+            dimension=dimension,
+            created_at=str(obj.get("created_at", "")),
+        )
+
+
+@dataclasses.dataclass
+class Records:
+    """Column-oriented records: row ``i`` of ``vectors`` belongs to ``ids[i]``, ``input_uris[i]``, …"""
+
+    vectors: Matrix
+    ids: list[str]
+    input_uris: list[str]
+    inferences: list[Any]
+    labels: list[Any]
+    times: list[float]
+    lines: list[int] = dataclasses.field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.vectors)
+
+    @classmethod
+    def empty(cls, dimension: int) -> Records:
+        return cls(np.empty((0, dimension), dtype=np.float32), [], [], [], [], [], [])
+
+    @classmethod
+    def concat(cls, parts: Sequence[Records], dimension: int) -> Records:
+        if not parts:
+            return cls.empty(dimension)
+        out = cls(np.concatenate([p.vectors for p in parts]), [], [], [], [], [], [])
+        for p in parts:
+            out.ids += p.ids
+            out.input_uris += p.input_uris
+            out.inferences += p.inferences
+            out.labels += p.labels
+            out.times += p.times
+            out.lines += p.lines
+        return out
+
+
+_warned_types: set[type] = set()
+
+
+def to_jsonable(obj: Any) -> Any:
+    """``json`` fallback for what model code commonly returns: numpy/torch scalars and arrays, sets, dataclasses.
+
+    Anything else becomes its ``str()``, with a warning once per type, so that ``save()`` never fails on
+    ``inferences`` it already accepted.
+    """
+    if hasattr(obj, "tolist"):
+        return obj.tolist()
+    if hasattr(obj, "item"):
+        return obj.item()
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return dataclasses.asdict(obj)
+    if isinstance(obj, (set, frozenset)):
+        return sorted(obj, key=repr)
+    if isinstance(obj, (bytes, bytearray)):
+        return base64.b64encode(bytes(obj)).decode("ascii")
+    if type(obj) not in _warned_types:
+        _warned_types.add(type(obj))
+        logger.warning("chroma: inferences hold a %s, which is not JSON; stored as its str()", type(obj).__name__)
+    return str(obj)
+
+
+_dumps = json.JSONEncoder(default=to_jsonable, allow_nan=False, ensure_ascii=False, separators=(",", ":")).encode
+_dumps_nan = json.JSONEncoder(default=to_jsonable, ensure_ascii=False, separators=(",", ":")).encode
+
+
+def json_text(value: Any) -> str:
+    """Compact JSON text of ``value`` that never fails: see :func:`to_jsonable`; NaN becomes null."""
+    if value is None:
+        return "null"
+    try:
+        return _dumps(value)  # type: ignore[no-any-return]
+    except ValueError:
+        # NaN in inferences (e.g. a score) is not JSON; write it as null rather than lose the record.
+        return _dumps(json.loads(_dumps_nan(value), parse_constant=lambda _: None))  # type: ignore[no-any-return]
+
+
+def _record_lines(header: BatchHeader, records: Records, start: int, stop: int) -> str:
+    vectors = np.ascontiguousarray(records.vectors[start:stop], dtype="<f4")
+    row_bytes = header.dimension * 4
+    if row_bytes % 3 == 0:
+        # Each row is a whole number of base64 quanta, so one encode of the chunk slices cleanly into rows.
+        width = row_bytes // 3 * 4
+        encoded = base64.b64encode(vectors.tobytes()).decode("ascii")
+        b64 = [encoded[i * width : (i + 1) * width] for i in range(stop - start)]
+    else:
+        b64 = [base64.b64encode(row.tobytes()).decode("ascii") for row in vectors]
+    parts = []
+    for i in range(start, stop):
+        label = records.labels[i]
+        label_part = "" if label is None else f',"label":{json_text(label)}'
+        time = records.times[i]
+        parts.append(
+            f'{{"id":{encode_basestring(records.ids[i])},"input_uri":{encode_basestring(records.input_uris[i])},'
+            f'"embedding":"{b64[i - start]}","inferences":{json_text(records.inferences[i])}{label_part},'
+            f'"time":{time if math.isfinite(time) else 0.0}}}\n'
+        )
+    return "".join(parts)
+
+
+def write_batch(
+    path: str | os.PathLike[str], header: BatchHeader, records: Records, *, overwrite: bool = False
+) -> Path:
+    """Write a batch atomically (temp file, fsync, rename); gzip when the name ends in ``.gz``."""
+    target = Path(path)
+    digest = hashlib.sha256()
+    with atomic_write(target, overwrite=overwrite) as raw:
+        out: BinaryIO | gzip.GzipFile = (
+            gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=1, mtime=0) if target.name.endswith(".gz") else raw
+        )
+        head = (json.dumps(header.to_json(), separators=(",", ":"), ensure_ascii=False) + "\n").encode("utf-8")
+        digest.update(head)
+        out.write(head)
+        for start in range(0, len(records), _CHUNK_ROWS):
+            data = _record_lines(header, records, start, min(start + _CHUNK_ROWS, len(records))).encode("utf-8")
+            digest.update(data)
+            out.write(data)
+        trailer = {"chroma_trailer": FORMAT_VERSION, "count": len(records), "sha256": digest.hexdigest()}
+        out.write((json.dumps(trailer, separators=(",", ":")) + "\n").encode("ascii"))
+        if out is not raw:
+            out.close()
+    return target
+
+
+def _open_binary(path: Path) -> IO[bytes]:
+    try:
+        handle = open(path, "rb")  # noqa: SIM115 - returned to the caller, closed by BatchReader
+    except FileNotFoundError:
+        raise BatchFormatError(f"batch file {str(path)!r} does not exist.") from None
+    except OSError as exc:
+        raise BatchFormatError(f"batch file {str(path)!r} cannot be opened: {exc}") from None
+    if handle.peek(2)[:2] == b"\x1f\x8b":  # type: ignore[attr-defined]
+        return gzip.GzipFile(fileobj=handle, mode="rb")  # type: ignore[return-value]
+    return handle
+
+
+class BatchReader:
+    """Streams a batch file: the header at once, then records in chunks, collecting problems as it goes.
+
+    >>> with BatchReader("batch.jsonl") as reader:          # doctest: +SKIP
+    ...     for chunk in reader.chunks():
+    ...         store(reader.header, chunk)
+    ...     print(reader.problems)
+
+    ``problems`` is complete once ``chunks()`` is exhausted: bad lines, a missing trailer (a truncated file),
+    a count or checksum that does not match (an edited file).
+    """
+
+    def __init__(self, path: str | os.PathLike[str] | IO[bytes], *, name: str | None = None) -> None:
+        if isinstance(path, (str, os.PathLike)):
+            self.name = str(path)
+            self._handle = _open_binary(Path(path))
+        else:
+            self.name = name or "<stream>"
+            self._handle = path
+        self.problems: list[Problem] = []
+        self.good = 0
+        self.trailer_ok = False
+        self._digest = hashlib.sha256()
+        self._line = 0
+        self._lines: Iterator[bytes] = iter(self._handle)
+        self.header = self._read_header()
+
+    def __enter__(self) -> BatchReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._handle.close()
+
+    def _read_header(self) -> BatchHeader:
+        try:
+            first = next(self._lines, b"")
+        except (OSError, EOFError, gzip.BadGzipFile) as exc:
+            raise BatchFormatError(f"{self.name}: cannot be read ({exc}).") from None
+        self._line = 1
+        self._digest.update(first)
+        if not first.strip():
+            raise BatchFormatError(f"{self.name}: the file is empty; a batch starts with a header line.")
+        try:
+            obj = json.loads(first)
+        except ValueError as exc:
+            raise BatchFormatError(f"{self.name}: line 1 is not JSON ({exc}); is this a Chroma batch file?") from None
+        try:
+            return BatchHeader.from_json(obj)
+        except BatchFormatError as exc:
+            raise BatchFormatError(f"{self.name}: {exc}") from None
+
+    def _record(self, obj: Any, line: int) -> tuple[np.ndarray, str, str, Any, Any, float]:
+        if not isinstance(obj, dict):
+            raise ValueError(f"a record must be a JSON object, not {type(obj).__name__}")
+        uri = obj.get("input_uri")
+        if not isinstance(uri, str) or not uri:
+            raise ValueError("'input_uri' is missing or not a non-empty string")
+        emb = obj.get("embedding")
+        dim = self.header.dimension
+        if isinstance(emb, str):
+            try:
+                raw = base64.b64decode(emb, validate=True)
+            except ValueError as exc:
+                raise ValueError(f"'embedding' is not valid base64 ({exc})") from None
+            if len(raw) != dim * 4:
+                raise ValueError(f"'embedding' decodes to {len(raw)} bytes; dimension {dim} needs {dim * 4}")
+            vector = np.frombuffer(raw, dtype="<f4")
+        elif isinstance(emb, list):
+            if len(emb) != dim:
+                raise ValueError(f"'embedding' has {len(emb)} values; the header says dimension {dim}")
+            if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in emb):
+                raise ValueError("'embedding' list must hold only numbers")
+            vector = np.asarray(emb, dtype="<f4")
+        else:
+            raise ValueError("'embedding' is missing; give base64 of little-endian float32, or a list of numbers")
+        if not np.isfinite(vector).all():
+            raise ValueError("'embedding' holds NaN or infinite values")
+        rid = obj.get("id")
+        if rid is None:
+            rid = f"{self.header.batch_id}:L{line}"
+        elif not isinstance(rid, str) or not rid or len(rid) > 256:
+            raise ValueError("'id' must be a non-empty string of at most 256 characters")
+        t = obj.get("time", 0.0)
+        if not isinstance(t, (int, float)) or isinstance(t, bool) or not math.isfinite(t):
+            raise ValueError(f"'time' must be a number (seconds since the epoch), not {t!r}")
+        return vector, rid, uri, obj.get("inferences"), obj.get("label"), float(t)
+
+    def chunks(self, size: int = _CHUNK_ROWS) -> Iterator[Records]:
+        """Yield the good records in chunks of at most ``size``; bad lines go to ``problems``."""
+        dim = self.header.dimension
+        buf: list[tuple[np.ndarray, str, str, Any, Any, float]] = []
+        lines: list[int] = []
+        seen_trailer = False
+        while True:
+            try:
+                raw = next(self._lines, None)
+            except (OSError, EOFError, gzip.BadGzipFile) as exc:
+                self.problems.append(Problem(self._line + 1, f"the file ends in a corrupt or truncated block ({exc})"))
+                break
+            if raw is None:
+                break
+            self._line += 1
+            line = self._line
+            if seen_trailer:
+                if raw.strip():
+                    self.problems.append(Problem(line, "data after the trailer line; the trailer must be last"))
+                continue
+            if not raw.endswith(b"\n"):
+                # A final line without its newline is what a truncated copy looks like.
+                self.problems.append(Problem(line, "the last line is cut off (no newline): the file is truncated"))
+                self._digest.update(raw)
+                continue
+            try:
+                obj = json.loads(raw)
+            except ValueError as exc:
+                self._digest.update(raw)
+                self.problems.append(Problem(line, f"not valid JSON ({exc})"))
+                continue
+            if isinstance(obj, dict) and "chroma_trailer" in obj:
+                seen_trailer = True
+                self._check_trailer(obj, line)
+                continue
+            self._digest.update(raw)
+            try:
+                buf.append(self._record(obj, line))
+                lines.append(line)
+            except ValueError as exc:
+                self.problems.append(Problem(line, str(exc)))
+                continue
+            if len(buf) >= size:
+                yield self._flush(buf, lines, dim)
+                buf, lines = [], []
+        if buf:
+            yield self._flush(buf, lines, dim)
+        if not seen_trailer:
+            self.problems.append(
+                Problem(
+                    0,
+                    "no trailer line: the file is truncated, or was not written by Chroma's writer; "
+                    "the records above were read, but their completeness cannot be checked",
+                )
+            )
+
+    def _flush(self, buf: list[tuple[np.ndarray, str, str, Any, Any, float]], lines: list[int], dim: int) -> Records:
+        vectors = np.empty((len(buf), dim), dtype=np.float32)
+        for i, row in enumerate(buf):
+            vectors[i] = row[0]
+        self.good += len(buf)
+        return Records(
+            vectors=vectors,
+            ids=[r[1] for r in buf],
+            input_uris=[r[2] for r in buf],
+            inferences=[r[3] for r in buf],
+            labels=[r[4] for r in buf],
+            times=[r[5] for r in buf],
+            lines=lines,
+        )
+
+    def _check_trailer(self, obj: dict[str, Any], line: int) -> None:
+        records_seen = line - 2  # every line between header and trailer should be a record
+        count = obj.get("count")
+        ok = True
+        if count != records_seen:
+            ok = False
+            self.problems.append(
+                Problem(line, f"the trailer counts {count!r} records, but the file holds {records_seen} record lines")
+            )
+        expected = obj.get("sha256")
+        if expected != self._digest.hexdigest():
+            ok = False
+            self.problems.append(
+                Problem(line, "checksum mismatch: the file was edited or corrupted after it was written")
+            )
+        self.trailer_ok = ok
+
+    def read_all(self) -> Records:
+        return Records.concat(list(self.chunks()), self.header.dimension)
+
+
+def read_batch(path: str | os.PathLike[str]) -> tuple[BatchHeader, Records, list[Problem]]:
+    """Read a whole batch file into memory: header, good records, problems."""
+    with BatchReader(path) as reader:
+        records = reader.read_all()
+        return reader.header, records, reader.problems
+
+
+def open_bytes(data: bytes) -> IO[bytes]:
+    """A binary stream over in-memory batch bytes, gzipped or not."""
+    stream: IO[bytes] = io.BytesIO(data)
+    if data[:2] == b"\x1f\x8b":
+        stream = gzip.GzipFile(fileobj=stream, mode="rb")  # type: ignore[assignment]
+    return stream

@@ -1,0 +1,210 @@
+"""``python -m chroma <command>`` (also installed as ``chroma``).
+
+Exit codes: 0 success; 1 error, nothing done (the message says why and what to do); 2 usage error; 3 partial
+success: a batch file had problems, its good records were still read (and, for uploads, stored).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from chroma_core.batch_format import BatchReader
+from chroma_core.config import Config, load_config
+from chroma_core.errors import ChromaError, InvalidEmbeddingError
+from chroma_core.transport import transport_for
+from chroma_core.vectors import decode_base64
+
+__all__ = ["main"]
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_PARTIAL = 0, 1, 2, 3
+
+_EPILOG = "exit codes: 0 ok, 1 error (nothing done), 2 usage error, 3 partial (file problems; good records kept)"
+
+
+def _print(obj: Any) -> None:
+    print(json.dumps(obj, indent=4, ensure_ascii=False))
+
+
+def _config(args: argparse.Namespace) -> Config:
+    return load_config(
+        chroma_config=args.config,
+        chroma_url=args.chroma_url,
+        api_key=args.api_key,
+        persist_directory=args.persist_directory,
+    )
+
+
+def _upload(args: argparse.Namespace, *, training_only: bool) -> int:
+    transport = transport_for(_config(args))
+    status = EXIT_OK
+    for path in args.files:
+        if training_only:
+            with BatchReader(path) as reader:
+                if reader.header.mode != "training":
+                    raise ChromaError(
+                        f"{path} is a {reader.header.mode} batch; upload-training takes training batches. "
+                        "Use `python -m chroma upload` for production batches."
+                    )
+        report = transport.upload_file(path)
+        _print({"file": str(path), **report.to_dict()})
+        if report.problems:
+            status = EXIT_PARTIAL
+    return status
+
+
+def _should_upload(args: argparse.Namespace) -> int:
+    if args.embedding.lstrip().startswith("["):
+        try:
+            values = json.loads(args.embedding)
+        except ValueError as exc:
+            raise InvalidEmbeddingError(
+                f"the embedding looks like a JSON list but is not valid JSON ({exc})."
+            ) from None
+        from chroma_core.vectors import to_vector
+
+        vector = to_vector(values)
+    else:
+        vector = decode_base64(args.embedding)
+    inferences = None
+    if args.inferences is not None:
+        try:
+            inferences = json.loads(args.inferences)
+        except ValueError as exc:
+            raise ChromaError(f"--inferences is not valid JSON ({exc}).") from None
+    transport = transport_for(_config(args))
+    result = transport.query(args.embedding_set, vector[None, :], [args.input_uri], [inferences])[0]
+    _print(result.to_dict())
+    return EXIT_OK
+
+
+def _sets(args: argparse.Namespace) -> int:
+    sets = transport_for(_config(args)).list_sets()
+    if args.json:
+        _print(
+            [
+                {
+                    "id": s.id,
+                    "embedding_set": s.embedding_set,
+                    "dimension": s.dimension,
+                    "training": s.training,
+                    "production": s.production,
+                }
+                for s in sets
+            ]
+        )
+        return EXIT_OK
+    if not sets:
+        print("no embedding sets yet: save a TrainingSession or run `python -m chroma upload-training FILE`")
+        return EXIT_OK
+    print(f"{'set id':40}  {'dim':>5}  {'training':>9}  {'production':>10}  embedding set")
+    for s in sets:
+        key = json.dumps(s.embedding_set, ensure_ascii=False, sort_keys=True)
+        print(f"{s.id:40}  {s.dimension:>5}  {s.training:>9}  {s.production:>10}  {key}")
+    return EXIT_OK
+
+
+def _inspect(args: argparse.Namespace) -> int:
+    with BatchReader(args.file) as reader:
+        count = sum(len(chunk) for chunk in reader.chunks())
+        _print(
+            {
+                "file": args.file,
+                "header": reader.header.to_json(),
+                "records": count,
+                "valid": not reader.problems,
+                "problems": [str(p) for p in reader.problems],
+            }
+        )
+        return EXIT_OK if not reader.problems else EXIT_PARTIAL
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", metavar="PATH", help="chroma.json to read (default ./chroma.json if present)")
+    common.add_argument(
+        "--chroma-url",
+        "--chroma_url",
+        dest="chroma_url",
+        metavar="URL",
+        help="Chroma service URL (default: the embedded engine)",
+    )
+    common.add_argument(
+        "--persist-directory",
+        dest="persist_directory",
+        metavar="DIR",
+        help="where the embedded engine keeps its data (default ./.chroma)",
+    )
+    common.add_argument(
+        "--api-key",
+        dest="api_key",
+        metavar="KEY",
+        help="API key for the service (prefer $CHROMA_API_KEY: arguments show up in `ps`)",
+    )
+
+    parser = argparse.ArgumentParser(
+        prog="chroma", description="Chroma: which production inputs to label next.", epilog=_EPILOG
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser(
+        "upload-training",
+        parents=[common],
+        epilog=_EPILOG,
+        help="upload training batch files (.jsonl or .jsonl.gz) made by TrainingSession.save()",
+        description="Upload training batch files. Uploading the same batch twice stores it once.",
+    )
+    p.add_argument("files", nargs="+", metavar="FILE")
+    p.set_defaults(run=lambda a: _upload(a, training_only=True))
+
+    p = sub.add_parser("upload", parents=[common], epilog=_EPILOG, help="upload batch files of any mode")
+    p.add_argument("files", nargs="+", metavar="FILE")
+    p.set_defaults(run=lambda a: _upload(a, training_only=False))
+
+    p = sub.add_parser(
+        "should-upload",
+        parents=[common],
+        epilog=_EPILOG,
+        help="ask whether one embedding is worth labelling",
+        description="Print Chroma's recommendation for one embedding as JSON.",
+    )
+    p.add_argument(
+        "-embedding_set",
+        "--embedding-set",
+        "--embedding_set",
+        dest="embedding_set",
+        required=True,
+        metavar="ID",
+        help="the embedding set id (see `chroma sets`)",
+    )
+    p.add_argument(
+        "embedding",
+        metavar="BASE64_EMBEDDING",
+        help="base64 of the little-endian float32 vector (or a JSON list of numbers)",
+    )
+    p.add_argument("--input-uri", default="<cli>", help="name of the input, echoed in the answer")
+    p.add_argument("--inferences", metavar="JSON", help="the model's outputs for this input, as JSON")
+    p.set_defaults(run=_should_upload)
+
+    p = sub.add_parser("sets", parents=[common], epilog=_EPILOG, help="list embedding sets with their counts")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(run=_sets)
+
+    p = sub.add_parser("inspect", epilog=_EPILOG, help="check a batch file: header, record count, validity")
+    p.add_argument("file", metavar="FILE")
+    p.set_defaults(run=_inspect)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return int(args.run(args))
+    except ChromaError as exc:
+        print(f"chroma: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except BrokenPipeError:  # e.g. `chroma sets | head`
+        return EXIT_OK

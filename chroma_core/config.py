@@ -1,0 +1,156 @@
+"""Where Chroma's settings come from, in one precedence order.
+
+From lowest to highest priority:
+
+1. the field defaults of :class:`Config` (the only place defaults live);
+2. the ``chroma.json`` file: ``chroma_config=PATH``, else ``$CHROMA_CONFIG``, else ``./chroma.json`` if it exists
+   (a file that is *named* but missing is an error; the implicit ``./chroma.json`` is optional). When
+   ``chroma_json`` is given and no file is named, no file is read;
+3. ``chroma_json``, the contents of a ``chroma.json`` as a string;
+4. environment variables ``CHROMA_API_KEY``, ``CHROMA_APPLICATION_ID``, ``CHROMA_URL``, ``CHROMA_HTTP_PROXY``,
+   ``CHROMA_PERSIST_DIRECTORY`` (an empty variable counts as unset);
+5. keyword arguments (``api_key=...``, ``chroma_server_url=...``/``chroma_url=...``, ...); ``None`` or ``""``
+   means "not given".
+
+No ``chroma_url`` means the embedded engine, persisting under ``persist_directory``. A relative
+``persist_directory`` read from a file is taken relative to that file's directory.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from chroma_core.errors import ConfigError
+from chroma_core.secret import Secret
+
+__all__ = ["Config", "load_config"]
+
+_ENV = {
+    "api_key": "CHROMA_API_KEY",
+    "application_id": "CHROMA_APPLICATION_ID",
+    "chroma_url": "CHROMA_URL",
+    "http_proxy": "CHROMA_HTTP_PROXY",
+    "persist_directory": "CHROMA_PERSIST_DIRECTORY",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """Resolved settings. Build one with :func:`load_config`; the defaults below are the only defaults."""
+
+    api_key: Secret | None = None
+    application_id: str | None = None
+    chroma_url: str | None = None
+    http_proxy: str | None = None
+    persist_directory: str = ".chroma"
+
+    @property
+    def embedded(self) -> bool:
+        """True when no service URL is set: sessions use the in-process engine."""
+        return not self.chroma_url
+
+
+_KEYS = tuple(f.name for f in dataclasses.fields(Config))
+
+
+def _parse_json(text: str, origin: str) -> dict[str, Any]:
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(
+            f"{origin} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}). "
+            'Write it as a JSON object such as {"api_key": "...", "chroma_url": "http://host:8000/v1"}; '
+            "JSON has no comments."
+        ) from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{origin} must hold a JSON object, not {type(data).__name__}.")
+    unknown = sorted(set(data) - set(_KEYS))
+    if unknown:
+        raise ConfigError(
+            f"{origin} has unknown key(s) {', '.join(map(repr, unknown))}; known keys are {', '.join(_KEYS)}."
+        )
+    for key, value in data.items():
+        if value is not None and not isinstance(value, str):
+            raise ConfigError(f"{origin}: {key!r} must be a string, not {type(value).__name__}.")
+    return {k: v for k, v in data.items() if v not in (None, "")}
+
+
+def _read_file(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(
+            f"config file {str(path)!r} does not exist. Create it, or leave chroma_config unset to use defaults."
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"config file {str(path)!r} cannot be read: {exc}") from None
+    values = _parse_json(text, f"config file {str(path)!r}")
+    persist = values.get("persist_directory")
+    if persist and not os.path.isabs(persist):
+        values["persist_directory"] = str(path.resolve().parent / persist)
+    return values
+
+
+def _check_url(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ConfigError(
+            f"chroma_url {url!r} is not an http(s) URL. Use e.g. 'http://127.0.0.1:8000', "
+            "or leave it unset to use the embedded engine."
+        )
+    return url.rstrip("/")
+
+
+def load_config(
+    *,
+    chroma_config: str | os.PathLike[str] | None = None,
+    chroma_json: str | None = None,
+    environ: Mapping[str, str] | None = None,
+    **overrides: Any,
+) -> Config:
+    """Resolve settings from file, string, environment and keyword arguments (see the module docstring).
+
+    >>> load_config(chroma_json='{"application_id": "Customer-123"}', environ={}).application_id
+    'Customer-123'
+    """
+    env = os.environ if environ is None else environ
+    alias = overrides.pop("chroma_server_url", None)
+    if alias not in (None, ""):
+        if overrides.get("chroma_url") not in (None, ""):
+            raise ConfigError("give chroma_url or chroma_server_url, not both.")
+        overrides["chroma_url"] = alias
+    unknown = sorted(set(overrides) - set(_KEYS))
+    if unknown:
+        raise ConfigError(f"unknown setting(s) {', '.join(unknown)}; known settings are {', '.join(_KEYS)}.")
+
+    values: dict[str, Any] = {}
+    named = chroma_config or env.get("CHROMA_CONFIG") or None
+    if named:
+        values.update(_read_file(Path(named)))
+    elif not chroma_json and Path("chroma.json").is_file():
+        values.update(_read_file(Path("chroma.json")))
+    if chroma_json:
+        values.update(_parse_json(chroma_json, "chroma_json"))
+    for key, var in _ENV.items():
+        if env.get(var):
+            values[key] = env[var]
+    for key, value in overrides.items():
+        if isinstance(value, os.PathLike):
+            value = os.fspath(value)
+        if value not in (None, ""):
+            values[key] = value
+
+    api_key = values.get("api_key")
+    if isinstance(api_key, str):
+        values["api_key"] = Secret(api_key)
+    elif api_key is not None and not isinstance(api_key, Secret):
+        raise ConfigError(f"api_key must be a string, not {type(api_key).__name__}.")
+    if values.get("chroma_url"):
+        values["chroma_url"] = _check_url(str(values["chroma_url"]))
+    return Config(**values)

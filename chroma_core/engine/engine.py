@@ -1,0 +1,115 @@
+"""The engine: stores batches and answers queries, over any :class:`~chroma_core.engine.store.Store`."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from chroma_core.batch_format import BatchHeader, BatchReader, Records
+from chroma_core.embedding_set import EmbeddingSet
+from chroma_core.engine.scoring import SetModel, Thresholds
+from chroma_core.engine.store import PutResult, SetInfo, SQLiteStore, Store
+from chroma_core.errors import UnknownEmbeddingSetError
+from chroma_core.results import QueryResult, UploadReport
+from chroma_core.vectors import Matrix, check_dimension
+
+__all__ = ["Engine", "open_engine"]
+
+
+class Engine:
+    """Storage plus recommendation scoring. Thread-safe; one per persist directory per process is enough."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._models: dict[str, SetModel] = {}
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        self.store.close()
+
+    def put(self, header: BatchHeader, records: Records, *, complete: bool = True) -> PutResult:
+        return self.store.put(header, records, complete=complete)
+
+    def ingest(self, reader: BatchReader) -> UploadReport:
+        """Store every good record of a batch stream; problems are reported, never fatal to good lines."""
+        header = reader.header
+        if self.store.batch_complete(header.set_id, header.batch_id):
+            read = sum(len(c) for c in reader.chunks())
+            return UploadReport(
+                header.batch_id, header.set_id, header.mode, read, 0, read, tuple(str(p) for p in reader.problems)
+            )
+        stored = duplicates = read = 0
+        for chunk in reader.chunks():
+            result = self.store.put(header, chunk, complete=False)
+            read += result.received
+            stored += result.stored
+            duplicates += result.duplicates
+        if not reader.problems:
+            # Only a whole, verified file marks the batch complete; a partial one can be re-sent to fill the gaps.
+            self.store.put(header, Records.empty(header.dimension), complete=True)
+        return UploadReport(
+            header.batch_id,
+            header.set_id,
+            header.mode,
+            read,
+            stored,
+            duplicates,
+            tuple(str(p) for p in reader.problems),
+        )
+
+    def get_set(self, set_id: str) -> SetInfo | None:
+        return self.store.get_set(set_id)
+
+    def list_sets(self) -> list[SetInfo]:
+        return self.store.list_sets()
+
+    def _model(self, set_id: str) -> SetModel:
+        with self._lock:
+            info = self.store.get_set(set_id)
+            if info is None or info.training == 0:
+                raise UnknownEmbeddingSetError(set_id)
+            model = self._models.get(set_id)
+            if model is None:
+                model = self._models[set_id] = SetModel(set_id, info.dimension)
+            if len(model) < info.training:
+                # Another session or process stored more training data: add only what is new.
+                start = len(model)
+                vectors = self.store.vectors(set_id, "training", start)
+                model.add(
+                    vectors,
+                    self.store.column(set_id, "training", "input_uri", start)[: len(vectors)],
+                    self.store.column(set_id, "training", "label", start)[: len(vectors)],
+                    self.store.column(set_id, "training", "inferences", start)[: len(vectors)],
+                )
+            return model
+
+    def query(
+        self,
+        embedding_set: EmbeddingSet | str,
+        vectors: Matrix,
+        input_uris: Sequence[str],
+        inferences: Sequence[Any] | None = None,
+        thresholds: Thresholds | dict[str, Any] | None = None,
+    ) -> list[QueryResult]:
+        set_id = embedding_set if isinstance(embedding_set, str) else embedding_set.id
+        model = self._model(set_id)
+        check_dimension(vectors.shape[1], model.dimension, "query embedding")
+        infs = list(inferences) if inferences is not None else [None] * len(vectors)
+        return model.query(vectors, list(input_uris), infs, Thresholds.coerce(thresholds))
+
+
+_engines: dict[str, Engine] = {}
+_engines_lock = threading.Lock()
+
+
+def open_engine(persist_directory: str | os.PathLike[str]) -> Engine:
+    """The process-wide engine for a persist directory (created on first use)."""
+    key = str(Path(persist_directory).resolve())
+    with _engines_lock:
+        engine = _engines.get(key)
+        if engine is None:
+            engine = _engines[key] = Engine(SQLiteStore(key))
+        return engine

@@ -1,0 +1,74 @@
+"""Nearest-neighbour search over one set's training vectors, behind a small interface.
+
+Vectors are L2-normalised on the way in, so inner product is cosine similarity. ``ExactIndex`` is a brute-force
+matrix product; it is the right choice for small sets and the reference that approximate indexes are measured
+against.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import numpy as np
+
+from chroma_core.vectors import Matrix
+
+__all__ = ["ExactIndex", "VectorIndex", "normalize"]
+
+
+def normalize(vectors: np.ndarray) -> Matrix:
+    """Unit-length float32 copies of the rows; an all-zero row stays zero."""
+    out = np.array(vectors, dtype=np.float32, copy=True)
+    norms = np.linalg.norm(out, axis=1, keepdims=True)
+    np.divide(out, norms, out=out, where=norms > 0)
+    return out
+
+
+class VectorIndex(Protocol):
+    dimension: int
+
+    def __len__(self) -> int: ...
+
+    def add(self, vectors: Matrix) -> None:
+        """Append vectors (already normalised); their rows continue the index's numbering."""
+
+    def search(self, queries: Matrix, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Top-``k`` (similarities, rows) for each normalised query, most similar first."""
+
+
+class ExactIndex:
+    """Brute-force cosine search; grows by doubling so incremental adds cost amortised O(added)."""
+
+    def __init__(self, dimension: int) -> None:
+        self.dimension = dimension
+        self._data = np.empty((0, dimension), dtype=np.float32)
+        self._n = 0
+
+    def __len__(self) -> int:
+        return self._n
+
+    @property
+    def vectors(self) -> Matrix:
+        return self._data[: self._n]
+
+    def add(self, vectors: Matrix) -> None:
+        need = self._n + len(vectors)
+        if need > len(self._data):
+            grown = np.empty((max(need, 2 * len(self._data), 1024), self.dimension), dtype=np.float32)
+            grown[: self._n] = self._data[: self._n]
+            self._data = grown
+        self._data[self._n : need] = vectors
+        self._n = need
+
+    def search(self, queries: Matrix, k: int) -> tuple[np.ndarray, np.ndarray]:
+        k = min(k, self._n)
+        if k == 0:
+            return np.empty((len(queries), 0), np.float32), np.empty((len(queries), 0), np.int64)
+        sims = queries @ self.vectors.T
+        if k < self._n:
+            part = np.argpartition(-sims, k - 1, axis=1)[:, :k]
+        else:
+            part = np.broadcast_to(np.arange(self._n), (len(queries), self._n)).copy()
+        top = np.take_along_axis(sims, part, axis=1)
+        order = np.argsort(-top, axis=1, kind="stable")
+        return np.take_along_axis(top, order, axis=1), np.take_along_axis(part, order, axis=1)

@@ -1,0 +1,91 @@
+"""Every error Chroma raises on purpose.
+
+The tree::
+
+    ChromaError
+    ├── ConfigError (ValueError)               chroma.json, chroma_json, environment, arguments
+    ├── InvalidEmbeddingSetError (ValueError)  empty, nested or non-scalar embedding_set
+    ├── InvalidEmbeddingError (ValueError)     NaN/inf, wrong shape, undecodable base64
+    │   └── DimensionMismatchError             the set holds vectors of another dimension
+    ├── InvalidPathError (ValueError)          a bufferlocal template that would leave its directory
+    ├── NothingToSaveError (ValueError)        save() with nothing logged
+    ├── BatchFormatError (ValueError)          a batch file that cannot be read at all
+    ├── UnknownEmbeddingSetError (LookupError) a set id the engine has never seen
+    ├── StorageError (OSError)                 the persist directory cannot be read or written
+    └── TransportError                         the engine could not be reached or refused a request
+
+Each message says what was wrong and what to do about it. Callers that only care about "Chroma failed" catch
+``ChromaError``; callers that already handle ``ValueError`` for bad input keep working.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BatchFormatError",
+    "ChromaError",
+    "ConfigError",
+    "DimensionMismatchError",
+    "InvalidEmbeddingError",
+    "InvalidEmbeddingSetError",
+    "InvalidPathError",
+    "NothingToSaveError",
+    "StorageError",
+    "TransportError",
+    "UnknownEmbeddingSetError",
+]
+
+
+class ChromaError(Exception):
+    """Root of every error raised by Chroma on purpose."""
+
+
+class ConfigError(ChromaError, ValueError):
+    """The configuration is missing, malformed or contradictory."""
+
+
+class InvalidEmbeddingSetError(ChromaError, ValueError):
+    """An ``embedding_set`` dict that cannot identify a set."""
+
+
+class InvalidEmbeddingError(ChromaError, ValueError):
+    """An embedding that cannot be stored (non-finite values, wrong shape, bad encoding)."""
+
+
+class DimensionMismatchError(InvalidEmbeddingError):
+    """An embedding whose dimension differs from the one its set already holds."""
+
+    def __init__(self, message: str, *, expected: int, got: int) -> None:
+        super().__init__(message)
+        self.expected = expected
+        self.got = got
+
+
+class InvalidPathError(ChromaError, ValueError):
+    """A file name that would be written outside the directory the user chose."""
+
+
+class NothingToSaveError(ChromaError, ValueError):
+    """``save()`` was called on a session with nothing logged since the last save."""
+
+
+class BatchFormatError(ChromaError, ValueError):
+    """A batch file that cannot be read at all (no usable header, not JSONL, unreadable)."""
+
+
+class UnknownEmbeddingSetError(ChromaError, LookupError):
+    """An embedding set id the engine holds no data for."""
+
+    def __init__(self, set_id: str) -> None:
+        super().__init__(
+            f"unknown embedding set {set_id!r}: no training embeddings have been stored for it. "
+            "Run `python -m chroma sets` to list the known sets, or save/upload training data first."
+        )
+        self.set_id = set_id
+
+
+class StorageError(ChromaError, OSError):
+    """The persist directory cannot be read or written."""
+
+
+class TransportError(ChromaError):
+    """The engine could not be reached, or refused the request."""

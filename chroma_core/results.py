@@ -1,0 +1,103 @@
+"""What Chroma answers about a production input."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+__all__ = ["TAGS", "Neighbor", "QueryResult", "UploadReport"]
+
+#: The fixed vocabulary of recommendation tags (documented in docs/recommendations.md).
+TAGS = (
+    "out_of_distribution",  # far from the training data: the k-th nearest neighbour is unusually distant
+    "near_duplicate",  # almost the same as a training input: labelling it adds nothing
+    "uncertain",  # the model's own class scores are unusually close
+    "label_disagreement",  # the nearest training inputs mostly carry another label than the prediction
+    "insufficient_training_data",  # the set holds too few training embeddings to judge
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class Neighbor:
+    """A training input close to the query: evidence behind the recommendation."""
+
+    input_uri: str
+    similarity: float
+    label: Any = None
+
+
+@dataclasses.dataclass(frozen=True)
+class QueryResult:
+    """Chroma's recommendation for one embedding, based on its relationship with the training data.
+
+    >>> r = QueryResult("/img/1.png", ("near_duplicate",), False, True)
+    >>> r.not_useful, r.recommendation
+    (True, 'not_useful')
+    """
+
+    input_uri: str
+    recommendations: tuple[str, ...]
+    training_recommended: bool
+    not_useful: bool
+    scores: dict[str, float | None] = dataclasses.field(default_factory=dict)
+    thresholds: dict[str, float | None] = dataclasses.field(default_factory=dict)
+    nearest: tuple[Neighbor, ...] = ()
+    set_id: str = ""
+
+    @property
+    def recommendation(self) -> str:
+        """One word for the whole answer: training_recommended, not_useful, insufficient_training_data or neutral."""
+        if self.training_recommended:
+            return "training_recommended"
+        if self.not_useful:
+            return "not_useful"
+        if "insufficient_training_data" in self.recommendations:
+            return "insufficient_training_data"
+        return "neutral"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "recommendation": self.recommendation,
+            "input_uri": self.input_uri,
+            "recommendations": list(self.recommendations),
+            "training_recommended": self.training_recommended,
+            "not_useful": self.not_useful,
+            "scores": dict(self.scores),
+            "thresholds": dict(self.thresholds),
+            "nearest": [dataclasses.asdict(n) for n in self.nearest],
+            "set_id": self.set_id,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> QueryResult:
+        return cls(
+            input_uri=data["input_uri"],
+            recommendations=tuple(data["recommendations"]),
+            training_recommended=bool(data["training_recommended"]),
+            not_useful=bool(data["not_useful"]),
+            scores=dict(data.get("scores", {})),
+            thresholds=dict(data.get("thresholds", {})),
+            nearest=tuple(Neighbor(**n) for n in data.get("nearest", [])),
+            set_id=data.get("set_id", ""),
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class UploadReport:
+    """What happened to one batch: how many good records were read and stored, and what was wrong."""
+
+    batch_id: str
+    set_id: str
+    mode: str
+    read: int
+    stored: int
+    duplicates: int
+    problems: tuple[str, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        """True when the file was whole and every line was good."""
+        return not self.problems
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**dataclasses.asdict(self), "problems": list(self.problems), "ok": self.ok}

@@ -1,0 +1,432 @@
+"""``TrainingSession``, ``QuerySession`` and the module-level ``log()``: the seed's public API.
+
+A training session buffers embeddings in memory (nothing is stored until :meth:`TrainingSession.save`), then
+writes a batch file atomically if ``bufferlocal`` was called, and uploads the batch to the engine. A query session
+answers each ``log()`` with a :class:`~chroma_core.results.QueryResult`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import os
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from chroma_core.batch_format import BatchHeader, Mode, Records, new_batch_id, utc_timestamp, write_batch
+from chroma_core.config import Config, load_config
+from chroma_core.embedding_set import EmbeddingSet
+from chroma_core.engine.scoring import Thresholds
+from chroma_core.errors import InvalidEmbeddingError, InvalidEmbeddingSetError, NothingToSaveError
+from chroma_core.paths import check_template, render_template
+from chroma_core.results import QueryResult, UploadReport
+from chroma_core.transport import Transport, transport_for
+from chroma_core.vectors import check_dimension, to_matrix
+
+__all__ = ["QuerySession", "SavedBatch", "TrainingSession", "log"]
+
+logger = logging.getLogger("chroma")
+
+_F32 = np.dtype(np.float32)
+_NDARRAY = np.ndarray
+_isfinite = math.isfinite
+_dot = np.dot
+_now = time.time
+
+SetLike = EmbeddingSet | Mapping[str, Any]
+
+
+@dataclasses.dataclass(frozen=True)
+class SavedBatch:
+    """One batch written by ``save()``: where it went and what the engine did with it."""
+
+    batch_id: str
+    set_id: str
+    count: int
+    path: Path | None
+    upload: UploadReport | None
+
+
+class _Buffer:
+    """Rows of one embedding set, appended into a growing float32 matrix (no per-row arrays)."""
+
+    __slots__ = ("dim", "embedding_set", "inferences", "labels", "lock", "matrix", "n", "times", "uris")
+
+    def __init__(self, embedding_set: EmbeddingSet, dim: int | None) -> None:
+        self.embedding_set = embedding_set
+        self.dim = dim
+        self.matrix = np.empty((0, 0), dtype=np.float32)
+        self.n = 0
+        self.uris: list[str] = []
+        self.inferences: list[Any] = []
+        self.labels: list[Any] = []
+        self.times: list[float] = []
+        self.lock = threading.Lock()
+
+    def _grow(self, need: int) -> None:
+        assert self.dim is not None
+        grown = np.empty((max(need, 2 * len(self.matrix), 256), self.dim), dtype=np.float32)
+        if self.n:
+            grown[: self.n] = self.matrix[: self.n]
+        self.matrix = grown
+
+    def append_rows(self, rows: np.ndarray, uris: Sequence[str], infs: Sequence[Any], labels: Sequence[Any]) -> None:
+        with self.lock:
+            if self.dim is None:
+                self.dim = rows.shape[1]
+            check_dimension(rows.shape[1], self.dim, "embedding")
+            need = self.n + len(rows)
+            if need > len(self.matrix):
+                self._grow(need)
+            self.matrix[self.n : need] = rows
+            self.n = need
+            self.uris.extend(uris)
+            self.inferences.extend(infs)
+            self.labels.extend(labels)
+            t = _now()
+            self.times.extend([t] * len(rows))
+
+    def take(self) -> Records:
+        """Detach the buffered rows as Records and reset the buffer."""
+        with self.lock:
+            assert self.dim is not None
+            records = Records(self.matrix[: self.n], [], self.uris, self.inferences, self.labels, self.times)
+            self.matrix = np.empty((0, self.dim), dtype=np.float32)
+            self.n = 0
+            self.uris, self.inferences, self.labels, self.times = [], [], [], []
+            return records
+
+
+@dataclasses.dataclass
+class _Pending:
+    """A batch taken out of the buffer by save(); kept, with its batch id, until it is fully saved."""
+
+    header: BatchHeader
+    records: Records
+    path: Path | None = None
+    written: bool = False
+
+
+def _uris(input_uri: Any, n: int) -> list[str]:
+    if isinstance(input_uri, str):
+        if n != 1:
+            raise InvalidEmbeddingError(
+                f"a batch of {n} embeddings needs a list of {n} input_uri values, got one string."
+            )
+        uris = [input_uri]
+    elif isinstance(input_uri, Sequence):
+        uris = list(input_uri)
+        if len(uris) != n:
+            raise InvalidEmbeddingError(f"got {len(uris)} input_uri values for {n} embeddings; they must match.")
+    else:
+        raise InvalidEmbeddingError(
+            f"input_uri must be a string (or a list of strings), not {type(input_uri).__name__}."
+        )
+    for uri in uris:
+        if not isinstance(uri, str) or not uri:
+            raise InvalidEmbeddingError(f"input_uri must be a non-empty string, got {uri!r}.")
+    return uris
+
+
+def _per_row(value: Any, n: int, name: str, batch: bool) -> list[Any]:
+    if not batch:
+        return [value]
+    if value is None:
+        return [None] * n
+    if not isinstance(value, Sequence) or isinstance(value, (str, bytes)) or len(value) != n:
+        raise InvalidEmbeddingError(f"for a batch of {n} embeddings, {name} must be a list of {n} values (or None).")
+    return list(value)
+
+
+class _Session:
+    _mode: Mode
+
+    def __init__(
+        self,
+        embedding_set: SetLike | None = None,
+        *,
+        chroma_config: str | os.PathLike[str] | None = None,
+        chroma_json: str | None = None,
+        chroma_server_url: str | None = None,
+        api_key: str | None = None,
+        persist_directory: str | os.PathLike[str] | None = None,
+        config: Config | None = None,
+        transport: Transport | None = None,
+    ) -> None:
+        self.config = config or load_config(
+            chroma_config=chroma_config,
+            chroma_json=chroma_json,
+            chroma_server_url=chroma_server_url,
+            api_key=api_key,
+            persist_directory=persist_directory,
+        )
+        self.embedding_set = None if embedding_set is None else EmbeddingSet.coerce(embedding_set)
+        self._transport = transport
+        self._owns_transport = transport is None
+
+    @property
+    def transport(self) -> Transport:
+        if self._transport is None:
+            self._transport = transport_for(self.config)
+        return self._transport
+
+    def _set(self, embedding_set: SetLike | None) -> EmbeddingSet:
+        if embedding_set is not None:
+            return EmbeddingSet.coerce(embedding_set)
+        if self.embedding_set is None:
+            raise InvalidEmbeddingSetError(
+                f"no embedding_set: pass it to {type(self).__name__}(embedding_set={{...}}) or to log()."
+            )
+        return self.embedding_set
+
+    def close(self) -> None:
+        """Release the transport if this session created it."""
+        if self._owns_transport and self._transport is not None:
+            self._transport.close()
+            self._transport = None
+
+    def __repr__(self) -> str:
+        set_id = self.embedding_set.id[:12] if self.embedding_set else None
+        return f"<{type(self).__name__} set={set_id} url={self.config.chroma_url or 'embedded'}>"
+
+
+class TrainingSession(_Session):
+    """Buffers training embeddings; :meth:`save` writes and uploads them as one batch per embedding set.
+
+    >>> with TrainingSession(embedding_set={"model": "m", "model_version": "1", "layer": "ctx"}) as s:  # doctest: +SKIP
+    ...     s.bufferlocal(file="/tmp/chroma-$model-$layer-$timestamp.jsonl")
+    ...     s.log(input_uri="/images/123.png", embedding=vector, inferences={"label": "cat", "score": 0.9})
+    """
+
+    _mode: Mode = "training"
+
+    def __init__(self, embedding_set: SetLike | None = None, **kwargs: Any) -> None:
+        super().__init__(embedding_set, **kwargs)
+        self._file: str | None = None
+        self._buffers: dict[str, _Buffer] = {}
+        self._pending: list[_Pending] = []
+        self._default: _Buffer | None = None
+        self._save_lock = threading.Lock()
+
+    def bufferlocal(self, file: str | os.PathLike[str]) -> TrainingSession:
+        """Also write each saved batch to ``file`` (a template; see :mod:`chroma_core.paths`)."""
+        template = os.fspath(file)
+        check_template(template, None if self.embedding_set is None else self.embedding_set.key)
+        self._file = template
+        return self
+
+    def _buffer(self, embedding_set: SetLike | None) -> _Buffer:
+        es = self._set(embedding_set)
+        buf = self._buffers.get(es.id)
+        if buf is None:
+            if self._file is not None:
+                check_template(self._file, es.key)
+            buf = self._buffers[es.id] = _Buffer(es, self.transport.known_dimension(es.id))
+        return buf
+
+    def log(
+        self,
+        input_uri: str | Sequence[str],
+        embedding: Any,
+        inferences: Any = None,
+        *,
+        label: Any = None,
+        embedding_set: SetLike | None = None,
+    ) -> None:
+        """Buffer one embedding (or a batch: a 2-d array with a list of ``input_uri``).
+
+        ``inferences`` is any JSON-serialisable value (the model's outputs); ``label`` is the training label when
+        it is known, used to check whether production predictions agree with their neighbours.
+        """
+        buf = self._default if embedding_set is None else None
+        if buf is None:
+            buf = self._buffer(embedding_set)
+            if embedding_set is None:
+                self._default = buf
+        # Fast path: one float32 vector of the right size. Everything else goes through to_matrix.
+        if (
+            type(embedding) is _NDARRAY
+            and embedding.dtype == _F32
+            and embedding.ndim == 1
+            and type(input_uri) is str
+            and input_uri
+            and buf.dim == embedding.shape[0]
+            and _isfinite(_dot(embedding, embedding))
+        ):
+            with buf.lock:
+                n = buf.n
+                if n == len(buf.matrix):
+                    buf._grow(n + 1)
+                buf.matrix[n] = embedding
+                buf.n = n + 1
+                buf.uris.append(input_uri)
+                buf.inferences.append(inferences)
+                buf.labels.append(label)
+                buf.times.append(_now())
+            return
+        batch = not isinstance(input_uri, str)
+        if batch and not isinstance(input_uri, Sequence):
+            _uris(input_uri, 1)  # raises the input_uri type error before any embedding error
+        rows = to_matrix(embedding, batch=batch)
+        uris = _uris(input_uri, len(rows))
+        buf.append_rows(
+            rows, uris, _per_row(inferences, len(rows), "inferences", batch), _per_row(label, len(rows), "label", batch)
+        )
+
+    @property
+    def pending(self) -> int:
+        """Records logged but not yet saved."""
+        return sum(b.n for b in self._buffers.values()) + sum(len(p.records) for p in self._pending)
+
+    def save(self, *, upload: bool = True) -> list[SavedBatch]:
+        """Write (if ``bufferlocal``) and upload (unless ``upload=False``) everything logged so far.
+
+        A batch that fails to save is kept, with its batch id, and retried by the next ``save()``; since uploads
+        are idempotent, a retry never stores a record twice.
+        """
+        with self._save_lock:
+            for buf in self._buffers.values():
+                if buf.n:
+                    records = buf.take()
+                    batch_id = new_batch_id()
+                    records.ids = [f"{batch_id}:{i}" for i in range(len(records))]
+                    assert buf.dim is not None
+                    header = BatchHeader(batch_id, buf.embedding_set, self._mode, buf.dim, utc_timestamp())
+                    self._pending.append(_Pending(header, records))
+            if not self._pending:
+                raise NothingToSaveError(
+                    "save() was called with nothing logged since the last save; call log(...) first."
+                )
+            saved = []
+            while self._pending:
+                saved.append(self._save_one(self._pending[0], upload))
+                self._pending.pop(0)
+            return saved
+
+    def _save_one(self, pending: _Pending, upload: bool) -> SavedBatch:
+        header = pending.header
+        if self._file is not None and not pending.written:
+            if pending.path is None:
+                values = {
+                    **header.embedding_set.key,
+                    "set_id": header.set_id,
+                    "mode": header.mode,
+                    "batch_id": header.batch_id,
+                    "timestamp": header.created_at.rstrip("Z"),
+                }
+                pending.path = render_template(self._file, values)
+            write_batch(pending.path, header, pending.records, overwrite=False)
+            pending.written = True
+        report = self.transport.upload(header, pending.records) if upload else None
+        return SavedBatch(header.batch_id, header.set_id, len(pending.records), pending.path, report)
+
+    def __enter__(self) -> TrainingSession:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        try:
+            if self.pending:
+                self.save()
+        except Exception:
+            if exc_type is None:
+                raise
+            # Never hide the user's own exception behind ours; report ours and let theirs propagate.
+            logger.exception("chroma: save() on leaving the session failed; %d records kept unsaved", self.pending)
+
+    def __del__(self) -> None:
+        try:
+            if self.pending:
+                logger.warning(
+                    "chroma: a TrainingSession with %d unsaved records was discarded; call save()", self.pending
+                )
+        except Exception:  # noqa: S110 - never raise from a finalizer
+            pass
+
+
+class QuerySession(_Session):
+    """Answers each ``log()`` with Chroma's recommendation for that embedding.
+
+    >>> session = QuerySession(embedding_set={"model": "m", "model_version": "1", "layer": "ctx"})  # doctest: +SKIP
+    >>> result = session.log(input_uri="/images/999.png", embedding=vector)                       # doctest: +SKIP
+    >>> result.training_recommended, result.not_useful                                             # doctest: +SKIP
+    (True, False)
+
+    ``thresholds`` overrides the calibrated ones, e.g. ``{"novelty": 0.4, "percentile": 99}``.
+    """
+
+    _mode: Mode = "production"
+
+    def __init__(
+        self,
+        embedding_set: SetLike | None = None,
+        *,
+        thresholds: Thresholds | Mapping[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(embedding_set, **kwargs)
+        self.thresholds = Thresholds.coerce(dict(thresholds) if isinstance(thresholds, Mapping) else thresholds)
+
+    def log(
+        self,
+        input_uri: str | Sequence[str],
+        embedding: Any,
+        inferences: Any = None,
+        *,
+        embedding_set: SetLike | None = None,
+    ) -> Any:
+        """Return a :class:`QueryResult` for one embedding, or a list of them for a batch."""
+        es = self._set(embedding_set)
+        batch = not isinstance(input_uri, str)
+        if batch and not isinstance(input_uri, Sequence):
+            _uris(input_uri, 1)
+        rows = to_matrix(embedding, batch=batch)
+        uris = _uris(input_uri, len(rows))
+        infs = _per_row(inferences, len(rows), "inferences", batch)
+        results = self.transport.query(es, rows, uris, infs, self.thresholds)
+        return results if batch else results[0]
+
+    def __enter__(self) -> QuerySession:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def log(
+    *,
+    input_uri: str | Sequence[str],
+    embedding: Any,
+    embedding_set: SetLike,
+    inferences: Any = None,
+    training_mode: bool = True,
+    label: Any = None,
+    chroma_config: str | os.PathLike[str] | None = None,
+    chroma_json: str | None = None,
+    chroma_server_url: str | None = None,
+    api_key: str | None = None,
+    persist_directory: str | os.PathLike[str] | None = None,
+) -> QueryResult | list[QueryResult] | None:
+    """Log without a session: in training mode the embedding is stored at once (a one-call batch); otherwise
+    the recommendation is returned. Prefer sessions for volume: they batch, and hold no global state.
+    """
+    kwargs: dict[str, Any] = dict(
+        chroma_config=chroma_config,
+        chroma_json=chroma_json,
+        chroma_server_url=chroma_server_url,
+        api_key=api_key,
+        persist_directory=persist_directory,
+    )
+    if training_mode:
+        trainer = TrainingSession(embedding_set, **kwargs)
+        trainer.log(input_uri, embedding, inferences, label=label)
+        trainer.save()
+        return None
+    with QuerySession(embedding_set, **kwargs) as querier:
+        result: QueryResult | list[QueryResult] = querier.log(input_uri, embedding, inferences)
+    return result
