@@ -87,14 +87,24 @@ def main() -> int:
 
     example = session.log(input_uri="prod/unseen/0", embedding=kinds["unseen class"][0])
     print(f"3. One answer in full: {example.recommendation}, tags {list(example.recommendations)}")
-    print(f"   novelty {example.scores['novelty']:.3f} > threshold {example.thresholds['novelty']:.3f} "
-          f"(calibrated: the 95th percentile of the training set's own leave-one-out scores)")
+    print(
+        f"   novelty {example.scores['novelty']:.3f} > threshold {example.thresholds['novelty']:.3f} "
+        f"(calibrated: the 95th percentile of the training set's own leave-one-out scores)"
+    )
     print(f"   nearest training input: {example.nearest[0].input_uri} (cosine {example.nearest[0].similarity:.3f})")
 
     vector = base64.b64encode(kinds["near copy"][0].astype("<f4").tobytes()).decode()
     set_id = chroma.embedding_set_id(EMBEDDING_SET)
-    cmd = [sys.executable, "-m", "chroma", "should-upload", f"-embedding_set={set_id}", vector,
-           "--persist-directory", str(workdir)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "chroma",
+        "should-upload",
+        f"-embedding_set={set_id}",
+        vector,
+        "--persist-directory",
+        str(workdir),
+    ]
     print(f"4. The same from the shell: python -m chroma should-upload -embedding_set={set_id[:12]}… <BASE64>")
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     print("   " + "\n   ".join(out.splitlines()[:3]) + "\n   …")

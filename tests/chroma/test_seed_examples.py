@@ -38,7 +38,10 @@ def test_global_log_training_then_query(tmp_path):
     )
     assert result is None
     infos = {s.id: s for s in chroma.TrainingSession(embedding_set={"m": 1}).transport.list_sets()}
-    assert infos[chroma.embedding_set_id({"model": "user-exp-abc", "model_version": "123", "layer": "context"})].training == len(x) + 1
+    assert (
+        infos[chroma.embedding_set_id({"model": "user-exp-abc", "model_version": "123", "layer": "context"})].training
+        == len(x) + 1
+    )
 
     answer = chroma.log(
         input_uri="/images/124.png",
@@ -55,7 +58,8 @@ def test_batching_example(tmp_path):
     session.log(input_uri="/images/123.png", embedding=RECORDED_FROM_TORCH, inferences=SERIALIZABLE_DICTS)
     session.save()
     (path,) = glob.glob(str(tmp_path / "chroma-user-exp-abc-context-*.jsonl"))
-    header = json.loads(open(path).readline())
+    with open(path) as f:
+        header = json.loads(f.readline())
     assert header["embedding_set"] == {"model": "user-exp-abc", "model_version": "123", "layer": "context"}
 
 
@@ -72,5 +76,9 @@ def test_query_session_example():
             dropped.append(result.input_uri)
     assert stored_for_labelling == ["/images/far.png"]
     assert dropped == ["/images/dup.png"]
-    assert set(chroma.QueryResult.__dataclass_fields__) >= {"input_uri", "recommendations", "training_recommended",
-                                                            "not_useful"}
+    assert set(chroma.QueryResult.__dataclass_fields__) >= {
+        "input_uri",
+        "recommendations",
+        "training_recommended",
+        "not_useful",
+    }

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import base64
-import gzip
 import json
 
 import numpy as np
@@ -16,7 +15,10 @@ from chroma_core.errors import BatchFormatError
 from tests.conftest import SET
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(-(2**53), 2**53) | st.floats(allow_nan=False, allow_infinity=False)
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**53), 2**53)
+    | st.floats(allow_nan=False, allow_infinity=False)
     | st.text(max_size=10),
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
     max_leaves=8,
@@ -28,8 +30,12 @@ def make(n: int = 5, dim: int = 8, seed: int = 0, mode: str = "training") -> tup
     header = BatchHeader(new_batch_id(), EmbeddingSet.from_dict(SET), mode, dim, "2026-01-01T00:00:00.000000Z")
     vectors = rng.normal(size=(n, dim)).astype(np.float32)
     records = Records(
-        vectors, [f"{header.batch_id}:{i}" for i in range(n)], [f"/images/{i}.png" for i in range(n)],
-        [{"label": "cat", "score": 0.5 + i / 100} for i in range(n)], [None] * n, [1.7e9 + i for i in range(n)],
+        vectors,
+        [f"{header.batch_id}:{i}" for i in range(n)],
+        [f"/images/{i}.png" for i in range(n)],
+        [{"label": "cat", "score": 0.5 + i / 100} for i in range(n)],
+        [None] * n,
+        [1.7e9 + i for i in range(n)],
     )
     return header, records
 
@@ -42,7 +48,9 @@ def make(n: int = 5, dim: int = 8, seed: int = 0, mode: str = "training") -> tup
     gz=st.booleans(),
 )
 def test_round_trip(tmp_path, data, dim, n, gz):
-    vectors = data.draw(hnp.arrays(np.float32, (n, dim), elements=st.floats(allow_nan=False, allow_infinity=False, width=32)))
+    vectors = data.draw(
+        hnp.arrays(np.float32, (n, dim), elements=st.floats(allow_nan=False, allow_infinity=False, width=32))
+    )
     uris = data.draw(st.lists(st.text(min_size=1, max_size=15), min_size=n, max_size=n))
     infs = data.draw(st.lists(json_values, min_size=n, max_size=n))
     labels = data.draw(st.lists(st.none() | st.text(max_size=5) | st.integers(0, 9), min_size=n, max_size=n))
@@ -122,7 +130,9 @@ def test_edited_value_fails_checksum(tmp_path):
     lines[1] = lines[1].replace(b"/images/0.png", b"/images/9.png")
     (tmp_path / "b.jsonl").write_bytes(b"".join(lines))
     problems = read_batch(tmp_path / "b.jsonl")[2]
-    assert [str(p) for p in problems] == ["line 7: checksum mismatch: the file was edited or corrupted after it was written"]
+    assert [str(p) for p in problems] == [
+        "line 7: checksum mismatch: the file was edited or corrupted after it was written"
+    ]
 
 
 def test_wrong_count_and_data_after_trailer(tmp_path):
@@ -176,8 +186,10 @@ def test_gzip_truncation_is_a_problem_not_a_crash(tmp_path):
         (b'{"chroma_batch": 2}\n', "version 2 is not supported"),
         (b'{"chroma_batch": 1, "batch_id": "b", "embedding_set": {}, "dimension": 3}\n', "bad embedding_set"),
         (b'{"chroma_batch": 1, "batch_id": "b", "embedding_set": {"m": 1}, "dimension": 0}\n', "dimension"),
-        (b'{"chroma_batch": 1, "batch_id": "b", "embedding_set": {"m": 1}, "set_id": "x", "dimension": 3}\n',
-         "does not match"),
+        (
+            b'{"chroma_batch": 1, "batch_id": "b", "embedding_set": {"m": 1}, "set_id": "x", "dimension": 3}\n',
+            "does not match",
+        ),
     ],
 )
 def test_unusable_header(tmp_path, content, match):

@@ -17,8 +17,14 @@ def test_defaults_mean_embedded():
 
 def test_seed_chroma_json_is_read_from_cwd(tmp_path):
     (tmp_path / "chroma.json").write_text(
-        json.dumps({"api_key": "secret-456", "application_id": "Customer-123", "chroma_url": "http://other-location/v2",
-                    "http_proxy": ""})
+        json.dumps(
+            {
+                "api_key": "secret-456",
+                "application_id": "Customer-123",
+                "chroma_url": "http://other-location/v2",
+                "http_proxy": "",
+            }
+        )
     )
     cfg = load_config(environ={})
     assert cfg.application_id == "Customer-123"

@@ -44,7 +44,10 @@ def test_id_is_stable_across_processes():
         "print(embedding_set_id(json.loads(sys.argv[1])))"
     )
     out = subprocess.run(
-        [sys.executable, "-c", code, json.dumps(d)], capture_output=True, text=True, check=True,
+        [sys.executable, "-c", code, json.dumps(d)],
+        capture_output=True,
+        text=True,
+        check=True,
         env={"PYTHONHASHSEED": "123", "PATH": ""},
     )
     assert out.stdout.strip() == embedding_set_id(d)
@@ -52,7 +55,10 @@ def test_id_is_stable_across_processes():
 
 def test_known_vector():
     # Pinned: changing the canonical form would orphan every stored set.
-    assert canonical_json({"model": "m", "layer": "l", "model_version": "1"}) == '{"layer":"l","model":"m","model_version":"1"}'
+    assert (
+        canonical_json({"model": "m", "layer": "l", "model_version": "1"})
+        == '{"layer":"l","model":"m","model_version":"1"}'
+    )
     assert embedding_set_id({"model": "m", "layer": "l", "model_version": "1"}) == (
         __import__("hashlib").sha1(b'{"layer":"l","model":"m","model_version":"1"}').hexdigest()
     )

@@ -64,8 +64,12 @@ def test_inputs_numpy_list_torch_and_batches():
     t = torch.arange(4, dtype=torch.bfloat16, requires_grad=False)
     s.log(input_uri="/torch-bf16", embedding=t)
     s.log(input_uri="/torch-grad", embedding=torch.arange(4.0, requires_grad=True) * 1)
-    s.log(input_uri=["/b0", "/b1", "/b2"], embedding=torch.ones(3, 4), inferences=[{"i": 0}, {"i": 1}, {"i": 2}],
-          label=["x", "y", "z"])
+    s.log(
+        input_uri=["/b0", "/b1", "/b2"],
+        embedding=torch.ones(3, 4),
+        inferences=[{"i": 0}, {"i": 1}, {"i": 2}],
+        label=["x", "y", "z"],
+    )
     s.log(input_uri=("/t0", "/t1"), embedding=np.zeros((2, 4), np.float32))
     (saved,) = s.save()
     assert saved.count == 10
@@ -133,7 +137,8 @@ def test_session_without_set_needs_one_per_call():
 
 
 @pytest.mark.parametrize(
-    "value", ["../../etc", "a/b", "a\\b", "..", "x..y"],
+    "value",
+    ["../../etc", "a/b", "a\\b", "..", "x..y"],
 )
 def test_bufferlocal_never_writes_outside_its_directory(tmp_path, value):
     s = chroma.TrainingSession(embedding_set={**SET, "layer": value})

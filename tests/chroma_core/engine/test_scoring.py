@@ -1,0 +1,117 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from chroma_core.engine.index import ExactIndex, normalize
+from chroma_core.engine.scoring import SetModel, Thresholds, class_scores, predicted_label, uncertainty_of
+from tests.conftest import clusters
+
+
+def model_of(x, labels=None, infs=None):
+    m = SetModel("s", x.shape[1])
+    n = len(x)
+    m.add(x, [f"/t/{i}" for i in range(n)], labels or [None] * n, infs or [None] * n)
+    return m
+
+
+def test_exact_index_matches_brute_force():
+    rng = np.random.default_rng(0)
+    x = normalize(rng.normal(size=(500, 16)))
+    idx = ExactIndex(16)
+    idx.add(x[:100])
+    idx.add(x[100:])  # incremental adds
+    q = normalize(rng.normal(size=(7, 16)))
+    sims, rows = idx.search(q, 10)
+    expect = np.argsort(-(q @ x.T), axis=1)[:, :10]
+    np.testing.assert_array_equal(rows, expect)
+    assert np.all(np.diff(sims, axis=1) <= 0)
+    assert idx.search(q, 1000)[1].shape == (7, 500)
+
+
+def test_calibrated_novelty_flags_about_the_promised_share_of_in_distribution_queries():
+    x, _, centers = clusters(n_per=400, dim=32, seed=1)
+    held_out, _, _ = clusters(n_per=400, dim=32, seed=1)  # same centres...
+    rng = np.random.default_rng(9)
+    held_out = np.concatenate([c + 0.3 * rng.normal(size=(400, 32)) for c in centers]).astype(np.float32)
+    m = model_of(x)
+    results = m.query(held_out, [str(i) for i in range(len(held_out))], [None] * len(held_out), Thresholds())
+    rate = np.mean(["out_of_distribution" in r.recommendations for r in results])
+    assert 0.02 <= rate <= 0.09, rate
+    p99 = m.query(held_out, ["q"] * len(held_out), [None] * len(held_out), Thresholds(percentile=99))
+    assert np.mean(["out_of_distribution" in r.recommendations for r in p99]) < rate
+
+
+def test_out_of_distribution_and_near_duplicates():
+    x, _, centers = clusters(n_per=100, dim=32)
+    m = model_of(x)
+    far = (np.random.default_rng(5).normal(size=(20, 32)) * 2).astype(np.float32)
+    results = m.query(far, ["f"] * 20, [None] * 20, Thresholds())
+    assert all(r.training_recommended and "out_of_distribution" in r.recommendations for r in results)
+    dup = m.query(x[:20] * 1.0001, ["d"] * 20, [None] * 20, Thresholds())
+    assert all(r.not_useful and not r.training_recommended for r in dup)
+    assert dup[3].nearest[0].input_uri == "/t/3" and dup[3].nearest[0].similarity > 0.999
+    assert dup[0].scores["nearest_similarity"] == pytest.approx(1.0, abs=1e-5)
+
+
+def test_uncertainty_from_class_scores_calibrated_on_training():
+    x, labels, _ = clusters(n_per=100, dim=16)
+    infs = [{"label": lab, "score": 0.95} for lab in labels]
+    m = model_of(x, infs=infs)
+    q = x[:2] + 0.05
+    out = m.query(
+        q,
+        ["a", "b"],
+        [[{"label": "c0", "score": 0.5}, {"label": "c1", "score": 0.45}], {"label": "c0", "score": 0.97}],
+        Thresholds(near_duplicate=0.0),
+    )
+    assert "uncertain" in out[0].recommendations and out[0].training_recommended
+    assert "uncertain" not in out[1].recommendations
+    assert out[0].scores["uncertainty"] == pytest.approx(0.95)
+
+
+def test_label_disagreement():
+    x, labels, _ = clusters(n_per=100, dim=16)
+    m = model_of(x, labels=labels)
+    # x[0] is class c0; a prediction of c3 disagrees with all its neighbours.
+    out = m.query(x[:1] + 0.2, ["a"], [{"label": "c3", "score": 0.99}], Thresholds(near_duplicate=0.0))
+    assert "label_disagreement" in out[0].recommendations and out[0].scores["label_disagreement"] == 1.0
+    ok = m.query(x[:1] + 0.2, ["a"], [{"label": "c0", "score": 0.99}], Thresholds(near_duplicate=0.0))
+    assert "label_disagreement" not in ok[0].recommendations
+
+
+def test_too_little_training_data_says_so():
+    x, _, _ = clusters(n_per=3, dim=8, k=2)
+    out = model_of(x).query(x[:1], ["a"], [None], Thresholds())
+    assert out[0].recommendations == ("insufficient_training_data",)
+    assert not out[0].training_recommended and not out[0].not_useful
+    assert out[0].recommendation == "insufficient_training_data"
+
+
+def test_exact_duplicates_in_training_do_not_break_leave_one_out():
+    x = np.repeat(clusters(n_per=20, dim=8)[0], 15, axis=0)  # every vector 15 times: self may fall out of top-k
+    cal = model_of(x).calibration(Thresholds())
+    assert cal.novelty >= 0 and cal.near_duplicate == pytest.approx(0.005)
+
+
+@pytest.mark.parametrize(
+    ("inferences", "pairs"),
+    [
+        ({"label": "a", "score": 0.9}, [("a", 0.9)]),
+        ([{"label": "a", "score": 0.2}, {"label": "b", "score": 0.8}], [("b", 0.8), ("a", 0.2)]),
+        ([[{"label": "a", "score": 0.6}]], [("a", 0.6)]),
+        ({"scores": [0.1, 0.7], "labels": ["x", "y"]}, [("y", 0.7), ("x", 0.1)]),
+        ({"probabilities": {"x": 0.3, "y": 0.7}}, [("y", 0.7), ("x", 0.3)]),
+        ({"text": "hello"}, []),
+        (None, []),
+    ],
+)
+def test_class_scores_shapes(inferences, pairs):
+    assert class_scores(inferences) == pairs
+
+
+def test_uncertainty_and_prediction():
+    assert uncertainty_of({"label": "a", "score": 0.9}) == pytest.approx(0.2)
+    assert uncertainty_of([{"label": "a", "score": 0.5}, {"label": "b", "score": 0.5}]) == 1.0
+    assert uncertainty_of({"foo": 1}) is None
+    assert predicted_label({"label": "gold"}) == "gold"

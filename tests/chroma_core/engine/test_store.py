@@ -1,0 +1,118 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from chroma_core.batch_format import BatchHeader, Records, new_batch_id
+from chroma_core.embedding_set import EmbeddingSet
+from chroma_core.engine.store import SQLiteStore
+from chroma_core.errors import DimensionMismatchError, StorageError
+from tests.conftest import SET
+
+ES = EmbeddingSet.from_dict(SET)
+
+
+def batch(n: int, dim: int = 4, batch_id: str | None = None, start: int = 0, mode: str = "training"):
+    bid = batch_id or new_batch_id()
+    vectors = np.arange(start * dim, (start + n) * dim, dtype=np.float32).reshape(n, dim)
+    ids = [f"{bid}:{start + i}" for i in range(n)]
+    header = BatchHeader(bid, ES, mode, dim, "t")
+    return header, Records(
+        vectors, ids, [f"/{start + i}" for i in range(n)], [{"i": start + i} for i in range(n)], [None] * n, [0.0] * n
+    )
+
+
+def test_put_is_idempotent(tmp_path):
+    store = SQLiteStore(tmp_path)
+    header, records = batch(10)
+    assert store.put(header, records, complete=True).stored == 10
+    again = store.put(header, records, complete=True)
+    assert (again.stored, again.duplicates, again.batch_already_complete) == (0, 10, True)
+    assert store.get_set(ES.id).training == 10
+    np.testing.assert_array_equal(store.vectors(ES.id, "training"), records.vectors)
+
+
+def test_partial_batch_can_be_completed_without_duplicates(tmp_path):
+    store = SQLiteStore(tmp_path)
+    header, first = batch(5, batch_id="b")
+    store.put(header, first, complete=False)
+    _, whole = batch(10, batch_id="b")
+    result = store.put(header, whole, complete=True)
+    assert (result.stored, result.duplicates) == (5, 5)
+    assert [r.input_uri for r in store.records(ES.id, "training", range(10))] == [f"/{i}" for i in range(10)]
+
+
+def test_duplicate_ids_inside_one_batch(tmp_path):
+    store = SQLiteStore(tmp_path)
+    header, records = batch(3)
+    records.ids = ["x", "x", "y"]
+    assert store.put(header, records, complete=True).stored == 2
+
+
+def test_dimension_mismatch_and_modes(tmp_path):
+    store = SQLiteStore(tmp_path)
+    store.put(*batch(3), complete=True)
+    with pytest.raises(DimensionMismatchError):
+        store.put(*batch(3, dim=5), complete=True)
+    store.put(*batch(2, mode="production"), complete=True)
+    info = store.get_set(ES.id)
+    assert (info.training, info.production, info.dimension) == (3, 2, 4)
+    assert info.embedding_set == SET
+
+
+def test_orphan_vectors_from_a_crash_are_cut(tmp_path):
+    store = SQLiteStore(tmp_path)
+    store.put(*batch(3), complete=True)
+    # A crash after the vectors were appended but before the transaction committed leaves an unreferenced tail.
+    with open(tmp_path / "sets" / ES.id / "training.f32", "ab") as f:
+        f.write(b"\xff" * 4 * 4 * 2)
+    store.put(*batch(2, start=3), complete=True)
+    vectors = store.vectors(ES.id, "training")
+    np.testing.assert_array_equal(vectors, np.arange(20, dtype=np.float32).reshape(5, 4))
+
+
+def test_missing_vectors_file_is_reported(tmp_path):
+    store = SQLiteStore(tmp_path)
+    store.put(*batch(3), complete=True)
+    (tmp_path / "sets" / ES.id / "training.f32").write_bytes(b"")
+    with pytest.raises(StorageError, match="modified outside Chroma"):
+        store.vectors(ES.id, "training")
+
+
+def test_unwritable_directory(tmp_path):
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(StorageError, match="persist_directory"):
+        SQLiteStore(tmp_path / "file" / "sub")
+
+
+@pytest.mark.slow
+def test_concurrent_processes_lose_nothing(tmp_path):
+    script = textwrap.dedent(
+        f"""
+        import sys, numpy as np
+        from tests.chroma_core.engine.test_store import batch
+        from chroma_core.engine.store import SQLiteStore
+        store = SQLiteStore({str(tmp_path)!r})
+        w = int(sys.argv[1])
+        for j in range(20):
+            store.put(*batch(50, start=(w * 20 + j) * 50), complete=True)
+        """
+    )
+    import os
+
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+    procs = [subprocess.Popen([sys.executable, "-c", script, str(w)], cwd=root) for w in range(4)]
+    assert [p.wait() for p in procs] == [0, 0, 0, 0]
+    store = SQLiteStore(tmp_path)
+    vectors = store.vectors(ES.id, "training")
+    assert len(vectors) == 4000
+    # Every row's vector matches its record: rows and vectors were never interleaved wrongly.
+    recs = store.records(ES.id, "training", range(4000))
+    for rec in recs[::97]:
+        i = int(rec.input_uri[1:])
+        np.testing.assert_array_equal(vectors[rec.row], np.arange(i * 4, i * 4 + 4, dtype=np.float32))
+    assert sorted(int(r.input_uri[1:]) for r in recs) == list(range(4000))
