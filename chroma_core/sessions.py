@@ -33,10 +33,9 @@ __all__ = ["QuerySession", "SavedBatch", "TrainingSession", "log"]
 
 logger = logging.getLogger("chroma")
 
-_F32 = np.dtype(np.float32)
+_F32 = np.dtype(np.float32)  # the canonical instance: native float32 arrays share it, so `is` is a valid test
 _NDARRAY = np.ndarray
 _isfinite = math.isfinite
-_dot = np.dot
 _now = time.time
 
 SetLike = EmbeddingSet | Mapping[str, Any]
@@ -56,12 +55,26 @@ class SavedBatch:
 class _Buffer:
     """Rows of one embedding set, appended into a growing float32 matrix (no per-row arrays)."""
 
-    __slots__ = ("dim", "embedding_set", "inferences", "labels", "lock", "matrix", "n", "times", "uris")
+    __slots__ = (
+        "capacity",
+        "dim",
+        "embedding_set",
+        "inferences",
+        "labels",
+        "lock",
+        "matrix",
+        "n",
+        "shape",
+        "times",
+        "uris",
+    )
 
     def __init__(self, embedding_set: EmbeddingSet, dim: int | None) -> None:
         self.embedding_set = embedding_set
         self.dim = dim
+        self.shape: tuple[int, ...] = () if dim is None else (dim,)
         self.matrix = np.empty((0, 0), dtype=np.float32)
+        self.capacity = 0
         self.n = 0
         self.uris: list[str] = []
         self.inferences: list[Any] = []
@@ -75,14 +88,16 @@ class _Buffer:
         if self.n:
             grown[: self.n] = self.matrix[: self.n]
         self.matrix = grown
+        self.capacity = len(grown)
 
     def append_rows(self, rows: np.ndarray, uris: Sequence[str], infs: Sequence[Any], labels: Sequence[Any]) -> None:
         with self.lock:
             if self.dim is None:
                 self.dim = rows.shape[1]
+                self.shape = (self.dim,)
             check_dimension(rows.shape[1], self.dim, "embedding")
             need = self.n + len(rows)
-            if need > len(self.matrix):
+            if need > self.capacity:
                 self._grow(need)
             self.matrix[self.n : need] = rows
             self.n = need
@@ -98,6 +113,7 @@ class _Buffer:
             assert self.dim is not None
             records = Records(self.matrix[: self.n], [], self.uris, self.inferences, self.labels, self.times)
             self.matrix = np.empty((0, self.dim), dtype=np.float32)
+            self.capacity = 0
             self.n = 0
             self.uris, self.inferences, self.labels, self.times = [], [], [], []
             return records
@@ -245,31 +261,33 @@ class TrainingSession(_Session):
         it is known, used to check whether production predictions agree with their neighbours.
         """
         buf = self._default if embedding_set is None else None
-        if buf is None:
-            buf = self._buffer(embedding_set)
-            if embedding_set is None:
-                self._default = buf
-        # Fast path: one float32 vector of the right size. Everything else goes through to_matrix.
+        # Fast path: one native float32 vector of the buffer's shape, a str uri. Checks are ordered cheapest
+        # first; the finiteness test is one BLAS dot (inf/NaN anywhere makes it non-finite).
         if (
-            type(embedding) is _NDARRAY
-            and embedding.dtype == _F32
-            and embedding.ndim == 1
+            buf is not None
+            and type(embedding) is _NDARRAY
+            and embedding.dtype is _F32
+            and embedding.shape == buf.shape
             and type(input_uri) is str
             and input_uri
-            and buf.dim == embedding.shape[0]
-            and _isfinite(_dot(embedding, embedding))
+            and _isfinite(embedding.dot(embedding))
         ):
             with buf.lock:
                 n = buf.n
-                if n == len(buf.matrix):
+                if n == buf.capacity:
                     buf._grow(n + 1)
                 buf.matrix[n] = embedding
                 buf.n = n + 1
+                # Inside the lock: row n and the n-th uri must belong together even when threads interleave.
                 buf.uris.append(input_uri)
                 buf.inferences.append(inferences)
                 buf.labels.append(label)
                 buf.times.append(_now())
             return
+        if buf is None:
+            buf = self._buffer(embedding_set)
+            if embedding_set is None:
+                self._default = buf
         batch = not isinstance(input_uri, str)
         if batch and not isinstance(input_uri, Sequence):
             _uris(input_uri, 1)  # raises the input_uri type error before any embedding error

@@ -15,6 +15,8 @@ from chroma_core.vectors import Matrix
 
 __all__ = ["ExactIndex", "VectorIndex", "normalize"]
 
+_CHUNK_ELEMENTS = 16_000_000
+
 
 def normalize(vectors: np.ndarray) -> Matrix:
     """Unit-length float32 copies of the rows; an all-zero row stays zero."""
@@ -64,6 +66,14 @@ class ExactIndex:
         k = min(k, self._n)
         if k == 0:
             return np.empty((len(queries), 0), np.float32), np.empty((len(queries), 0), np.int64)
+        # Bound the similarity matrix to ~64 MB however many queries come at once.
+        step = max(1, _CHUNK_ELEMENTS // self._n)
+        if len(queries) > step:
+            parts = [self._search(queries[i : i + step], k) for i in range(0, len(queries), step)]
+            return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+        return self._search(queries, k)
+
+    def _search(self, queries: Matrix, k: int) -> tuple[np.ndarray, np.ndarray]:
         sims = queries @ self.vectors.T
         if k < self._n:
             part = np.argpartition(-sims, k - 1, axis=1)[:, :k]
