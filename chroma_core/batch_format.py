@@ -22,7 +22,6 @@ import base64
 import dataclasses
 import gzip
 import hashlib
-import io
 import json
 import logging
 import math
@@ -49,10 +48,12 @@ __all__ = [
     "Problem",
     "Records",
     "new_batch_id",
+    "open_stream",
     "json_text",
     "read_batch",
     "to_jsonable",
     "write_batch",
+    "write_batch_to",
 ]
 
 logger = logging.getLogger("chroma")
@@ -251,23 +252,26 @@ def write_batch(
 ) -> Path:
     """Write a batch atomically (temp file, fsync, rename); gzip when the name ends in ``.gz``."""
     target = Path(path)
-    digest = hashlib.sha256()
     with atomic_write(target, overwrite=overwrite) as raw:
-        out: BinaryIO | gzip.GzipFile = (
-            gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=1, mtime=0) if target.name.endswith(".gz") else raw
-        )
-        head = (json.dumps(header.to_json(), separators=(",", ":"), ensure_ascii=False) + "\n").encode("utf-8")
-        digest.update(head)
-        out.write(head)
-        for start in range(0, len(records), _CHUNK_ROWS):
-            data = _record_lines(header, records, start, min(start + _CHUNK_ROWS, len(records))).encode("utf-8")
-            digest.update(data)
-            out.write(data)
-        trailer = {"chroma_trailer": FORMAT_VERSION, "count": len(records), "sha256": digest.hexdigest()}
-        out.write((json.dumps(trailer, separators=(",", ":")) + "\n").encode("ascii"))
-        if out is not raw:
-            out.close()
+        write_batch_to(raw, header, records, compress=target.name.endswith(".gz"))
     return target
+
+
+def write_batch_to(raw: BinaryIO, header: BatchHeader, records: Records, *, compress: bool = False) -> None:
+    """Write a batch to an open binary stream (gzip level 1 when ``compress``: embeddings barely compress)."""
+    digest = hashlib.sha256()
+    out: BinaryIO | gzip.GzipFile = gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=1, mtime=0) if compress else raw
+    head = (json.dumps(header.to_json(), separators=(",", ":"), ensure_ascii=False) + "\n").encode("utf-8")
+    digest.update(head)
+    out.write(head)
+    for start in range(0, len(records), _CHUNK_ROWS):
+        data = _record_lines(header, records, start, min(start + _CHUNK_ROWS, len(records))).encode("utf-8")
+        digest.update(data)
+        out.write(data)
+    trailer = {"chroma_trailer": FORMAT_VERSION, "count": len(records), "sha256": digest.hexdigest()}
+    out.write((json.dumps(trailer, separators=(",", ":")) + "\n").encode("ascii"))
+    if out is not raw:
+        out.close()
 
 
 def _open_binary(path: Path) -> IO[bytes]:
@@ -471,9 +475,11 @@ def read_batch(path: str | os.PathLike[str]) -> tuple[BatchHeader, Records, list
         return reader.header, records, reader.problems
 
 
-def open_bytes(data: bytes) -> IO[bytes]:
-    """A binary stream over in-memory batch bytes, gzipped or not."""
-    stream: IO[bytes] = io.BytesIO(data)
-    if data[:2] == b"\x1f\x8b":
-        stream = gzip.GzipFile(fileobj=stream, mode="rb")  # type: ignore[assignment]
+def open_stream(stream: IO[bytes]) -> IO[bytes]:
+    """Wrap a seekable binary stream in a gzip reader when it starts with gzip's magic bytes."""
+    start = stream.tell()
+    magic = stream.read(2)
+    stream.seek(start)
+    if magic == b"\x1f\x8b":
+        return gzip.GzipFile(fileobj=stream, mode="rb")  # type: ignore[return-value]
     return stream

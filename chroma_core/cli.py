@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -122,6 +123,26 @@ def _inspect(args: argparse.Namespace) -> int:
         return EXIT_OK if not reader.problems else EXIT_PARTIAL
 
 
+def _serve(args: argparse.Namespace) -> int:
+    try:
+        from chroma_core.server.app import Limits
+        from chroma_core.server.run import serve
+    except ImportError as exc:
+        raise ChromaError(
+            f"the service needs the [server] extra ({exc.name} is missing): pip install 'chroma-ml[server]'"
+        ) from None
+    limits = Limits(max_body_bytes=args.max_body_mb * 1024 * 1024)
+    serve(
+        host=args.host,
+        port=args.port,
+        persist_directory=args.persist_directory,
+        keys_file=args.keys_file,
+        limits=limits,
+        log_level=args.log_level,
+    )
+    return EXIT_OK
+
+
 def _parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--config", metavar="PATH", help="chroma.json to read (default ./chroma.json if present)")
@@ -192,6 +213,24 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("sets", parents=[common], epilog=_EPILOG, help="list embedding sets with their counts")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(run=_sets)
+
+    p = sub.add_parser(
+        "serve",
+        epilog=_EPILOG,
+        help="run the Chroma service (needs the [server] extra)",
+        description="Run the HTTP service. Binds to loopback unless --host says otherwise.",
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    p.add_argument("--persist-directory", default=".chroma-server", help="where the service keeps its data")
+    p.add_argument(
+        "--keys-file",
+        default=os.environ.get("CHROMA_SERVER_KEYS_FILE"),
+        help='JSON {"<api key>": "<application_id>"}; without it only loopback clients are served',
+    )
+    p.add_argument("--max-body-mb", type=int, default=256, help="largest request body accepted (MiB)")
+    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    p.set_defaults(run=_serve)
 
     p = sub.add_parser("inspect", epilog=_EPILOG, help="check a batch file: header, record count, validity")
     p.add_argument("file", metavar="FILE")

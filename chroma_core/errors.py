@@ -54,7 +54,7 @@ class InvalidEmbeddingError(ChromaError, ValueError):
 class DimensionMismatchError(InvalidEmbeddingError):
     """An embedding whose dimension differs from the one its set already holds."""
 
-    def __init__(self, message: str, *, expected: int, got: int) -> None:
+    def __init__(self, message: str, *, expected: int | None = None, got: int | None = None) -> None:
         super().__init__(message)
         self.expected = expected
         self.got = got

@@ -28,3 +28,98 @@ def clusters(n_per: int = 200, dim: int = 32, k: int = 5, noise: float = 0.3, se
     x = np.concatenate([c + noise * rng.normal(size=(n_per, dim)) for c in centers]).astype(np.float32)
     labels = [f"c{i // n_per}" for i in range(len(x))]
     return x, labels, centers
+
+
+# ---- a real Chroma service, started by the tests on 127.0.0.1 -------------------------------------------------------
+
+import json  # noqa: E402
+import signal  # noqa: E402
+import socket  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+import urllib.request  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class ChromaServer:
+    """``python -m chroma serve`` in a subprocess; restartable on the same port and data directory."""
+
+    def __init__(self, data: Path, keys: dict[str, str] | None = None, extra: tuple[str, ...] = ()) -> None:
+        self.data = data
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.keys_file = None
+        if keys is not None:
+            self.keys_file = data.parent / f"keys-{self.port}.json"
+            self.keys_file.write_text(json.dumps(keys))
+        self.extra = extra
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log = data.parent / f"server-{self.port}.log"
+
+    def start(self, timeout: float = 30.0) -> ChromaServer:
+        cmd = [
+            sys.executable,
+            "-m",
+            "chroma",
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--persist-directory",
+            str(self.data),
+            "--log-level",
+            "warning",
+            *self.extra,
+        ]
+        if self.keys_file:
+            cmd += ["--keys-file", str(self.keys_file)]
+        self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=open(self.log, "ab"), stderr=subprocess.STDOUT)  # noqa: SIM115
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"chroma serve exited with {self.proc.returncode}: {self.log.read_text()[-2000:]}")
+            try:
+                with urllib.request.urlopen(self.url + "/v1/health", timeout=1) as r:
+                    if r.status == 200:
+                        return self
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError(f"chroma serve did not come up in {timeout}s: {self.log.read_text()[-2000:]}")
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def kill(self) -> None:
+        self.stop(signal.SIGKILL)
+
+
+@pytest.fixture
+def chroma_server(tmp_path):
+    server = ChromaServer(tmp_path / "server-data").start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def keyed_server(tmp_path):
+    keys = {"key-alpha-123456": "alpha", "key-beta-1234567": "beta", "key-alpha-second": "alpha"}
+    server = ChromaServer(tmp_path / "server-data", keys=keys).start()
+    yield server
+    server.stop()

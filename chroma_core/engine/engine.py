@@ -34,31 +34,26 @@ class Engine:
         return self.store.put(header, records, complete=complete)
 
     def ingest(self, reader: BatchReader) -> UploadReport:
-        """Store every good record of a batch stream; problems are reported, never fatal to good lines."""
+        """Store every good record of a batch stream, in one transaction (the whole batch or none of it).
+
+        Bad lines are reported, never fatal to good ones. Only a whole, verified file marks the batch complete;
+        a partial one can be sent again to fill the gaps, and nothing is stored twice.
+        """
         header = reader.header
-        if self.store.batch_complete(header.set_id, header.batch_id):
-            read = sum(len(c) for c in reader.chunks())
-            return UploadReport(
-                header.batch_id, header.set_id, header.mode, read, 0, read, tuple(str(p) for p in reader.problems)
-            )
-        stored = duplicates = read = 0
-        for chunk in reader.chunks():
-            result = self.store.put(header, chunk, complete=False)
-            read += result.received
-            stored += result.stored
-            duplicates += result.duplicates
-        if not reader.problems:
-            # Only a whole, verified file marks the batch complete; a partial one can be re-sent to fill the gaps.
-            self.store.put(header, Records.empty(header.dimension), complete=True)
+        result = self.store.put_chunks(header, reader.chunks(), complete=lambda: not reader.problems)
         return UploadReport(
             header.batch_id,
             header.set_id,
             header.mode,
-            read,
-            stored,
-            duplicates,
+            result.received,
+            result.stored,
+            result.duplicates,
             tuple(str(p) for p in reader.problems),
         )
+
+    def create_set(self, embedding_set: EmbeddingSet, dimension: int) -> SetInfo:
+        header = BatchHeader("", embedding_set, "training", dimension, "")
+        return self.store.create_set(header)
 
     def get_set(self, set_id: str) -> SetInfo | None:
         return self.store.get_set(set_id)

@@ -19,7 +19,7 @@ import json
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -84,6 +84,10 @@ class StoredRecord:
 
 class Store(Protocol):
     def put(self, header: BatchHeader, records: Records, *, complete: bool) -> PutResult: ...
+    def put_chunks(
+        self, header: BatchHeader, chunks: Iterable[Records], *, complete: Callable[[], bool]
+    ) -> PutResult: ...
+    def create_set(self, header: BatchHeader) -> SetInfo: ...
     def batch_complete(self, set_id: str, batch_id: str) -> bool: ...
     def get_set(self, set_id: str) -> SetInfo | None: ...
     def list_sets(self) -> list[SetInfo]: ...
@@ -155,89 +159,123 @@ class SQLiteStore:
 
     def put(self, header: BatchHeader, records: Records, *, complete: bool) -> PutResult:
         """Store records idempotently; ``complete`` marks the batch as whole, so a re-upload is skipped."""
-        dim = header.dimension
-        if records.vectors.shape[1:] != (dim,):
-            check_dimension(records.vectors.shape[1], dim, "this batch")
+        return self.put_chunks(header, [records], complete=lambda: complete)
+
+    def put_chunks(self, header: BatchHeader, chunks: Iterable[Records], *, complete: Callable[[], bool]) -> PutResult:
+        """Store a stream of chunks of one batch in **one** transaction: all of it is stored, or none.
+
+        ``complete`` is asked once the chunks are exhausted (a reader knows only then whether the file was whole).
+        """
         with self._write_lock(), self._connection() as db:
             db.execute("BEGIN IMMEDIATE")
             try:
-                result = self._put_locked(db, header, records, complete)
+                result = self._put_locked(db, header, chunks, complete)
             except BaseException:
                 db.execute("ROLLBACK")
                 raise
             db.execute("COMMIT")
             return result
 
-    def _put_locked(self, db: sqlite3.Connection, header: BatchHeader, records: Records, complete: bool) -> PutResult:
+    def _put_locked(
+        self, db: sqlite3.Connection, header: BatchHeader, chunks: Iterable[Records], complete: Callable[[], bool]
+    ) -> PutResult:
         set_id, mode, dim = header.set_id, header.mode, header.dimension
-        row = db.execute("SELECT dimension, training, production FROM sets WHERE id=?", (set_id,)).fetchone()
-        if row is None:
-            key_json = json.dumps(dict(header.embedding_set.key), sort_keys=True, ensure_ascii=False)
-            db.execute(
-                "INSERT INTO sets (id, key_json, dimension, created_at) VALUES (?,?,?,strftime('%s','now'))",
-                (set_id, key_json, dim),
-            )
-            count = 0
-        else:
-            check_dimension(dim, row[0], f"batch {header.batch_id!r}")
-            count = row[1] if mode == "training" else row[2]
+        count = self._ensure_set(db, header)
         done = db.execute(
             "SELECT complete FROM batches WHERE set_id=? AND batch_id=?", (set_id, header.batch_id)
         ).fetchone()
         if done is not None and done[0]:
-            return PutResult(len(records), 0, len(records), batch_already_complete=True)
-
-        # Which of these ids are new? Also drop repeats inside the batch itself.
-        existing: set[str] = set()
-        ids = records.ids
-        for start in range(0, len(ids), 500):
-            part = ids[start : start + 500]
-            marks = ",".join("?" * len(part))
-            q = f"SELECT id FROM records WHERE set_id=? AND mode=? AND id IN ({marks})"  # noqa: S608 - only '?'s
-            existing.update(r[0] for r in db.execute(q, (set_id, mode, *part)))
-        keep: list[int] = []
-        for i, rid in enumerate(ids):
-            if rid not in existing:
-                existing.add(rid)
-                keep.append(i)
-
-        if keep:
-            vectors = np.ascontiguousarray(records.vectors[keep], dtype="<f4")
-            path = self._vector_path(set_id, mode)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with open(path, "ab") as f:
-                f.truncate(count * dim * 4)  # cut rows a crash left unreferenced
-                f.write(vectors.tobytes())
-                f.flush()
-                os.fsync(f.fileno())
-            db.executemany(
-                "INSERT INTO records (set_id, mode, id, row, batch_id, input_uri, inferences, label, time) "
-                "VALUES (?,?,?,?,?,?,?,?,?)",
-                (
+            received = sum(len(c) for c in chunks)
+            return PutResult(received, 0, received, batch_already_complete=True)
+        path = self._vector_path(set_id, mode)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        received = stored = 0
+        seen: set[str] = set()
+        with open(path, "ab") as f:
+            f.truncate(count * dim * 4)  # cut rows a crash left unreferenced
+            for records in chunks:
+                if records.vectors.shape[1:] != (dim,):
+                    check_dimension(records.vectors.shape[1], dim, "this batch")
+                received += len(records)
+                keep = self._new_rows(db, set_id, mode, records.ids, seen)
+                if not keep:
+                    continue
+                f.write(np.ascontiguousarray(records.vectors[keep], dtype="<f4").tobytes())
+                db.executemany(
+                    "INSERT INTO records (set_id, mode, id, row, batch_id, input_uri, inferences, label, time) "
+                    "VALUES (?,?,?,?,?,?,?,?,?)",
                     (
-                        set_id,
-                        mode,
-                        ids[i],
-                        count + j,
-                        header.batch_id,
-                        records.input_uris[i],
-                        None if records.inferences[i] is None else json_text(records.inferences[i]),
-                        None if records.labels[i] is None else json_text(records.labels[i]),
-                        records.times[i],
-                    )
-                    for j, i in enumerate(keep)
-                ),
-            )
+                        (
+                            set_id,
+                            mode,
+                            records.ids[i],
+                            count + stored + j,
+                            header.batch_id,
+                            records.input_uris[i],
+                            None if records.inferences[i] is None else json_text(records.inferences[i]),
+                            None if records.labels[i] is None else json_text(records.labels[i]),
+                            records.times[i],
+                        )
+                        for j, i in enumerate(keep)
+                    ),
+                )
+                stored += len(keep)
+            # Vectors reach the disk before the transaction that references them commits.
+            f.flush()
+            os.fsync(f.fileno())
+        if stored:
             column = "training" if mode == "training" else "production"
-            db.execute(f"UPDATE sets SET {column} = {column} + ? WHERE id=?", (len(keep), set_id))  # noqa: S608
+            db.execute(f"UPDATE sets SET {column} = {column} + ? WHERE id=?", (stored, set_id))  # noqa: S608
         db.execute(
             "INSERT INTO batches (set_id, batch_id, mode, complete, stored, updated_at) "
             "VALUES (?,?,?,?,?,strftime('%s','now')) ON CONFLICT (set_id, batch_id) DO UPDATE SET "
             "complete = max(complete, excluded.complete), stored = stored + excluded.stored, "
             "updated_at = excluded.updated_at",
-            (set_id, header.batch_id, mode, int(complete), len(keep)),
+            (set_id, header.batch_id, mode, int(complete()), stored),
         )
-        return PutResult(len(records), len(keep), len(records) - len(keep))
+        return PutResult(received, stored, received - stored)
+
+    def _ensure_set(self, db: sqlite3.Connection, header: BatchHeader) -> int:
+        """Create the set if new (or check its dimension); return the mode's committed row count."""
+        row = db.execute("SELECT dimension, training, production FROM sets WHERE id=?", (header.set_id,)).fetchone()
+        if row is None:
+            key_json = json.dumps(dict(header.embedding_set.key), sort_keys=True, ensure_ascii=False)
+            db.execute(
+                "INSERT INTO sets (id, key_json, dimension, created_at) VALUES (?,?,?,strftime('%s','now'))",
+                (header.set_id, key_json, header.dimension),
+            )
+            return 0
+        check_dimension(header.dimension, row[0], f"batch {header.batch_id!r}")
+        return int(row[1] if header.mode == "training" else row[2])
+
+    def _new_rows(self, db: sqlite3.Connection, set_id: str, mode: str, ids: list[str], seen: set[str]) -> list[int]:
+        """Indexes of ``ids`` not yet stored (nor repeated earlier in this batch)."""
+        existing: set[str] = set()
+        for start in range(0, len(ids), 500):
+            part = ids[start : start + 500]
+            marks = ",".join("?" * len(part))
+            q = f"SELECT id FROM records WHERE set_id=? AND mode=? AND id IN ({marks})"  # noqa: S608 - only '?'s
+            existing.update(r[0] for r in db.execute(q, (set_id, mode, *part)))
+        keep = []
+        for i, rid in enumerate(ids):
+            if rid not in existing and rid not in seen:
+                seen.add(rid)
+                keep.append(i)
+        return keep
+
+    def create_set(self, header: BatchHeader) -> SetInfo:
+        """Register a set (idempotent); its dimension is fixed from then on."""
+        with self._write_lock(), self._connection() as db:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                self._ensure_set(db, header)
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+        info = self.get_set(header.set_id)
+        assert info is not None
+        return info
 
     def batch_complete(self, set_id: str, batch_id: str) -> bool:
         with self._connection() as db:

@@ -1,0 +1,63 @@
+"""The service's wire contract, shared by the server and the HTTP transport; no server dependency here.
+
+Errors are JSON ``{"error": {"code": "<stable code>", "message": "<what to do>"}}``. The codes, their HTTP
+statuses, and the client-side exceptions they map back to are listed in :data:`ERRORS`.
+"""
+
+from __future__ import annotations
+
+from chroma_core.errors import (
+    BatchFormatError,
+    ChromaError,
+    ConfigError,
+    DimensionMismatchError,
+    InvalidEmbeddingError,
+    InvalidEmbeddingSetError,
+    TransportError,
+    UnknownEmbeddingSetError,
+)
+
+__all__ = ["API_PREFIX", "BATCH_CONTENT_TYPES", "ERRORS", "IDEMPOTENCY_HEADER", "KEY_HEADER", "code_for"]
+
+API_PREFIX = "/v1"
+KEY_HEADER = "X-Chroma-Api-Key"
+APPLICATION_HEADER = "X-Chroma-Application-Id"
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+BATCH_CONTENT_TYPES = ("application/x-ndjson", "application/jsonl", "application/octet-stream")
+
+#: code -> (HTTP status, exception class a client raises for it)
+ERRORS: dict[str, tuple[int, type[ChromaError]]] = {
+    "invalid_embedding": (422, InvalidEmbeddingError),
+    "dimension_mismatch": (422, DimensionMismatchError),
+    "invalid_embedding_set": (422, InvalidEmbeddingSetError),
+    "invalid_request": (422, ChromaError),
+    "invalid_thresholds": (422, ConfigError),
+    "unknown_embedding_set": (404, UnknownEmbeddingSetError),
+    "not_found": (404, ChromaError),
+    "batch_format": (400, BatchFormatError),
+    "unauthorized": (401, TransportError),
+    "forbidden": (403, TransportError),
+    "payload_too_large": (413, TransportError),
+    "too_many_embeddings": (413, TransportError),
+    "unsupported_media_type": (415, TransportError),
+    "method_not_allowed": (405, TransportError),
+    "shutting_down": (503, TransportError),
+    "internal": (500, TransportError),
+}
+
+_BY_CLASS: list[tuple[type[ChromaError], str]] = [
+    (DimensionMismatchError, "dimension_mismatch"),
+    (InvalidEmbeddingError, "invalid_embedding"),
+    (InvalidEmbeddingSetError, "invalid_embedding_set"),
+    (UnknownEmbeddingSetError, "unknown_embedding_set"),
+    (BatchFormatError, "batch_format"),
+    (ConfigError, "invalid_thresholds"),
+]
+
+
+def code_for(exc: ChromaError) -> str:
+    """The wire code for one of our exceptions (most specific class first)."""
+    for cls, code in _BY_CLASS:
+        if isinstance(exc, cls):
+            return code
+    return "invalid_request"

@@ -1,0 +1,313 @@
+"""The HTTP transport: ``requests`` with a pooled session, retries from tenacity's pieces, gzip bodies.
+
+Retried: connection errors, timeouts, and HTTP 429/502/503/504, with exponential backoff and jitter, honouring
+``Retry-After``, for a bounded number of attempts within a total deadline. Every request this transport sends is
+safe to repeat: uploads carry their batch id (the service stores a record once however often it arrives, and the
+``Idempotency-Key`` header says so), queries and set lookups are read-only, set creation is keyed by content.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import email.utils
+import gzip
+import io
+import json
+import os
+import time
+import zlib
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import requests
+import tenacity
+from tenacity import retry_if_exception, stop_after_attempt, stop_before_delay, wait_exponential, wait_random
+
+from chroma_core.batch_format import BatchHeader, BatchReader, Records, write_batch_to
+from chroma_core.config import Config
+from chroma_core.embedding_set import EmbeddingSet
+from chroma_core.engine.scoring import Thresholds
+from chroma_core.engine.store import SetInfo
+from chroma_core.errors import ChromaError, TransportError, UnknownEmbeddingSetError
+from chroma_core.results import QueryResult, UploadReport
+from chroma_core.server.wire import (
+    API_PREFIX,
+    APPLICATION_HEADER,
+    BATCH_CONTENT_TYPES,
+    ERRORS,
+    IDEMPOTENCY_HEADER,
+)
+from chroma_core.transport.base import Transport
+from chroma_core.vectors import Matrix, encode_base64
+from chroma_core.version import __version__
+
+__all__ = ["HTTPTransport", "RetryPolicy"]
+
+_RETRY_STATUSES = frozenset({429, 502, 503, 504})
+_GZIP_QUERY_ABOVE = 16 * 1024
+
+
+@dataclasses.dataclass(frozen=True)
+class RetryPolicy:
+    """How hard the transport tries. These field defaults are the only defaults."""
+
+    attempts: int = 6
+    deadline: float = 60.0  # seconds, for all attempts of one call together
+    initial_wait: float = 0.25
+    max_wait: float = 10.0
+    jitter: float = 0.5
+    connect_timeout: float = 3.05
+    read_timeout: float = 30.0
+    max_retry_after: float = 30.0  # a Retry-After longer than this is capped (and still bounded by the deadline)
+
+
+class _Retryable(Exception):
+    """A response worth retrying (429/502/503/504), with the server's Retry-After if it gave one."""
+
+    def __init__(self, response: requests.Response, retry_after: float | None) -> None:
+        super().__init__(f"HTTP {response.status_code}")
+        self.response = response
+        self.retry_after = retry_after
+
+
+def _parse_retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    with contextlib.suppress(TypeError, ValueError):
+        when = email.utils.parsedate_to_datetime(value)
+        return max(0.0, when.timestamp() - time.time())
+    return None
+
+
+def _is_transient(exc: BaseException) -> bool:
+    return isinstance(exc, (_Retryable, requests.ConnectionError, requests.Timeout))
+
+
+class _WaitRetryAfter(tenacity.wait.wait_base):
+    """Wait as long as the server asked (Retry-After, capped), else fall back to exponential backoff."""
+
+    def __init__(self, fallback: tenacity.wait.wait_base, cap: float) -> None:
+        self.fallback = fallback
+        self.cap = cap
+
+    def __call__(self, retry_state: tenacity.RetryCallState) -> float:
+        exc = retry_state.outcome.exception() if retry_state.outcome else None
+        if isinstance(exc, _Retryable) and exc.retry_after is not None:
+            return min(exc.retry_after, self.cap)
+        return float(self.fallback(retry_state))
+
+
+def raise_for_status(response: requests.Response) -> None:
+    """Turn the service's JSON errors into our exceptions (the code says which); other failures into TransportError."""
+    if response.status_code < 400:
+        return
+    try:
+        error = response.json()["error"]
+        code, message = str(error["code"]), str(error["message"])
+    except (ValueError, KeyError, TypeError):
+        raise TransportError(
+            f"the Chroma service answered HTTP {response.status_code} to {response.request.method} "
+            f"{response.url} without a Chroma error body; is chroma_url pointing at a Chroma service?"
+        ) from None
+    status, cls = ERRORS.get(code, (response.status_code, TransportError))
+    if cls is UnknownEmbeddingSetError:
+        set_id = response.url.rstrip("/").split("/sets/")[-1].split("/")[0]
+        raise UnknownEmbeddingSetError(set_id)
+    raise cls(f"{message} (HTTP {status}, {code})")
+
+
+class HTTPTransport(Transport):
+    """Reaches the Chroma service at ``config.chroma_url``.
+
+    >>> t = HTTPTransport(load_config(chroma_url="http://127.0.0.1:8000"))  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        retry: RetryPolicy | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        session: requests.Session | None = None,
+    ) -> None:
+        if not config.chroma_url:
+            raise TransportError("HTTPTransport needs chroma_url.")
+        self.base = config.chroma_url.rstrip("/")
+        if not self.base.endswith(API_PREFIX):
+            self.base += API_PREFIX
+        self.policy = retry or RetryPolicy()
+        self._sleep = sleep
+        self.session = session or requests.Session()
+        adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=16, max_retries=0)
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
+        self.session.headers["User-Agent"] = f"chroma-python/{__version__}"
+        if config.api_key:
+            self.session.headers["Authorization"] = f"Bearer {config.api_key.get_secret_value()}"
+        if config.application_id:
+            self.session.headers[APPLICATION_HEADER] = config.application_id
+        if config.http_proxy:
+            self.session.proxies = {"http": config.http_proxy, "https": config.http_proxy}
+
+    def __repr__(self) -> str:
+        return f"<HTTPTransport {self.base}>"  # never the headers: they hold the key
+
+    def close(self) -> None:
+        self.session.close()
+
+    @contextlib.contextmanager
+    def _map_errors(self, what: str) -> Iterator[None]:
+        """The one place where requests' and tenacity's errors become ours."""
+        try:
+            yield
+        except _Retryable as exc:
+            with contextlib.suppress(ChromaError):
+                raise_for_status(exc.response)
+            raise TransportError(
+                f"{what}: the Chroma service at {self.base} was still answering HTTP {exc.response.status_code} "
+                f"after {self.policy.attempts} attempts / {self.policy.deadline:.0f} s; nothing was lost on this "
+                "side, try again later."
+            ) from exc
+        except requests.Timeout as exc:
+            raise TransportError(f"{what}: the Chroma service at {self.base} timed out after retries.") from exc
+        except requests.ConnectionError as exc:
+            raise TransportError(
+                f"{what}: cannot reach the Chroma service at {self.base} (after retries): {type(exc).__name__}. "
+                "Check chroma_url and that the service is running."
+            ) from exc
+        except requests.RequestException as exc:
+            raise TransportError(f"{what}: the request failed: {exc}") from exc
+
+    def _request(self, method: str, path: str, what: str, **kwargs: Any) -> requests.Response:
+        body = kwargs.pop("body_factory", None)
+        policy = self.policy
+
+        def attempt() -> requests.Response:
+            if body is not None:
+                kwargs["data"] = body()  # a fresh stream for every attempt
+            response = self.session.request(
+                method, self.base + path, timeout=(policy.connect_timeout, policy.read_timeout), **kwargs
+            )
+            if response.status_code in _RETRY_STATUSES:
+                raise _Retryable(response, _parse_retry_after(response.headers.get("Retry-After")))
+            return response
+
+        retrying = tenacity.Retrying(
+            stop=stop_after_attempt(policy.attempts) | stop_before_delay(policy.deadline),
+            wait=_WaitRetryAfter(
+                wait_exponential(multiplier=policy.initial_wait, max=policy.max_wait) + wait_random(0, policy.jitter),
+                cap=policy.max_retry_after,
+            ),
+            retry=retry_if_exception(_is_transient),
+            sleep=self._sleep,
+            reraise=True,
+        )
+        with self._map_errors(what):
+            response = retrying(attempt)
+        raise_for_status(response)
+        return response
+
+    def _json(self, method: str, path: str, what: str, payload: Any = None) -> Any:
+        kwargs: dict[str, Any] = {}
+        if payload is not None:
+            data = json.dumps(payload, separators=(",", ":")).encode("utf-8")
+            headers = {"Content-Type": "application/json"}
+            if len(data) > _GZIP_QUERY_ABOVE:
+                data = gzip.compress(data, compresslevel=1)
+                headers["Content-Encoding"] = "gzip"
+            kwargs = {"data": data, "headers": headers}
+        return self._request(method, path, what, **kwargs).json()
+
+    # ---- Transport ----------------------------------------------------------------------------------------------
+
+    def upload(self, header: BatchHeader, records: Records) -> UploadReport:
+        buffer = io.BytesIO()
+        write_batch_to(buffer, header, records, compress=True)
+        payload = buffer.getvalue()
+        return self._upload(header.batch_id, lambda: payload, f"uploading batch {header.batch_id}")
+
+    def upload_file(self, path: str | os.PathLike[str]) -> UploadReport:
+        with BatchReader(path) as reader:  # fail fast, locally, on a file with no usable header
+            batch_id = reader.header.batch_id
+
+        def chunks() -> Iterator[bytes]:
+            with open(path, "rb") as f:
+                first = f.read(2)
+                f.seek(0)
+                if first == b"\x1f\x8b":
+                    yield from iter(lambda: f.read(1 << 20), b"")
+                    return
+                gz = zlib.compressobj(1, zlib.DEFLATED, 31)  # 31: a gzip header, as Content-Encoding says
+                for block in iter(lambda: f.read(1 << 20), b""):
+                    yield gz.compress(block)
+                yield gz.flush()
+
+        return self._upload(batch_id, chunks, f"uploading {os.fspath(path)}")
+
+    def _upload(self, batch_id: str, body: Callable[[], Any], what: str) -> UploadReport:
+        headers = {"Content-Type": BATCH_CONTENT_TYPES[0], "Content-Encoding": "gzip", IDEMPOTENCY_HEADER: batch_id}
+        data = self._request("POST", "/batches", what, headers=headers, body_factory=body).json()
+        return UploadReport(
+            data["batch_id"],
+            data["set_id"],
+            data["mode"],
+            data["read"],
+            data["stored"],
+            data["duplicates"],
+            tuple(data["problems"]),
+        )
+
+    def query(
+        self,
+        embedding_set: EmbeddingSet | str,
+        vectors: Matrix,
+        input_uris: Sequence[str],
+        inferences: Sequence[Any] | None = None,
+        thresholds: Thresholds | None = None,
+    ) -> list[QueryResult]:
+        set_id = embedding_set if isinstance(embedding_set, str) else embedding_set.id
+        payload: dict[str, Any] = {"embeddings": [encode_base64(v) for v in vectors], "input_uris": list(input_uris)}
+        if inferences is not None and any(i is not None for i in inferences):
+            payload["inferences"] = json.loads(json.dumps(list(inferences), default=str))
+        if thresholds is not None and thresholds != Thresholds():
+            payload["thresholds"] = {
+                k: v
+                for k, v in dataclasses.asdict(thresholds).items()
+                if v is not None and v != getattr(Thresholds(), k)
+            }
+        data = self._json("POST", f"/sets/{set_id}/query", "querying", payload)
+        return [QueryResult.from_dict(r) for r in data["results"]]
+
+    def create_set(self, embedding_set: EmbeddingSet, dimension: int) -> SetInfo:
+        data = self._json(
+            "POST", "/sets", "creating a set", {"embedding_set": dict(embedding_set.key), "dimension": dimension}
+        )
+        return _set_info(data)
+
+    def get_set(self, set_id: str) -> SetInfo | None:
+        try:
+            return _set_info(self._json("GET", f"/sets/{set_id}", "looking up a set"))
+        except UnknownEmbeddingSetError:
+            return None
+
+    def list_sets(self) -> list[SetInfo]:
+        return [_set_info(s) for s in self._json("GET", "/sets", "listing sets")["sets"]]
+
+    def health(self) -> dict[str, Any]:
+        result: dict[str, Any] = self._json("GET", "/health", "checking health")
+        return result
+
+
+def _set_info(data: dict[str, Any]) -> SetInfo:
+    return SetInfo(
+        id=data["id"],
+        embedding_set=data["embedding_set"],
+        dimension=data["dimension"],
+        training=data["training"],
+        production=data["production"],
+        created_at=0.0,
+    )
