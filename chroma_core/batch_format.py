@@ -27,7 +27,7 @@ import logging
 import math
 import os
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timezone
 from json.encoder import encode_basestring  # type: ignore[attr-defined]
 from pathlib import Path
@@ -57,6 +57,12 @@ __all__ = [
 ]
 
 logger = logging.getLogger("chroma")
+
+_loads: Callable[[bytes], Any]
+try:  # 3-4x faster parsing of record lines when present (the [server] extra installs it)
+    from orjson import loads as _loads
+except ImportError:  # pragma: no cover - exercised on a client-only install
+    _loads = json.loads
 
 FORMAT_VERSION = 1
 Mode = Literal["training", "production"]
@@ -332,7 +338,7 @@ class BatchReader:
         if not first.strip():
             raise BatchFormatError(f"{self.name}: the file is empty; a batch starts with a header line.")
         try:
-            obj = json.loads(first)
+            obj = _loads(first)
         except ValueError as exc:
             raise BatchFormatError(f"{self.name}: line 1 is not JSON ({exc}); is this a Chroma batch file?") from None
         try:
@@ -364,8 +370,6 @@ class BatchReader:
             vector = np.asarray(emb, dtype="<f4")
         else:
             raise ValueError("'embedding' is missing; give base64 of little-endian float32, or a list of numbers")
-        if not np.isfinite(vector).all():
-            raise ValueError("'embedding' holds NaN or infinite values")
         rid = obj.get("id")
         if rid is None:
             rid = f"{self.header.batch_id}:L{line}"
@@ -402,7 +406,7 @@ class BatchReader:
                 self._digest.update(raw)
                 continue
             try:
-                obj = json.loads(raw)
+                obj = _loads(raw)
             except ValueError as exc:
                 self._digest.update(raw)
                 self.problems.append(Problem(line, f"not valid JSON ({exc})"))
@@ -436,6 +440,16 @@ class BatchReader:
         vectors = np.empty((len(buf), dim), dtype=np.float32)
         for i, row in enumerate(buf):
             vectors[i] = row[0]
+        # One vectorised finiteness check per chunk; bad rows become problems, their neighbours stay.
+        finite = np.isfinite(vectors).all(axis=1)
+        if not finite.all():
+            for i in np.flatnonzero(~finite).tolist():
+                self.problems.append(Problem(lines[i], "'embedding' holds NaN or infinite values"))
+            keep = np.flatnonzero(finite).tolist()
+            vectors = vectors[keep]
+            buf = [buf[i] for i in keep]
+            lines = [lines[i] for i in keep]
+            self.problems.sort(key=lambda p: (p.line == 0, p.line))
         self.good += len(buf)
         return Records(
             vectors=vectors,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import ipaddress
 import json
 import os
 from dataclasses import dataclass
@@ -12,6 +11,8 @@ from dataclasses import dataclass
 from chroma_core.errors import ConfigError
 
 __all__ = ["Keys", "is_loopback"]
+
+from chroma_core.server.wire import is_loopback
 
 
 def _digest(key: str) -> bytes:
@@ -61,12 +62,3 @@ class Keys:
             if hmac.compare_digest(known, digest):
                 found = app
         return found
-
-
-def is_loopback(host: str | None) -> bool:
-    if not host:
-        return False
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return host == "localhost"

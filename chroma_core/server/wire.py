@@ -6,6 +6,8 @@ statuses, and the client-side exceptions they map back to are listed in :data:`E
 
 from __future__ import annotations
 
+import ipaddress
+
 from chroma_core.errors import (
     BatchFormatError,
     ChromaError,
@@ -17,7 +19,7 @@ from chroma_core.errors import (
     UnknownEmbeddingSetError,
 )
 
-__all__ = ["API_PREFIX", "BATCH_CONTENT_TYPES", "ERRORS", "IDEMPOTENCY_HEADER", "KEY_HEADER", "code_for"]
+__all__ = ["API_PREFIX", "BATCH_CONTENT_TYPES", "ERRORS", "IDEMPOTENCY_HEADER", "KEY_HEADER", "code_for", "is_loopback"]
 
 API_PREFIX = "/v1"
 KEY_HEADER = "X-Chroma-Api-Key"
@@ -53,6 +55,16 @@ _BY_CLASS: list[tuple[type[ChromaError], str]] = [
     (BatchFormatError, "batch_format"),
     (ConfigError, "invalid_thresholds"),
 ]
+
+
+def is_loopback(host: str | None) -> bool:
+    """True for 127.0.0.0/8, ::1 and 'localhost': the only clients a server without API keys serves."""
+    if not host:
+        return False
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
 
 
 def code_for(exc: ChromaError) -> str:

@@ -19,6 +19,7 @@ import time
 import zlib
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 import tenacity
@@ -37,6 +38,7 @@ from chroma_core.server.wire import (
     BATCH_CONTENT_TYPES,
     ERRORS,
     IDEMPOTENCY_HEADER,
+    is_loopback,
 )
 from chroma_core.transport.base import Transport
 from chroma_core.vectors import Matrix, encode_base64
@@ -60,6 +62,9 @@ class RetryPolicy:
     connect_timeout: float = 3.05
     read_timeout: float = 30.0
     max_retry_after: float = 30.0  # a Retry-After longer than this is capped (and still bounded by the deadline)
+    # gzip request bodies: None means "unless the service is on loopback", where compressing embeddings (which
+    # barely compress) costs CPU and saves no network.
+    compress: bool | None = None
 
 
 class _Retryable(Exception):
@@ -140,6 +145,8 @@ class HTTPTransport(Transport):
         if not self.base.endswith(API_PREFIX):
             self.base += API_PREFIX
         self.policy = retry or RetryPolicy()
+        host = urlsplit(self.base).hostname
+        self.compress = self.policy.compress if self.policy.compress is not None else not is_loopback(host)
         self._sleep = sleep
         self.session = session or requests.Session()
         adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=16, max_retries=0)
@@ -216,7 +223,7 @@ class HTTPTransport(Transport):
         if payload is not None:
             data = json.dumps(payload, separators=(",", ":")).encode("utf-8")
             headers = {"Content-Type": "application/json"}
-            if len(data) > _GZIP_QUERY_ABOVE:
+            if self.compress and len(data) > _GZIP_QUERY_ABOVE:
                 data = gzip.compress(data, compresslevel=1)
                 headers["Content-Encoding"] = "gzip"
             kwargs = {"data": data, "headers": headers}
@@ -226,9 +233,9 @@ class HTTPTransport(Transport):
 
     def upload(self, header: BatchHeader, records: Records) -> UploadReport:
         buffer = io.BytesIO()
-        write_batch_to(buffer, header, records, compress=True)
+        write_batch_to(buffer, header, records, compress=self.compress)
         payload = buffer.getvalue()
-        return self._upload(header.batch_id, lambda: payload, f"uploading batch {header.batch_id}")
+        return self._upload(header.batch_id, lambda: payload, f"uploading batch {header.batch_id}", self.compress)
 
     def upload_file(self, path: str | os.PathLike[str]) -> UploadReport:
         with BatchReader(path) as reader:  # fail fast, locally, on a file with no usable header
@@ -238,7 +245,7 @@ class HTTPTransport(Transport):
             with open(path, "rb") as f:
                 first = f.read(2)
                 f.seek(0)
-                if first == b"\x1f\x8b":
+                if first == b"\x1f\x8b" or not self.compress:
                     yield from iter(lambda: f.read(1 << 20), b"")
                     return
                 gz = zlib.compressobj(1, zlib.DEFLATED, 31)  # 31: a gzip header, as Content-Encoding says
@@ -246,10 +253,14 @@ class HTTPTransport(Transport):
                     yield gz.compress(block)
                 yield gz.flush()
 
-        return self._upload(batch_id, chunks, f"uploading {os.fspath(path)}")
+        with open(path, "rb") as f:
+            gzipped = f.read(2) == b"\x1f\x8b"
+        return self._upload(batch_id, chunks, f"uploading {os.fspath(path)}", gzipped or self.compress)
 
-    def _upload(self, batch_id: str, body: Callable[[], Any], what: str) -> UploadReport:
-        headers = {"Content-Type": BATCH_CONTENT_TYPES[0], "Content-Encoding": "gzip", IDEMPOTENCY_HEADER: batch_id}
+    def _upload(self, batch_id: str, body: Callable[[], Any], what: str, gzipped: bool) -> UploadReport:
+        headers = {"Content-Type": BATCH_CONTENT_TYPES[0], IDEMPOTENCY_HEADER: batch_id}
+        if gzipped:
+            headers["Content-Encoding"] = "gzip"
         data = self._request("POST", "/batches", what, headers=headers, body_factory=body).json()
         return UploadReport(
             data["batch_id"],

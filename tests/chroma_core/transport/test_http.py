@@ -122,35 +122,26 @@ def test_connection_refused_is_retried_then_mapped():
 
 
 def test_headers_key_proxy_and_gzip_upload():
-    with Scripted(
-        [
-            (
-                200,
-                {},
-                {
-                    "batch_id": "b",
-                    "set_id": "s",
-                    "mode": "training",
-                    "read": 1,
-                    "stored": 1,
-                    "duplicates": 0,
-                    "problems": [],
-                },
-            )
-        ]
-    ) as server:
-        t = HTTPTransport(
-            load_config(chroma_url=server.url, api_key="secret-key-xyz", application_id="app", environ={})
-        )
+    ok = (
+        200,
+        {},
+        {"batch_id": "b", "set_id": "s", "mode": "training", "read": 1, "stored": 1, "duplicates": 0, "problems": []},
+    )
+    with Scripted([ok, ok]) as server:
+        config = load_config(chroma_url=server.url, api_key="secret-key-xyz", application_id="app", environ={})
         header = BatchHeader("b", EmbeddingSet.from_dict(SET), "training", 2, "t")
-        t.upload(header, Records(np.ones((1, 2), np.float32), ["b:0"], ["/a"], [None], [None], [0.0]))
+        records = Records(np.ones((1, 2), np.float32), ["b:0"], ["/a"], [None], [None], [0.0])
+        HTTPTransport(config, retry=RetryPolicy(compress=True)).upload(header, records)
+        HTTPTransport(config).upload(header, records)  # loopback: not gzipped by default
     method, path, headers = server.requests[0]
     assert (method, path) == ("POST", "/v1/batches")
     assert headers["Authorization"] == "Bearer secret-key-xyz"
     assert headers["X-Chroma-Application-Id"] == "app"
     assert headers["Content-Encoding"] == "gzip" and headers["Idempotency-Key"] == "b"
+    assert "Content-Encoding" not in server.requests[1][2]
     t = HTTPTransport(load_config(chroma_url="http://127.0.0.1:1", http_proxy="http://127.0.0.1:3128", environ={}))
     assert t.session.proxies == {"http": "http://127.0.0.1:3128", "https": "http://127.0.0.1:3128"}
+    assert HTTPTransport(load_config(chroma_url="http://chroma.internal:8000", environ={})).compress
 
 
 @pytest.mark.parametrize(("value", "seconds"), [("7", 7.0), ("", None), (None, None), ("soon", None)])
