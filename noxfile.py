@@ -40,7 +40,9 @@ def lint(session: nox.Session) -> None:
 @nox.session(default=False)
 def bench(session: nox.Session) -> None:
     """Benchmarks: each figure printed beside a baseline measured in the same run."""
-    session.install("-e", ".")
+    _install_torch(session)
+    session.install("-e", ".[test]")
+    session.env.setdefault("HF_HUB_OFFLINE", "1")
     files = session.posargs or sorted(f"benchmarks/{f}" for f in os.listdir("benchmarks") if f.startswith("bench_"))
     for f in files:
         session.run("python", f)

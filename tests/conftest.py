@@ -7,13 +7,15 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# Errors swallowed by integration guards are re-raised in tests (chroma_integrations/_guard.py).
+os.environ.setdefault("CHROMA_TEST_MODE", "1")
 
 
 @pytest.fixture(autouse=True)
 def _isolated(tmp_path, monkeypatch):
     """Each test runs in its own directory (so ./chroma.json and ./.chroma are its own) with no CHROMA_* env."""
     for var in list(os.environ):
-        if var.startswith("CHROMA_") and var != "CHROMA_TEST_MODE":
+        if var.startswith("CHROMA_") and var not in ("CHROMA_TEST_MODE", "CHROMA_TORCH"):
             monkeypatch.delenv(var)
     monkeypatch.chdir(tmp_path)
 
