@@ -263,3 +263,43 @@ def test_sigterm_during_an_upload_stores_it_whole_or_not_at_all(tmp_path):
             assert stored == 4000
     finally:
         server.stop()
+
+
+def test_concurrent_uploads_to_one_set_lose_nothing(chroma_server):
+    import threading
+
+    from chroma_core.config import load_config
+    from chroma_core.transport.http import HTTPTransport
+
+    es = EmbeddingSet.from_dict(SET)
+    errors = []
+
+    def client(c: int) -> None:
+        try:
+            t = HTTPTransport(load_config(chroma_url=chroma_server.url, environ={}))
+            rng = np.random.default_rng(c)
+            for b in range(10):
+                bid = f"c{c}-b{b}"
+                header = BatchHeader(bid, es, "training", 16, "t")
+                t.upload(
+                    header,
+                    Records(
+                        rng.normal(size=(30, 16)).astype(np.float32),
+                        [f"{bid}:{i}" for i in range(30)],
+                        [f"/{bid}/{i}" for i in range(30)],
+                        [None] * 30,
+                        [None] * 30,
+                        [0.0] * 30,
+                    ),
+                )
+        except Exception as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=client, args=(c,)) for c in range(6)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert errors == []
+    info = HTTPTransport(load_config(chroma_url=chroma_server.url, environ={})).get_set(es.id)
+    assert info is not None and info.training == 6 * 10 * 30

@@ -1,0 +1,366 @@
+"""Background sending that can never block or break its host: bounded memory, bounded disk, counted drops.
+
+``submit()`` costs a queue put. A daemon thread batches what was submitted into *production batches* and uploads
+them (idempotent by batch id, so a replay never duplicates). When the service cannot be reached, batches are
+written to a bounded spill directory, in order, and replayed oldest first once it is back; new batches queue
+behind the spilled ones so order is kept. What has to be dropped (memory queue full, spill directory full, a batch
+the service rejects as invalid) is counted per reason, visible in :meth:`BackgroundWorker.stats`, and warned about.
+After ``fork()`` (gunicorn workers) the child gets its own queue and thread on first use.
+"""
+
+from __future__ import annotations
+
+import atexit
+import collections
+import contextlib
+import dataclasses
+import logging
+import os
+import threading
+import time
+import weakref
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from chroma_core.batch_format import BatchHeader, Records, new_batch_id, utc_timestamp, write_batch
+from chroma_core.embedding_set import EmbeddingSet
+from chroma_core.errors import ChromaError, TransportError
+from chroma_core.results import QueryResult
+from chroma_core.transport.base import Transport
+
+__all__ = ["BackgroundWorker", "WorkerOptions"]
+
+logger = logging.getLogger("chroma")
+
+
+@dataclasses.dataclass(frozen=True)
+class WorkerOptions:
+    """Bounds and pacing of the background worker. These field defaults are the only defaults."""
+
+    queue_size: int = 10_000  # records held in memory, waiting to be sent
+    batch_size: int = 256  # records per upload
+    flush_interval: float = 0.5  # seconds: a partial batch is sent after this
+    spill_directory: str | None = None  # default: <persist_directory>/spill
+    spill_max_bytes: int = 256 * 1024 * 1024
+    retry_backoff_max: float = 30.0  # seconds between replay attempts while the service is down
+    exit_timeout: float = 5.0  # bounded flush at interpreter exit
+
+
+@dataclasses.dataclass
+class _Item:
+    embedding_set: EmbeddingSet
+    vector: np.ndarray
+    input_uri: str
+    inferences: Any
+    on_result: Callable[[str, QueryResult | None], None] | None
+
+
+_workers: weakref.WeakSet[BackgroundWorker] = weakref.WeakSet()
+
+
+@atexit.register
+def _flush_all_at_exit() -> None:
+    for worker in list(_workers):
+        worker.close(worker.options.exit_timeout)
+
+
+class BackgroundWorker:
+    """See the module docstring. ``transport_factory`` is called in the worker thread (and again after fork)."""
+
+    _instances = 0
+
+    def __init__(
+        self,
+        transport_factory: Callable[[], Transport],
+        options: WorkerOptions | None = None,
+        *,
+        spill_directory: str | os.PathLike[str] = ".chroma/spill",
+    ) -> None:
+        self.options = options or WorkerOptions()
+        self._factory = transport_factory
+        # Each worker process spills into its own subdirectory, so two workers never race over one file; the
+        # directories of processes that died are adopted and replayed (see _spill_dirs).
+        self.spill_root = Path(self.options.spill_directory or spill_directory).resolve()
+        BackgroundWorker._instances += 1
+        self._instance = BackgroundWorker._instances
+        self.spill_directory = self.spill_root / f"{os.getpid()}-{self._instance}"
+        self._lock = threading.Lock()
+        self._counts: collections.Counter[str] = collections.Counter()
+        self._dropped: collections.Counter[str] = collections.Counter()
+        self._warned: set[str] = set()
+        self._pid = -1
+        # A deque, not queue.Queue: append and popleft are atomic under the GIL and take no lock, which keeps
+        # submit() to a few hundred nanoseconds. The worker polls it (every poll_interval when idle).
+        self._queue: collections.deque[_Item] = collections.deque()
+        self._submitted = 0
+        self._processed = 0
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._closed = False
+        self._seq = 0
+        _workers.add(self)
+
+    # ---- the host's side: must be cheap and must not raise ------------------------------------------------------
+
+    def _ensure_started(self) -> None:
+        if self._pid == os.getpid() and self._thread is not None:
+            return
+        with self._lock:
+            if self._pid == os.getpid() and self._thread is not None:
+                return
+            # A fresh process (first use, or a fork child): the parent's thread does not exist here.
+            self._pid = os.getpid()
+            self.spill_directory = self.spill_root / f"{self._pid}-{self._instance}"
+            self._queue = collections.deque()
+            self._submitted = self._processed = 0
+            self._stop = threading.Event()
+            self._thread = threading.Thread(target=self._run, name="chroma-worker", daemon=True)
+            self._thread.start()
+
+    def submit(
+        self,
+        embedding_set: EmbeddingSet,
+        vector: np.ndarray,
+        input_uri: str,
+        inferences: Any = None,
+        on_result: Callable[[str, QueryResult | None], None] | None = None,
+    ) -> bool:
+        """Queue one production record; False (and counted) if it had to be dropped. Never blocks."""
+        if self._closed:
+            self._drop("closed")
+            return False
+        if self._pid != os.getpid() or self._thread is None:
+            self._ensure_started()
+        if len(self._queue) >= self.options.queue_size:
+            self._drop("queue_full")
+            return False
+        self._submitted += 1  # only ever incremented by submitters; read by flush()
+        self._queue.append(_Item(embedding_set, vector, input_uri, inferences, on_result))
+        return True
+
+    def _drop(self, reason: str, n: int = 1) -> None:
+        with self._lock:
+            self._dropped[reason] += n
+            first = reason not in self._warned
+            self._warned.add(reason)
+        if first:
+            logger.warning("chroma: dropping production records (%s); see BackgroundWorker.stats()", reason)
+
+    def stats(self) -> dict[str, Any]:
+        """Counters: queued now, sent, spilled, replayed, dropped per reason, send failures."""
+        with self._lock:
+            return {
+                "queued": len(self._queue),
+                "spill_files": len(self._spilled()),
+                "dropped": dict(self._dropped),
+                **dict(self._counts),
+            }
+
+    def flush(self, timeout: float = 5.0) -> bool:
+        """Wait until everything submitted so far was sent (spilled batches replayed); False if ``timeout`` passed."""
+        if self._thread is None or self._pid != os.getpid():
+            return True
+        target = self._submitted
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._processed >= target and not self._spilled():
+                return True
+            time.sleep(0.01)
+        return False
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Stop accepting records, send (or spill) what is queued, within ``timeout``."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._thread is None or self._pid != os.getpid():
+            return
+        self._stop.set()
+        self._thread.join(timeout)
+
+    # ---- the worker thread --------------------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        transport: Transport | None = None
+        next_replay = 0.0
+        backoff = 0.5
+        poll = min(0.05, self.options.flush_interval)
+        while True:
+            stopping = self._stop.is_set()
+            # Collect a batch: up to batch_size records, or what arrived within flush_interval.
+            pending: list[_Item] = []
+            started = time.monotonic()
+            while len(pending) < self.options.batch_size:
+                try:
+                    pending.append(self._queue.popleft())
+                except IndexError:
+                    if stopping or (pending and time.monotonic() - started >= self.options.flush_interval):
+                        break
+                    if not pending and (self._stop.wait(poll) or not self._queue):
+                        break
+                    time.sleep(0.001 if pending else 0)
+            try:
+                if transport is None and (pending or self._spilled()):
+                    transport = self._factory()
+                if pending:
+                    assert transport is not None
+                    self._send(transport, pending, spill_first=bool(self._spilled()))
+                if transport is not None and self._spilled() and (time.monotonic() >= next_replay or stopping):
+                    if self._replay(transport):
+                        backoff = 0.5
+                    else:
+                        next_replay = time.monotonic() + backoff
+                        backoff = min(backoff * 2, self.options.retry_backoff_max)
+            except Exception:
+                logger.exception("chroma: background worker error; continuing")
+                with self._lock:
+                    self._counts["worker_errors"] += 1
+            finally:
+                self._processed += len(pending)
+            if stopping and not self._queue:
+                return
+
+    def _batches(self, items: Sequence[_Item]) -> list[tuple[BatchHeader, Records, list[_Item]]]:
+        by_set: dict[str, list[_Item]] = {}
+        for it in items:
+            by_set.setdefault(it.embedding_set.id, []).append(it)
+        out = []
+        for group in by_set.values():
+            dims = collections.Counter(len(it.vector) for it in group)
+            dim = dims.most_common(1)[0][0]
+            good = [it for it in group if len(it.vector) == dim]
+            if len(good) < len(group):
+                self._drop("dimension_mismatch", len(group) - len(good))
+            batch_id = new_batch_id()
+            header = BatchHeader(batch_id, good[0].embedding_set, "production", dim, utc_timestamp())
+            now = time.time()
+            records = Records(
+                np.stack([it.vector for it in good]).astype(np.float32),
+                [f"{batch_id}:{i}" for i in range(len(good))],
+                [it.input_uri for it in good],
+                [it.inferences for it in good],
+                [None] * len(good),
+                [now] * len(good),
+            )
+            out.append((header, records, good))
+        return out
+
+    def _send(self, transport: Transport, items: list[_Item], *, spill_first: bool) -> None:
+        for header, records, group in self._batches(items):
+            if spill_first:
+                self._spill(header, records)  # keep order: older spilled batches go first
+                continue
+            try:
+                transport.upload(header, records)
+            except TransportError:
+                self._spill(header, records)
+                with self._lock:
+                    self._counts["send_failures"] += 1
+                continue
+            except ChromaError as exc:
+                logger.warning("chroma: the service rejected a production batch: %s", exc)
+                self._drop("rejected", len(records))
+                continue
+            with self._lock:
+                self._counts["sent"] += len(records)
+            self._deliver_results(transport, header, records, group)
+
+    def _deliver_results(self, transport: Transport, header: BatchHeader, records: Records, group: list[_Item]) -> None:
+        wanted = [i for i, it in enumerate(group) if it.on_result is not None]
+        if not wanted:
+            return
+        try:
+            results: list[QueryResult | None] = list(
+                transport.query(
+                    header.embedding_set,
+                    records.vectors[wanted],
+                    [records.input_uris[i] for i in wanted],
+                    [records.inferences[i] for i in wanted],
+                )
+            )
+        except ChromaError:
+            results = [None] * len(wanted)
+        for i, result in zip(wanted, results, strict=True):
+            callback = group[i].on_result
+            assert callback is not None
+            try:
+                callback(records.input_uris[i], result)
+            except Exception:
+                logger.exception("chroma: on_result callback failed")
+
+    def _spilled(self) -> list[Path]:
+        """This worker's spilled batches, then those left by dead processes, each oldest first."""
+        out: list[Path] = []
+        for directory in [self.spill_directory, *self._orphans()]:
+            try:
+                out.extend(sorted(p for p in directory.glob("*.jsonl") if not p.name.startswith(".")))
+            except OSError:
+                continue
+        return out
+
+    def _orphans(self) -> list[Path]:
+        try:
+            siblings = [d for d in self.spill_root.iterdir() if d.is_dir() and d != self.spill_directory]
+        except OSError:
+            return []
+        out = []
+        for d in sorted(siblings):
+            pid = d.name.split("-", 1)[0]
+            if pid.isdigit() and not _alive(int(pid)):
+                out.append(d)
+        return out
+
+    def _spill(self, header: BatchHeader, records: Records) -> None:
+        used = 0
+        for p in self._spilled():
+            with contextlib.suppress(OSError):
+                used += p.stat().st_size
+        estimate = len(records) * (header.dimension * 4 * 4 // 3 + 200)
+        if used + estimate > self.options.spill_max_bytes:
+            self._drop("spill_full", len(records))
+            return
+        self._seq += 1
+        name = f"{time.time_ns():020d}-{self._seq:06d}-{header.batch_id}.jsonl"
+        try:
+            write_batch(self.spill_directory / name, header, records)
+        except OSError as exc:
+            logger.warning("chroma: cannot spill to %s (%s)", self.spill_directory, exc)
+            self._drop("spill_error", len(records))
+            return
+        with self._lock:
+            self._counts["spilled"] += len(records)
+
+    def _replay(self, transport: Transport) -> bool:
+        """Send spilled batches oldest first; stop at the first failure. True when the directory is empty."""
+        for path in self._spilled():
+            try:
+                report = transport.upload_file(path)
+            except TransportError:
+                return False
+            except ChromaError as exc:
+                logger.warning("chroma: dropping spilled batch %s the service rejects: %s", path.name, exc)
+                self._drop("rejected")
+                report = None
+            path.unlink(missing_ok=True)
+            if path.parent != self.spill_directory:
+                with contextlib.suppress(OSError):
+                    path.parent.rmdir()  # an adopted directory, now empty
+            if report is not None:
+                with self._lock:
+                    self._counts["replayed"] += report.read
+        return True
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # exists, owned by someone else
+    return True
