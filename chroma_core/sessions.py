@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from chroma_core import hooks
 from chroma_core.batch_format import BatchHeader, Mode, Records, new_batch_id, utc_timestamp, write_batch
 from chroma_core.config import Config, load_config
 from chroma_core.embedding_set import EmbeddingSet
@@ -342,6 +343,7 @@ class TrainingSession(_Session):
             write_batch(pending.path, header, pending.records, overwrite=False)
             pending.written = True
         report = self.transport.upload(header, pending.records) if upload else None
+        hooks.emit_batch_saved(header, pending.records)
         return SavedBatch(header.batch_id, header.set_id, len(pending.records), pending.path, report)
 
     def __enter__(self) -> TrainingSession:
@@ -407,6 +409,7 @@ class QuerySession(_Session):
         uris = _uris(input_uri, len(rows))
         infs = _per_row(inferences, len(rows), "inferences", batch)
         results = self.transport.query(es, rows, uris, infs, self.thresholds)
+        hooks.emit_queried(es, rows, uris, infs, results)
         return results if batch else results[0]
 
     def __enter__(self) -> QuerySession:
