@@ -8,8 +8,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from chroma_core.batch_format import BatchHeader, BatchReader, Records
 from chroma_core.embedding_set import EmbeddingSet
+from chroma_core.engine import ann
+from chroma_core.engine.index import normalize
 from chroma_core.engine.scoring import SetModel, Thresholds
 from chroma_core.engine.store import PutResult, SetInfo, SQLiteStore, Store
 from chroma_core.errors import UnknownEmbeddingSetError
@@ -22,8 +26,12 @@ __all__ = ["Engine", "open_engine"]
 class Engine:
     """Storage plus recommendation scoring. Thread-safe; one per persist directory per process is enough."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, *, ann_threshold: int = 20_000, index_dtype: str = "f16") -> None:
+        """``ann_threshold``: sets with at least this many training vectors use the approximate index (if usearch
+        is installed; exact search otherwise). ``index_dtype``: its precision, ``f32``, ``f16`` or ``i8``."""
         self.store = store
+        self.ann_threshold = ann_threshold
+        self.index_dtype = index_dtype
         self._models: dict[str, SetModel] = {}
         self._lock = threading.Lock()
 
@@ -70,16 +78,37 @@ class Engine:
             if model is None:
                 model = self._models[set_id] = SetModel(set_id, info.dimension)
             if len(model) < info.training:
-                # Another session or process stored more training data: add only what is new.
-                start = len(model)
-                vectors = self.store.vectors(set_id, "training", start)
-                model.add(
-                    vectors,
-                    self.store.column(set_id, "training", "input_uri", start)[: len(vectors)],
-                    self.store.column(set_id, "training", "label", start)[: len(vectors)],
-                    self.store.column(set_id, "training", "inferences", start)[: len(vectors)],
-                )
+                self._grow(model, info.training)
             return model
+
+    def _grow(self, model: SetModel, count: int) -> None:
+        """Bring a set's in-memory model up to ``count`` training rows (another session or process added them)."""
+        set_id, start = model.set_id, len(model)
+        use_ann = count >= self.ann_threshold and ann.available()
+        meta = [
+            self.store.column(set_id, "training", c, start)[: count - start]
+            for c in ("input_uri", "label", "inferences")
+        ]
+        if use_ann and not isinstance(model.index, ann.ANNIndex):
+            path = self.store.vector_path(set_id, "training").with_suffix(".usearch")
+            dim = model.dimension
+            model.index = ann.ANNIndex.open(
+                path,
+                dim,
+                self.index_dtype,
+                count,
+                lambda first: normalize(self.store.vectors(set_id, "training", first)),
+            )
+            model.row_source = lambda rows: np.asarray(self.store.memmap(set_id, "training", count, dim)[rows])
+            model.add(None, *meta)
+            model.index.save_if_grown(path)
+            return
+        vectors = self.store.vectors(set_id, "training", start)[: count - start]
+        model.add(vectors, *meta)
+        if isinstance(model.index, ann.ANNIndex):
+            dim = model.dimension
+            model.row_source = lambda rows: np.asarray(self.store.memmap(set_id, "training", count, dim)[rows])
+            model.index.save_if_grown(self.store.vector_path(set_id, "training").with_suffix(".usearch"))
 
     def query(
         self,

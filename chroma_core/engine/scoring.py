@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -138,6 +138,8 @@ class SetModel:
         self.set_id = set_id
         self.dimension = dimension
         self.index: VectorIndex = ExactIndex(dimension)
+        # For an approximate index: fetches stored float32 rows, to re-rank candidates and calibrate exactly.
+        self.row_source: Callable[[np.ndarray], np.ndarray] | None = None
         self.uris: list[str] = []
         self.labels: list[str | None] = []  # canonical JSON keys of the training labels
         self.raw_labels: list[Any] = []
@@ -147,10 +149,41 @@ class SetModel:
         self._calibrations: dict[tuple[float, float, int], Calibration] = {}
 
     def __len__(self) -> int:
-        return len(self.index)
+        return len(self.uris)
 
-    def add(self, vectors: Matrix, uris: Sequence[str], labels: Sequence[Any], inferences: Sequence[Any]) -> None:
-        self.index.add(normalize(vectors))
+    def row_vectors(self, rows: np.ndarray) -> Matrix:
+        """Normalised float32 training vectors by row (exact, whatever the index's precision)."""
+        if isinstance(self.index, ExactIndex):
+            out: Matrix = self.index.vectors[rows]
+            return out
+        assert self.row_source is not None
+        return normalize(self.row_source(rows))
+
+    def _search(self, queries: Matrix, k: int) -> tuple[np.ndarray, np.ndarray]:
+        if isinstance(self.index, ExactIndex):
+            return self.index.search(queries, k)
+        # Approximate candidates, re-ranked with the exact vectors: reduced precision never changes a score.
+        n = len(self)
+        kc = min(n, max(2 * k, k + 10))
+        _, cand = self.index.search(queries, kc)
+        cand = np.where((cand >= 0) & (cand < n), cand, 0)
+        vecs = self.row_vectors(cand.ravel()).reshape(len(queries), cand.shape[1], -1)
+        sims = np.einsum("qd,qkd->qk", queries, vecs)
+        # A candidate listed twice (padding) must not take two places.
+        for i in range(len(cand)):
+            _, first = np.unique(cand[i], return_index=True)
+            dup = np.ones(cand.shape[1], bool)
+            dup[first] = False
+            sims[i, dup] = -np.inf
+        order = np.argsort(-sims, axis=1, kind="stable")[:, :k]
+        return np.take_along_axis(sims, order, axis=1), np.take_along_axis(cand, order, axis=1)
+
+    def add(
+        self, vectors: Matrix | None, uris: Sequence[str], labels: Sequence[Any], inferences: Sequence[Any]
+    ) -> None:
+        """Add training rows; ``vectors=None`` when the index already holds them (a loaded approximate index)."""
+        if vectors is not None:
+            self.index.add(normalize(vectors))
         self.uris.extend(uris)
         for label, inf in zip(labels, inferences, strict=False):
             lab = label if label is not None else predicted_label(inf)
@@ -161,8 +194,8 @@ class SetModel:
 
     def _neighbors(self, queries: Matrix, k: int, exclude: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         if exclude is None:
-            return self.index.search(queries, k)
-        sims, rows = self.index.search(queries, k + 1)
+            return self._search(queries, k)
+        sims, rows = self._search(queries, k + 1)
         # Leave one out: drop the query's own row, or (if many exact copies pushed it out) the last one.
         keep = rows != exclude[:, None]
         drop_last = keep.all(axis=1)
@@ -186,8 +219,7 @@ class SetModel:
             return cached
         m = min(n, self.calibration_sample)
         sample = np.sort(self._rng.choice(n, size=m, replace=False)) if m < n else np.arange(n)
-        queries = self.index.vectors[sample] if isinstance(self.index, ExactIndex) else None
-        assert queries is not None
+        queries = self.row_vectors(sample)
         sims, rows = self._neighbors(queries, k, exclude=sample)
         novelty = 1.0 - sims[:, k - 1]
         nn1 = 1.0 - sims[:, 0]

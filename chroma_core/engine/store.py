@@ -95,6 +95,8 @@ class Store(Protocol):
     def records(self, set_id: str, mode: Mode, rows: Sequence[int]) -> list[StoredRecord]: ...
     def column(self, set_id: str, mode: Mode, name: str, start: int = 0) -> list[Any]: ...
     def version(self, set_id: str) -> tuple[int, int]: ...
+    def vector_path(self, set_id: str, mode: Mode) -> Path: ...
+    def memmap(self, set_id: str, mode: Mode, count: int, dimension: int) -> np.ndarray: ...
     def close(self) -> None: ...
 
 
@@ -334,6 +336,13 @@ class SQLiteStore:
                 f"{count - start}); the persist directory was modified outside Chroma."
             )
         return data.reshape(count - start, info.dimension).astype(np.float32, copy=False)
+
+    def vector_path(self, set_id: str, mode: Mode) -> Path:
+        return self._vector_path(set_id, mode)
+
+    def memmap(self, set_id: str, mode: Mode, count: int, dimension: int) -> np.ndarray:
+        """The first ``count`` stored vectors, memory-mapped read-only (pages come from the OS cache)."""
+        return np.memmap(self._vector_path(set_id, mode), dtype="<f4", mode="r", shape=(count, dimension))
 
     def records(self, set_id: str, mode: Mode, rows: Sequence[int]) -> list[StoredRecord]:
         rows = [int(r) for r in rows]

@@ -1,0 +1,157 @@
+"""Approximate index libraries compared on this machine (issue 3): faiss-cpu (HNSW), usearch, hnswlib, beside exact
+numpy search on the same data in the same run.
+
+    python benchmarks/bench_index.py [--n 100000] [--dim 384]
+
+Data: clustered Gaussian vectors (500 clusters), L2-normalised; queries drawn the same way. Recall@10 is measured
+against exact search. Memory is the growth of this process's resident set while building.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import resource
+import time
+
+import numpy as np
+
+
+def rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * resource.getpagesize() / 1e6
+
+
+def data(n: int, dim: int, q: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    centers = rng.normal(size=(500, dim)).astype(np.float32)
+    x = centers[rng.integers(500, size=n)] + 0.6 * rng.normal(size=(n, dim)).astype(np.float32)
+    qs = centers[rng.integers(500, size=q)] + 0.6 * rng.normal(size=(q, dim)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    qs /= np.linalg.norm(qs, axis=1, keepdims=True)
+    return x.astype(np.float32), qs.astype(np.float32)
+
+
+def exact_topk(x: np.ndarray, qs: np.ndarray, k: int) -> np.ndarray:
+    out = []
+    for i in range(0, len(qs), 256):
+        sims = qs[i : i + 256] @ x.T
+        out.append(np.argsort(-sims, axis=1)[:, :k])
+    return np.concatenate(out)
+
+
+def recall(found: np.ndarray, truth: np.ndarray) -> float:
+    return float(np.mean([len(set(f) & set(t)) / len(t) for f, t in zip(found, truth, strict=True)]))
+
+
+def measure(name: str, build, search_one, search_many, qs: np.ndarray, truth: np.ndarray, k: int) -> None:
+    gc.collect()
+    before = rss_mb()
+    t0 = time.perf_counter()
+    index = build()
+    build_s = time.perf_counter() - t0
+    mem = rss_mb() - before
+    lat = []
+    found = []
+    for q in qs:
+        t0 = time.perf_counter()
+        found.append(search_one(index, q, k))
+        lat.append(time.perf_counter() - t0)
+    t0 = time.perf_counter()
+    search_many(index, qs, k)
+    batched = len(qs) / (time.perf_counter() - t0)
+    single = len(qs) / sum(lat)
+    p50, p99 = np.percentile(lat, [50, 99]) * 1e3
+    print(
+        f"  {name:22} build {build_s:7.2f} s  +{mem:6.0f} MB  recall@{k} {recall(np.array(found), truth):.3f}  "
+        f"p50 {p50:6.3f} ms  p99 {p99:6.3f} ms  batched {batched:8.0f} q/s ({batched / single:4.1f}x one-by-one)"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--n", type=int, default=100_000)
+    parser.add_argument("--dim", type=int, default=384)
+    parser.add_argument("--queries", type=int, default=1000)
+    parser.add_argument("--only", default="exact,usearch,usearch-f16,usearch-i8,faiss,hnswlib")
+    args = parser.parse_args()
+    k = 10
+    x, qs = data(args.n, args.dim, args.queries)
+    truth = exact_topk(x, qs, k)
+    only = set(args.only.split(","))
+    print(f"{args.n:,} x {args.dim}-d, {args.queries} queries, k={k}")
+
+    if "exact" in only:
+        measure(
+            "exact numpy (baseline)",
+            lambda: x,
+            lambda ix, q, k: np.argpartition(-(ix @ q), k)[:k],
+            lambda ix, qs, k: np.argpartition(-(qs @ ix.T), k, axis=1)[:, :k],
+            qs[:200],
+            truth[:200],
+            k,
+        )
+    for dtype in ("f32", "f16", "i8"):
+        name = "usearch" if dtype == "f32" else f"usearch-{dtype}"
+        if name not in only:
+            continue
+        from usearch.index import Index
+
+        def build(dtype=dtype):
+            ix = Index(
+                ndim=args.dim, metric="cos", dtype=dtype, connectivity=16, expansion_add=128, expansion_search=64
+            )
+            ix.add(np.arange(len(x)), x, threads=0)
+            return ix
+
+        measure(
+            name,
+            build,
+            lambda ix, q, k: ix.search(q, k).keys,
+            lambda ix, qs, k: ix.search(qs, k, threads=0).keys,
+            qs,
+            truth,
+            k,
+        )
+    if "faiss" in only:
+        import faiss
+
+        def fbuild():
+            ix = faiss.IndexHNSWFlat(args.dim, 16, faiss.METRIC_INNER_PRODUCT)
+            ix.hnsw.efConstruction = 128
+            ix.add(x)
+            ix.hnsw.efSearch = 64
+            return ix
+
+        measure(
+            "faiss HNSWFlat",
+            fbuild,
+            lambda ix, q, k: ix.search(q[None, :], k)[1][0],
+            lambda ix, qs, k: ix.search(qs, k)[1],
+            qs,
+            truth,
+            k,
+        )
+    if "hnswlib" in only:
+        import hnswlib
+
+        def hbuild():
+            ix = hnswlib.Index(space="ip", dim=args.dim)
+            ix.init_index(max_elements=len(x), ef_construction=128, M=16)
+            ix.add_items(x, np.arange(len(x)))
+            ix.set_ef(64)
+            return ix
+
+        measure(
+            "hnswlib",
+            hbuild,
+            lambda ix, q, k: ix.knn_query(q, k)[0][0],
+            lambda ix, qs, k: ix.knn_query(qs, k)[0],
+            qs,
+            truth,
+            k,
+        )
+
+
+if __name__ == "__main__":
+    main()
