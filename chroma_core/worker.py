@@ -344,13 +344,14 @@ class BackgroundWorker:
                 logger.warning("chroma: dropping spilled batch %s the service rejects: %s", path.name, exc)
                 self._drop("rejected")
                 report = None
+            # Count before the file disappears: flush() reads "no spill files" as "everything replayed".
+            if report is not None:
+                with self._lock:
+                    self._counts["replayed"] += report.read
             path.unlink(missing_ok=True)
             if path.parent != self.spill_directory:
                 with contextlib.suppress(OSError):
                     path.parent.rmdir()  # an adopted directory, now empty
-            if report is not None:
-                with self._lock:
-                    self._counts["replayed"] += report.read
         return True
 
 
