@@ -107,6 +107,8 @@ def recommend(
         with lock:
             if state.get("pid") != os.getpid():
                 config = load_config(**config_kwargs)
+                # Resolve now: the worker thread opens the store later, when the process's cwd may have changed.
+                config = dataclasses.replace(config, persist_directory=os.path.abspath(config.persist_directory))
                 worker = BackgroundWorker(
                     _worker_transport(config),
                     worker_options,
