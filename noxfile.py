@@ -41,7 +41,7 @@ def lint(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """Benchmarks: each figure printed beside a baseline measured in the same run."""
     _install_torch(session)
-    session.install("-e", ".[test]")
+    session.install("-e", ".[test]", "faiss-cpu", "hnswlib")  # the libraries bench_index.py compares
     session.env.setdefault("HF_HUB_OFFLINE", "1")
     files = session.posargs or sorted(f"benchmarks/{f}" for f in os.listdir("benchmarks") if f.startswith("bench_"))
     for f in files:

@@ -91,6 +91,12 @@ def main() -> None:
             truth[:200],
             k,
         )
+    import importlib.util
+
+    for lib in ("usearch", "faiss", "hnswlib"):
+        if importlib.util.find_spec(lib) is None:
+            print(f"  {lib:22} skipped: not installed (pip install {'faiss-cpu' if lib == 'faiss' else lib})")
+            only -= {lib, f"{lib}-f16", f"{lib}-i8"}
     for dtype in ("f32", "f16", "i8"):
         name = "usearch" if dtype == "f32" else f"usearch-{dtype}"
         if name not in only:
