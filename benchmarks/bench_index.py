@@ -74,6 +74,12 @@ def main() -> None:
     parser.add_argument("--dim", type=int, default=384)
     parser.add_argument("--queries", type=int, default=1000)
     parser.add_argument("--only", default="exact,usearch,usearch-f16,usearch-i8,faiss,hnswlib")
+    parser.add_argument(
+        "--ef",
+        default="",
+        help="comma-separated usearch expansion_search values to try after "
+        "building (e.g. 64,128,256); default: 64 only",
+    )
     args = parser.parse_args()
     k = 10
     x, qs = data(args.n, args.dim, args.queries)
@@ -110,15 +116,27 @@ def main() -> None:
             ix.add(np.arange(len(x)), x, threads=0)
             return ix
 
-        measure(
-            name,
-            build,
-            lambda ix, q, k: ix.search(q, k).keys,
-            lambda ix, qs, k: ix.search(qs, k, threads=0).keys,
-            qs,
-            truth,
-            k,
-        )
+        efs = [int(e) for e in args.ef.split(",") if e] or [64]
+        built: dict[str, object] = {}
+        for j, ef in enumerate(efs):
+
+            def with_ef(ef=ef, first=(j == 0), build=build, built=built):
+                if first:
+                    built["ix"] = build()
+                ix = built["ix"]
+                ix.expansion_search = ef
+                return ix
+
+            measure(
+                f"{name} ef={ef}" if args.ef else name,
+                with_ef,
+                lambda ix, q, k: ix.search(q, k).keys,
+                lambda ix, qs, k: ix.search(qs, k, threads=0).keys,
+                qs,
+                truth,
+                k,
+            )
+
     if "faiss" in only:
         import faiss
 
