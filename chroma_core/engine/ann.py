@@ -32,6 +32,10 @@ logger = logging.getLogger("chroma")
 _BYTES = {"f32": 4, "f16": 2, "i8": 1}
 
 
+def _search_width(n: int) -> int:
+    return 64 if n <= 250_000 else 128
+
+
 def available() -> bool:
     try:
         import usearch.index  # noqa: F401
@@ -139,6 +143,7 @@ class ANNIndex:
                 if _sha256(path) != meta.get("sha256"):
                     raise ValueError("checksum mismatch")
                 index._index.load(str(path))
+                index._index.expansion_search = _search_width(len(index._index))  # type: ignore[misc]
                 if len(index) != meta["count"]:
                     raise ValueError("row count mismatch")
                 index._saved = len(index)
