@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import socket
 import statistics
+import subprocess
 import time
+import urllib.request
 from collections.abc import Callable
 
 
@@ -30,3 +33,23 @@ def best_of(fn: Callable[[], object], repeats: int = 3) -> float:
 
 def verdict(ok: bool) -> str:
     return "PASS" if ok else "MISS"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_until_serving(url: str, proc: subprocess.Popen[bytes], timeout: float, what: str) -> None:
+    """Poll ``url`` (on 127.0.0.1) until it answers 2xx; fail if ``proc`` exits or time runs out."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with {proc.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=1):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"{what} did not start in {timeout:.0f}s")

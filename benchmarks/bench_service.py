@@ -8,16 +8,15 @@ number of requests and stops by itself.
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
+from _util import free_port, wait_until_serving
 
 import chroma
 from chroma_core.batch_format import BatchHeader, Records
@@ -31,9 +30,7 @@ ES = EmbeddingSet.from_dict({"model": "bench", "layer": "service"})
 
 
 def start_server(data: Path) -> tuple[subprocess.Popen[bytes], str]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -50,13 +47,8 @@ def start_server(data: Path) -> tuple[subprocess.Popen[bytes], str]:
         stderr=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}"
-    for _ in range(300):
-        try:
-            urllib.request.urlopen(url + "/v1/health", timeout=1)
-            return proc, url
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError("server did not start")
+    wait_until_serving(url + "/v1/health", proc, 30, "chroma serve")
+    return proc, url
 
 
 def batches(n_batches: int, per: int, tag: str, seed: int) -> list[tuple[BatchHeader, Records]]:

@@ -17,7 +17,7 @@ from chroma_core.batch_format import BatchReader
 from chroma_core.config import Config, load_config
 from chroma_core.errors import ChromaError, InvalidEmbeddingError
 from chroma_core.transport import transport_for
-from chroma_core.vectors import decode_base64
+from chroma_core.vectors import decode_base64, to_vector
 
 __all__ = ["main"]
 
@@ -65,8 +65,6 @@ def _should_upload(args: argparse.Namespace) -> int:
             raise InvalidEmbeddingError(
                 f"the embedding looks like a JSON list but is not valid JSON ({exc})."
             ) from None
-        from chroma_core.vectors import to_vector
-
         vector = to_vector(values)
     else:
         vector = decode_base64(args.embedding)

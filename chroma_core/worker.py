@@ -203,12 +203,16 @@ class BackgroundWorker:
                         break
                     time.sleep(0.001 if pending else 0)
             try:
-                if transport is None and (pending or self._spilled()):
+                # One directory scan per pass (it lists the root and probes sibling pids); a send may spill, so
+                # only then is it looked at again.
+                spilled = bool(self._spilled())
+                if transport is None and (pending or spilled):
                     transport = self._factory()
                 if pending:
                     assert transport is not None
-                    self._send(transport, pending, spill_first=bool(self._spilled()))
-                if transport is not None and self._spilled() and (time.monotonic() >= next_replay or stopping):
+                    self._send(transport, pending, spill_first=spilled)
+                    spilled = bool(self._spilled())
+                if transport is not None and spilled and (time.monotonic() >= next_replay or stopping):
                     if self._replay(transport):
                         backoff = 0.5
                     else:

@@ -52,6 +52,20 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def wait_until_serving(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float, what: str) -> None:
+    """Poll ``url`` until it answers 2xx; fail with the tail of ``log`` if ``proc`` exits or time runs out."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with {proc.returncode}: {log.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(url, timeout=1):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"{what} did not come up in {timeout:.0f}s: {log.read_text()[-3000:]}")
+
+
 class ChromaServer:
     """``python -m chroma serve`` in a subprocess; restartable on the same port and data directory."""
 
@@ -86,17 +100,8 @@ class ChromaServer:
         if self.keys_file:
             cmd += ["--keys-file", str(self.keys_file)]
         self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=open(self.log, "ab"), stderr=subprocess.STDOUT)  # noqa: SIM115
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"chroma serve exited with {self.proc.returncode}: {self.log.read_text()[-2000:]}")
-            try:
-                with urllib.request.urlopen(self.url + "/v1/health", timeout=1) as r:
-                    if r.status == 200:
-                        return self
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError(f"chroma serve did not come up in {timeout}s: {self.log.read_text()[-2000:]}")
+        wait_until_serving(self.url + "/v1/health", self.proc, self.log, timeout, "chroma serve")
+        return self
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
         if self.proc is not None and self.proc.poll() is None:

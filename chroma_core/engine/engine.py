@@ -89,26 +89,23 @@ class Engine:
             self.store.column(set_id, "training", c, start)[: count - start]
             for c in ("input_uri", "label", "inferences")
         ]
+        path = self.store.vector_path(set_id, "training").with_suffix(".usearch")
         if use_ann and not isinstance(model.index, ann.ANNIndex):
-            path = self.store.vector_path(set_id, "training").with_suffix(".usearch")
-            dim = model.dimension
+            # The loaded (or rebuilt) index already holds every row's vector: only the records are added.
             model.index = ann.ANNIndex.open(
                 path,
-                dim,
+                model.dimension,
                 self.index_dtype,
                 count,
                 lambda first: normalize(self.store.vectors(set_id, "training", first)),
             )
-            model.row_source = lambda rows: np.asarray(self.store.memmap(set_id, "training", count, dim)[rows])
             model.add(None, *meta)
-            model.index.save_if_grown(path)
-            return
-        vectors = self.store.vectors(set_id, "training", start)[: count - start]
-        model.add(vectors, *meta)
+        else:
+            model.add(self.store.vectors(set_id, "training", start)[: count - start], *meta)
         if isinstance(model.index, ann.ANNIndex):
             dim = model.dimension
             model.row_source = lambda rows: np.asarray(self.store.memmap(set_id, "training", count, dim)[rows])
-            model.index.save_if_grown(self.store.vector_path(set_id, "training").with_suffix(".usearch"))
+            model.index.save_if_grown(path)
 
     def query(
         self,

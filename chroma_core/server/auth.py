@@ -9,10 +9,9 @@ import os
 from dataclasses import dataclass
 
 from chroma_core.errors import ConfigError
+from chroma_core.server.wire import is_loopback  # re-exported: the server's callers import it from here
 
 __all__ = ["Keys", "is_loopback"]
-
-from chroma_core.server.wire import is_loopback
 
 
 def _digest(key: str) -> bytes:

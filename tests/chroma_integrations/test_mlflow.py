@@ -8,14 +8,13 @@ import shutil
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 import chroma
-from tests.conftest import ROOT, SET, clusters, free_port
+from tests.conftest import ROOT, SET, clusters, free_port, wait_until_serving
 
 mlflow = pytest.importorskip("mlflow")
 from mlflow.tracking import MlflowClient  # noqa: E402
@@ -57,14 +56,8 @@ class TrackingServer:
             stdout=self._log(),
             stderr=subprocess.STDOUT,
         )
-        for _ in range(900):
-            try:
-                urllib.request.urlopen(self.url + "/health", timeout=1)
-                return self
-            except OSError:
-                assert self.proc.poll() is None, (self.root / "server.log").read_text()[-3000:]
-                time.sleep(0.1)
-        raise RuntimeError("mlflow server did not start")
+        wait_until_serving(self.url + "/health", self.proc, self.root / "server.log", 90, "mlflow server")
+        return self
 
     def stop(self) -> None:
         if self.proc is not None:

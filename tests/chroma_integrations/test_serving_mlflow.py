@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import chroma
-from tests.conftest import ROOT, ChromaServer, free_port
+from tests.conftest import ROOT, ChromaServer, free_port, wait_until_serving
 
 mlflow = pytest.importorskip("mlflow")
 pd = pytest.importorskip("pandas")
@@ -64,13 +64,7 @@ def test_served_pyfunc_predicts_as_undecorated_and_the_service_holds_the_records
     )
     try:
         url = f"http://127.0.0.1:{port}"
-        for _ in range(600):
-            try:
-                urllib.request.urlopen(url + "/ping", timeout=1)
-                break
-            except OSError:
-                assert proc.poll() is None, (tmp_path / "serve.log").read_text()[-3000:]
-                time.sleep(0.1)
+        wait_until_serving(url + "/ping", proc, tmp_path / "serve.log", 60, "mlflow models serve")
         rng = np.random.default_rng(0)
         total = 0
         for chunk in range(5):
