@@ -8,6 +8,7 @@
 from chroma_core.config import Config, load_config
 from chroma_core.embedding_set import EmbeddingSet, embedding_set_id
 from chroma_core.engine.scoring import Thresholds
+from chroma_core.engine.selection import Pick, Selection
 from chroma_core.errors import (
     BatchFormatError,
     ChromaError,
@@ -16,13 +17,16 @@ from chroma_core.errors import (
     InvalidEmbeddingError,
     InvalidEmbeddingSetError,
     InvalidPathError,
+    NoProductionDataError,
     NothingToSaveError,
     StorageError,
     TransportError,
     UnknownEmbeddingSetError,
 )
+from chroma_core.export import ExportReport
 from chroma_core.results import TAGS, Neighbor, QueryResult, UploadReport
 from chroma_core.sessions import QuerySession, SavedBatch, TrainingSession, log
+from chroma_core.triage import export, select
 from chroma_core.version import __version__
 
 __all__ = [
@@ -32,14 +36,18 @@ __all__ = [
     "ConfigError",
     "DimensionMismatchError",
     "EmbeddingSet",
+    "ExportReport",
     "InvalidEmbeddingError",
     "InvalidEmbeddingSetError",
     "InvalidPathError",
     "Neighbor",
+    "NoProductionDataError",
     "NothingToSaveError",
+    "Pick",
     "QueryResult",
     "QuerySession",
     "SavedBatch",
+    "Selection",
     "StorageError",
     "TAGS",
     "Thresholds",
@@ -49,6 +57,8 @@ __all__ = [
     "UploadReport",
     "__version__",
     "embedding_set_id",
+    "export",
     "load_config",
     "log",
+    "select",
 ]

@@ -9,7 +9,8 @@
     …
     {"chroma_trailer":1,"count":2,"sha256":"<hex digest of every byte before this line>"}
 
-``label`` is optional. Readers also accept ``"embedding": [0.1, 0.2, …]`` and a record without ``id`` (its id
+``label`` is optional; so is ``result``, the answer Chroma gave for a production input (a JSON object).
+Readers also accept ``"embedding": [0.1, 0.2, …]`` and a record without ``id`` (its id
 is then ``<batch_id>:<line number>``, stable across re-uploads). A file ending in ``.gz`` is written gzipped;
 any gzipped file is recognised by its magic bytes when read. The full specification is ``docs/batch-format.md``.
 
@@ -68,6 +69,7 @@ FORMAT_VERSION = 1
 Mode = Literal["training", "production"]
 _MODES = ("training", "production")
 _CHUNK_ROWS = 4096
+_Row = tuple[np.ndarray, str, str, Any, Any, float, Any]  # vector, id, uri, inferences, label, time, result
 
 
 def new_batch_id() -> str:
@@ -167,9 +169,14 @@ class Records:
     labels: list[Any]
     times: list[float]
     lines: list[int] = dataclasses.field(default_factory=list)
+    #: Production records may carry the answer Chroma gave (``QueryResult.to_dict()``); empty means none do.
+    results: list[Any] = dataclasses.field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.vectors)
+
+    def result(self, i: int) -> Any:
+        return self.results[i] if self.results else None
 
     @classmethod
     def empty(cls, dimension: int) -> Records:
@@ -187,6 +194,8 @@ class Records:
             out.labels += p.labels
             out.times += p.times
             out.lines += p.lines
+        if any(p.results for p in parts):
+            out.results = [p.result(i) for p in parts for i in range(len(p))]
         return out
 
 
@@ -244,6 +253,9 @@ def _record_lines(header: BatchHeader, records: Records, start: int, stop: int) 
     for i in range(start, stop):
         label = records.labels[i]
         label_part = "" if label is None else f',"label":{json_text(label)}'
+        result = records.result(i)
+        if result is not None:
+            label_part += f',"result":{json_text(result)}'
         time = records.times[i]
         parts.append(
             f'{{"id":{encode_basestring(records.ids[i])},"input_uri":{encode_basestring(records.input_uris[i])},'
@@ -346,7 +358,7 @@ class BatchReader:
         except BatchFormatError as exc:
             raise BatchFormatError(f"{self.name}: {exc}") from None
 
-    def _record(self, obj: Any, line: int) -> tuple[np.ndarray, str, str, Any, Any, float]:
+    def _record(self, obj: Any, line: int) -> _Row:
         if not isinstance(obj, dict):
             raise ValueError(f"a record must be a JSON object, not {type(obj).__name__}")
         uri = obj.get("input_uri")
@@ -378,12 +390,15 @@ class BatchReader:
         t = obj.get("time", 0.0)
         if not isinstance(t, (int, float)) or isinstance(t, bool) or not math.isfinite(t):
             raise ValueError(f"'time' must be a number (seconds since the epoch), not {t!r}")
-        return vector, rid, uri, obj.get("inferences"), obj.get("label"), float(t)
+        result = obj.get("result")
+        if result is not None and not isinstance(result, dict):
+            raise ValueError("'result' must be a JSON object (what Chroma answered for this input) or absent")
+        return vector, rid, uri, obj.get("inferences"), obj.get("label"), float(t), result
 
     def chunks(self, size: int = _CHUNK_ROWS) -> Iterator[Records]:
         """Yield the good records in chunks of at most ``size``; bad lines go to ``problems``."""
         dim = self.header.dimension
-        buf: list[tuple[np.ndarray, str, str, Any, Any, float]] = []
+        buf: list[_Row] = []
         lines: list[int] = []
         seen_trailer = False
         while True:
@@ -436,7 +451,7 @@ class BatchReader:
                 )
             )
 
-    def _flush(self, buf: list[tuple[np.ndarray, str, str, Any, Any, float]], lines: list[int], dim: int) -> Records:
+    def _flush(self, buf: list[_Row], lines: list[int], dim: int) -> Records:
         vectors = np.empty((len(buf), dim), dtype=np.float32)
         for i, row in enumerate(buf):
             vectors[i] = row[0]
@@ -459,6 +474,7 @@ class BatchReader:
             labels=[r[4] for r in buf],
             times=[r[5] for r in buf],
             lines=lines,
+            results=[r[6] for r in buf] if any(r[6] is not None for r in buf) else [],
         )
 
     def _check_trailer(self, obj: dict[str, Any], line: int) -> None:

@@ -11,11 +11,13 @@ import json
 import os
 import sys
 from collections.abc import Sequence
+from datetime import datetime, timezone
 from typing import Any
 
 from chroma_core.batch_format import BatchReader
 from chroma_core.config import Config, load_config
 from chroma_core.errors import ChromaError, InvalidEmbeddingError
+from chroma_core.export import export_set
 from chroma_core.transport import transport_for
 from chroma_core.vectors import decode_base64, to_vector
 
@@ -121,6 +123,59 @@ def _inspect(args: argparse.Namespace) -> int:
         return EXIT_OK if not reader.problems else EXIT_PARTIAL
 
 
+def _since(value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise ChromaError(
+            f"--since {value!r} is neither seconds since the epoch nor an ISO date such as 2026-11-01T00:00:00Z."
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.timestamp()
+
+
+def _select(args: argparse.Namespace) -> int:
+    transport = transport_for(_config(args))
+    selection = transport.select(
+        args.set_id, args.n, diversity=args.diversity, since=_since(args.since), rescore=args.rescore
+    )
+    if args.json:
+        _print(selection.to_dict())
+        return EXIT_OK
+    if args.uris:
+        for pick in selection.picks:
+            print(pick.input_uri)
+        return EXIT_OK
+    print(
+        f"{len(selection.picks)} picks from {selection.recommended} recommended of {selection.considered} production "
+        f"inputs ({selection.near_duplicates_dropped} near duplicates of a pick left out"
+        + (f"; {selection.rescored} scored now" if selection.rescored else "")
+        + ")"
+    )
+    if selection.picks:
+        print(f"{'rank':>4}  {'priority':>8}  {'sim':>5}  {'why':32}  input_uri")
+    for p in selection.picks:
+        sim = "" if p.similarity_to_picked is None else f"{p.similarity_to_picked:.2f}"
+        print(f"{p.rank:>4}  {p.priority:>8.2f}  {sim:>5}  {','.join(p.result.recommendations):32}  {p.input_uri}")
+    return EXIT_OK
+
+
+def _export(args: argparse.Namespace) -> int:
+    modes = ("training", "production") if args.mode == "all" else (args.mode,)
+    report = export_set(
+        transport_for(_config(args)), args.set_id, args.output, format=args.format, modes=modes, overwrite=args.force
+    )
+    _print(report.to_dict())
+    return EXIT_OK
+
+
 def _serve(args: argparse.Namespace) -> int:
     try:
         from chroma_core.server.app import Limits
@@ -207,6 +262,39 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--input-uri", default="<cli>", help="name of the input, echoed in the answer")
     p.add_argument("--inferences", metavar="JSON", help="the model's outputs for this input, as JSON")
     p.set_defaults(run=_should_upload)
+
+    p = sub.add_parser(
+        "select",
+        parents=[common],
+        epilog=_EPILOG,
+        help="pick the production inputs most worth labelling next",
+        description="Rank the stored production inputs that were recommended for training, spread the picks over "
+        "the embedding space (maximal marginal relevance), and leave out near duplicates of a pick.",
+    )
+    set_arg = dict(dest="set_id", required=True, metavar="ID", help="the embedding set id (see `chroma sets`)")
+    p.add_argument("--set", "--embedding-set", "-embedding_set", **set_arg)  # type: ignore[arg-type]
+    p.add_argument("-n", type=int, default=100, help="how many inputs to pick (default 100)")
+    p.add_argument("--diversity", type=float, default=0.5, help="0 = priority order, 1 = spread only (default 0.5)")
+    p.add_argument("--since", metavar="TIME", help="only inputs logged from TIME on (epoch seconds or ISO date)")
+    p.add_argument("--rescore", action="store_true", help="judge every input against the current training data")
+    out = p.add_mutually_exclusive_group()
+    out.add_argument("--json", action="store_true", help="print the selection as JSON")
+    out.add_argument("--uris", action="store_true", help="print only the picked input_uris, one per line")
+    p.set_defaults(run=_select)
+
+    p = sub.add_parser(
+        "export",
+        parents=[common],
+        epilog=_EPILOG,
+        help="write a set's records and results to a Parquet or JSONL file",
+        description="Export an embedding set for sharing (docs/export.md). The file appears whole or not at all.",
+    )
+    p.add_argument("--set", "--embedding-set", "-embedding_set", **set_arg)  # type: ignore[arg-type]
+    p.add_argument("--format", choices=["parquet", "jsonl"], help="default: from the output file name")
+    p.add_argument("--mode", choices=["all", "training", "production"], default="all", help="which records")
+    p.add_argument("-o", "--output", required=True, metavar="FILE", help="where to write (.parquet, .jsonl[.gz])")
+    p.add_argument("--force", action="store_true", help="replace FILE if it exists")
+    p.set_defaults(run=_export)
 
     p = sub.add_parser("sets", parents=[common], epilog=_EPILOG, help="list embedding sets with their counts")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")

@@ -11,6 +11,7 @@ The tree::
     ├── NothingToSaveError (ValueError)        save() with nothing logged
     ├── BatchFormatError (ValueError)          a batch file that cannot be read at all
     ├── UnknownEmbeddingSetError (LookupError) a set id the engine has never seen
+    ├── NoProductionDataError (LookupError)    select/export of production records a set does not hold
     ├── StorageError (OSError)                 the persist directory cannot be read or written
     └── TransportError                         the engine could not be reached or refused a request
 
@@ -28,6 +29,7 @@ __all__ = [
     "InvalidEmbeddingError",
     "InvalidEmbeddingSetError",
     "InvalidPathError",
+    "NoProductionDataError",
     "NothingToSaveError",
     "StorageError",
     "TransportError",
@@ -81,6 +83,19 @@ class UnknownEmbeddingSetError(ChromaError, LookupError):
             "Run `python -m chroma sets` to list the known sets, or save/upload training data first."
         )
         self.set_id = set_id
+
+
+class NoProductionDataError(ChromaError, LookupError):
+    """A set with no production records to select from."""
+
+    @classmethod
+    def for_set(cls, set_id: str, since: float | None = None) -> NoProductionDataError:
+        when = "" if since is None else " logged since the given time"
+        return cls(
+            f"embedding set {set_id!r} holds no production records{when}, so there is nothing to select. "
+            "Log production embeddings with a QuerySession (it stores them unless store=False), the @recommend "
+            "decorator, or `python -m chroma upload` of production batches."
+        )
 
 
 class StorageError(ChromaError, OSError):

@@ -68,6 +68,12 @@ class QueryResult:
             "set_id": self.set_id,
         }
 
+    def stored(self) -> dict[str, Any]:
+        """:meth:`to_dict` without what the stored record already holds (its ``input_uri`` and set)."""
+        out = self.to_dict()
+        del out["input_uri"], out["set_id"]
+        return out
+
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> QueryResult:
         return cls(

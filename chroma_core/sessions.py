@@ -29,6 +29,7 @@ from chroma_core.paths import check_template, render_template
 from chroma_core.results import QueryResult, UploadReport
 from chroma_core.transport import Transport, transport_for
 from chroma_core.vectors import check_dimension, to_matrix
+from chroma_core.worker import BackgroundWorker, shared_worker
 
 __all__ = ["QuerySession", "SavedBatch", "TrainingSession", "log"]
 
@@ -176,13 +177,15 @@ class _Session:
         config: Config | None = None,
         transport: Transport | None = None,
     ) -> None:
-        self.config = config or load_config(
+        config = config or load_config(
             chroma_config=chroma_config,
             chroma_json=chroma_json,
             chroma_server_url=chroma_server_url,
             api_key=api_key,
             persist_directory=persist_directory,
         )
+        # Resolved now: the engine (and the query sessions' storage thread) may be opened after a chdir.
+        self.config = dataclasses.replace(config, persist_directory=os.path.abspath(config.persist_directory))
         self.embedding_set = None if embedding_set is None else EmbeddingSet.coerce(embedding_set)
         self._transport = transport
         self._owns_transport = transport is None
@@ -378,6 +381,11 @@ class QuerySession(_Session):
     (True, False)
 
     ``thresholds`` overrides the calibrated ones, e.g. ``{"novelty": 0.4, "percentile": 99}``.
+
+    Every logged embedding is stored as a production record of its set, with the answer given, so that
+    ``chroma select`` can later pick which inputs to label; ``store=False`` keeps nothing. Storing happens on a
+    background thread (batched, spilled to disk while a service is unreachable), so ``log()`` does not wait for
+    it; :meth:`flush` (and leaving a ``with`` block) waits, up to a timeout, until everything logged is stored.
     """
 
     _mode: Mode = "production"
@@ -387,10 +395,28 @@ class QuerySession(_Session):
         embedding_set: SetLike | None = None,
         *,
         thresholds: Thresholds | Mapping[str, Any] | None = None,
+        store: bool = True,
         **kwargs: Any,
     ) -> None:
         super().__init__(embedding_set, **kwargs)
         self.thresholds = Thresholds.coerce(dict(thresholds) if isinstance(thresholds, Mapping) else thresholds)
+        self.store = store
+        self._worker: BackgroundWorker | None = None
+        self._owns_worker = False
+
+    def _storage(self) -> BackgroundWorker:
+        if self._worker is None:
+            if self._owns_transport:
+                self._worker = shared_worker(self.config, "queries")
+            else:
+                # A transport handed in (a test's, an engine's) is where the records belong; it gets its own thread.
+                transport = self.transport
+                self._worker = BackgroundWorker(
+                    lambda: transport,
+                    spill_directory=os.path.join(self.config.persist_directory, "spill", "queries"),
+                )
+                self._owns_worker = True
+        return self._worker
 
     def log(
         self,
@@ -409,8 +435,30 @@ class QuerySession(_Session):
         uris = _uris(input_uri, len(rows))
         infs = _per_row(inferences, len(rows), "inferences", batch)
         results = self.transport.query(es, rows, uris, infs, self.thresholds)
+        if self.store:
+            submit = self._storage().submit
+            for row, uri, inf, result in zip(rows, uris, infs, results, strict=True):
+                submit(es, row, uri, inf, None, result)
         hooks.emit_queried(es, rows, uris, infs, results)
         return results if batch else results[0]
+
+    def flush(self, timeout: float = 5.0) -> bool:
+        """Wait until every embedding logged so far is stored; False if ``timeout`` (seconds) passed first.
+
+        What is not stored by then is not lost: it stays queued (or spilled to disk) and is stored later.
+        """
+        return self._worker is None or self._worker.flush(timeout)
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Wait (up to ``timeout``) for the logged embeddings to be stored, then release the transport."""
+        try:
+            if self._worker is not None:
+                if self._owns_worker:
+                    self._worker.close(timeout)
+                elif not self._worker.flush(timeout):
+                    logger.warning("chroma: production records are still being stored after %.1fs", timeout)
+        finally:
+            super().close()
 
     def __enter__(self) -> QuerySession:
         return self

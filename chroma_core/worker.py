@@ -26,12 +26,13 @@ from typing import Any
 import numpy as np
 
 from chroma_core.batch_format import BatchHeader, Records, new_batch_id, utc_timestamp, write_batch
+from chroma_core.config import Config
 from chroma_core.embedding_set import EmbeddingSet
 from chroma_core.errors import ChromaError, TransportError
 from chroma_core.results import QueryResult
-from chroma_core.transport.base import Transport
+from chroma_core.transport import Transport, transport_for
 
-__all__ = ["BackgroundWorker", "WorkerOptions"]
+__all__ = ["BackgroundWorker", "WorkerOptions", "shared_worker", "shutdown", "worker_transport"]
 
 logger = logging.getLogger("chroma")
 
@@ -56,15 +57,58 @@ class _Item:
     input_uri: str
     inferences: Any
     on_result: Callable[[str, QueryResult | None], None] | None
+    result: QueryResult | None = None  # the answer already given (a QuerySession's), stored with the record
 
 
 _workers: weakref.WeakSet[BackgroundWorker] = weakref.WeakSet()
+_shared: dict[tuple[Config, str], BackgroundWorker] = {}
+_shared_lock = threading.Lock()
 
 
-@atexit.register
-def _flush_all_at_exit() -> None:
+def worker_transport(config: Config) -> Callable[[], Transport]:
+    """A transport factory for a worker: like the sessions' transport, but quick to give up on a dead service."""
+
+    def make() -> Transport:
+        if config.embedded:
+            return transport_for(config)
+        from chroma_core.transport.http import HTTPTransport, RetryPolicy
+
+        # The worker must not sit in long retries while records pile up: fail fast, spill, replay later.
+        return HTTPTransport(config, retry=RetryPolicy(attempts=2, deadline=3.0, read_timeout=10.0))
+
+    return make
+
+
+def shared_worker(config: Config, name: str, options: WorkerOptions | None = None) -> BackgroundWorker:
+    """The process's worker for one destination (a service and key, or a persist directory) and one purpose.
+
+    Sessions come and go (``chroma.log()`` makes one per call); one thread per destination serves them all.
+    ``config.persist_directory`` must be absolute: the worker opens the store later, maybe after a ``chdir``.
+    """
+    key = (config, name)
+    with _shared_lock:
+        worker = _shared.get(key)
+        if worker is None or worker._closed:
+            worker = _shared[key] = BackgroundWorker(
+                worker_transport(config),
+                options,
+                spill_directory=os.path.join(config.persist_directory, "spill", name),
+            )
+        return worker
+
+
+def shutdown(timeout: float | None = None) -> None:
+    """Close every worker of this process: stop taking records, store (or spill) what is queued.
+
+    Runs at interpreter exit, each worker bounded by its ``exit_timeout`` unless ``timeout`` is given.
+    """
+    with _shared_lock:
+        _shared.clear()
     for worker in list(_workers):
-        worker.close(worker.options.exit_timeout)
+        worker.close(worker.options.exit_timeout if timeout is None else timeout)
+
+
+atexit.register(shutdown)
 
 
 class BackgroundWorker:
@@ -99,6 +143,7 @@ class BackgroundWorker:
         self._processed = 0
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
+        self._nudge = threading.Event()  # set by flush(): send a partial batch now, not after flush_interval
         self._closed = False
         self._seq = 0
         _workers.add(self)
@@ -127,8 +172,13 @@ class BackgroundWorker:
         input_uri: str,
         inferences: Any = None,
         on_result: Callable[[str, QueryResult | None], None] | None = None,
+        result: QueryResult | None = None,
     ) -> bool:
-        """Queue one production record; False (and counted) if it had to be dropped. Never blocks."""
+        """Queue one production record; False (and counted) if it had to be dropped. Never blocks.
+
+        ``result`` is the answer already given for it, stored with it; without one, and with ``on_result``, the
+        worker asks for the answer (in a batch), stores it with the record and passes it to ``on_result``.
+        """
         if self._closed:
             self._drop("closed")
             return False
@@ -138,7 +188,7 @@ class BackgroundWorker:
             self._drop("queue_full")
             return False
         self._submitted += 1  # only ever incremented by submitters; read by flush()
-        self._queue.append(_Item(embedding_set, vector, input_uri, inferences, on_result))
+        self._queue.append(_Item(embedding_set, vector, input_uri, inferences, on_result, result))
         return True
 
     def _drop(self, reason: str, n: int = 1) -> None:
@@ -164,6 +214,7 @@ class BackgroundWorker:
         if self._thread is None or self._pid != os.getpid():
             return True
         target = self._submitted
+        self._nudge.set()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._processed >= target and not self._spilled():
@@ -197,7 +248,9 @@ class BackgroundWorker:
                 try:
                     pending.append(self._queue.popleft())
                 except IndexError:
-                    if stopping or (pending and time.monotonic() - started >= self.options.flush_interval):
+                    if stopping or self._nudge.is_set():
+                        break
+                    if pending and time.monotonic() - started >= self.options.flush_interval:
                         break
                     if not pending and (self._stop.wait(poll) or not self._queue):
                         break
@@ -224,6 +277,8 @@ class BackgroundWorker:
                     self._counts["worker_errors"] += 1
             finally:
                 self._processed += len(pending)
+                if not self._queue:
+                    self._nudge.clear()
             if stopping and not self._queue:
                 return
 
@@ -254,44 +309,63 @@ class BackgroundWorker:
 
     def _send(self, transport: Transport, items: list[_Item], *, spill_first: bool) -> None:
         for header, records, group in self._batches(items):
-            if spill_first:
-                self._spill(header, records)  # keep order: older spilled batches go first
-                continue
+            # The service being down shows in the query already: spill at once rather than wait out a second
+            # failure on the upload.
+            reachable = spill_first or self._answer(transport, header, records, group)
+            if any(it.result is not None for it in group):
+                records.results = [None if it.result is None else it.result.stored() for it in group]
             try:
-                transport.upload(header, records)
-            except TransportError:
-                self._spill(header, records)
+                if spill_first:
+                    self._spill(header, records)  # keep order: older spilled batches go first
+                    continue
+                try:
+                    if not reachable:
+                        raise TransportError("the service did not answer the query")
+                    transport.upload(header, records)
+                except TransportError:
+                    self._spill(header, records)
+                    with self._lock:
+                        self._counts["send_failures"] += 1
+                    continue
+                except ChromaError as exc:
+                    logger.warning("chroma: the service rejected a production batch: %s", exc)
+                    self._drop("rejected", len(records))
+                    continue
                 with self._lock:
-                    self._counts["send_failures"] += 1
-                continue
-            except ChromaError as exc:
-                logger.warning("chroma: the service rejected a production batch: %s", exc)
-                self._drop("rejected", len(records))
-                continue
-            with self._lock:
-                self._counts["sent"] += len(records)
-            self._deliver_results(transport, header, records, group)
+                    self._counts["sent"] += len(records)
+            finally:
+                self._deliver(group)
 
-    def _deliver_results(self, transport: Transport, header: BatchHeader, records: Records, group: list[_Item]) -> None:
-        wanted = [i for i, it in enumerate(group) if it.on_result is not None]
+    def _answer(self, transport: Transport, header: BatchHeader, records: Records, group: list[_Item]) -> bool:
+        """Ask, in one query, for the answers that an ``on_result`` waits for and nobody has given yet.
+
+        False when the service could not be reached (the batch is then spilled without trying to upload it).
+        """
+        wanted = [i for i, it in enumerate(group) if it.on_result is not None and it.result is None]
         if not wanted:
-            return
+            return True
         try:
-            results: list[QueryResult | None] = list(
-                transport.query(
-                    header.embedding_set,
-                    records.vectors[wanted],
-                    [records.input_uris[i] for i in wanted],
-                    [records.inferences[i] for i in wanted],
-                )
+            results = transport.query(
+                header.embedding_set,
+                records.vectors[wanted],
+                [records.input_uris[i] for i in wanted],
+                [records.inferences[i] for i in wanted],
             )
+        except TransportError:
+            return False
         except ChromaError:
-            results = [None] * len(wanted)
+            return True  # no answer (e.g. no training data yet): on_result gets None, the records are still stored
         for i, result in zip(wanted, results, strict=True):
-            callback = group[i].on_result
-            assert callback is not None
+            group[i].result = result
+        return True
+
+    @staticmethod
+    def _deliver(group: list[_Item]) -> None:
+        for it in group:
+            if it.on_result is None:
+                continue
             try:
-                callback(records.input_uris[i], result)
+                it.on_result(it.input_uri, it.result)
             except Exception:
                 logger.exception("chroma: on_result callback failed")
 

@@ -35,12 +35,12 @@ from typing import Any, Literal, TypeVar
 
 import numpy as np
 
-from chroma_core.config import Config, load_config
+from chroma_core.config import load_config
 from chroma_core.embedding_set import EmbeddingSet
 from chroma_core.results import QueryResult
-from chroma_core.transport import Transport, transport_for
+from chroma_core.transport import transport_for
 from chroma_core.vectors import to_matrix
-from chroma_core.worker import BackgroundWorker, WorkerOptions
+from chroma_core.worker import BackgroundWorker, WorkerOptions, worker_transport
 from chroma_integrations._guard import capture_internal_exceptions
 
 __all__ = ["Recommended", "recommend", "stats"]
@@ -60,18 +60,6 @@ class Recommended:
 def stats() -> list[dict[str, Any]]:
     """The counters of every decorator's background worker in this process (sent, spilled, dropped per reason)."""
     return [w.stats() for w in _workers]
-
-
-def _worker_transport(config: Config) -> Callable[[], Transport]:
-    def make() -> Transport:
-        if config.embedded:
-            return transport_for(config)
-        from chroma_core.transport.http import HTTPTransport, RetryPolicy
-
-        # The worker must not sit in long retries while records pile up: fail fast, spill, replay later.
-        return HTTPTransport(config, retry=RetryPolicy(attempts=2, deadline=3.0, read_timeout=10.0))
-
-    return make
 
 
 def recommend(
@@ -110,7 +98,7 @@ def recommend(
                 # Resolve now: the worker thread opens the store later, when the process's cwd may have changed.
                 config = dataclasses.replace(config, persist_directory=os.path.abspath(config.persist_directory))
                 worker = BackgroundWorker(
-                    _worker_transport(config),
+                    worker_transport(config),
                     worker_options,
                     spill_directory=os.path.join(config.persist_directory, "spill", es.id),
                 )

@@ -18,6 +18,11 @@ def _isolated(tmp_path, monkeypatch):
         if var.startswith("CHROMA_") and var not in ("CHROMA_TEST_MODE", "CHROMA_TORCH"):
             monkeypatch.delenv(var)
     monkeypatch.chdir(tmp_path)
+    yield
+    # Background workers (query sessions store their records on one) belong to the test that started them.
+    from chroma_core.worker import shutdown
+
+    shutdown(timeout=10)
 
 
 SET = {"model": "user-exp-abc", "model_version": "123", "layer": "context"}

@@ -47,7 +47,7 @@ CREATE TABLE IF NOT EXISTS batches (
 );
 CREATE TABLE IF NOT EXISTS records (
     set_id TEXT NOT NULL, mode TEXT NOT NULL, id TEXT NOT NULL, row INTEGER NOT NULL, batch_id TEXT NOT NULL,
-    input_uri TEXT NOT NULL, inferences TEXT, label TEXT, time REAL NOT NULL,
+    input_uri TEXT NOT NULL, inferences TEXT, label TEXT, time REAL NOT NULL, result TEXT,
     PRIMARY KEY (set_id, mode, id)
 ) WITHOUT ROWID;
 CREATE UNIQUE INDEX IF NOT EXISTS records_row ON records (set_id, mode, row);
@@ -80,6 +80,7 @@ class StoredRecord:
     inferences: Any
     label: Any
     time: float
+    result: Any = None  # the answer Chroma gave for a production input, as QueryResult.to_dict()
 
 
 class Store(Protocol):
@@ -93,6 +94,7 @@ class Store(Protocol):
     def list_sets(self) -> list[SetInfo]: ...
     def vectors(self, set_id: str, mode: Mode, start: int = 0) -> Matrix: ...
     def records(self, set_id: str, mode: Mode, rows: Sequence[int]) -> list[StoredRecord]: ...
+    def record_range(self, set_id: str, mode: Mode, start: int, stop: int) -> list[StoredRecord]: ...
     def column(self, set_id: str, mode: Mode, name: str, start: int = 0) -> list[Any]: ...
     def version(self, set_id: str) -> tuple[int, int]: ...
     def vector_path(self, set_id: str, mode: Mode) -> Path: ...
@@ -117,6 +119,10 @@ class SQLiteStore:
         self._lock_path = self.directory / "write.lock"
         with self._connection() as db:
             db.executescript(_SCHEMA)
+            columns = {row[1] for row in db.execute("PRAGMA table_info(records)")}
+            if "result" not in columns:  # a store written before production results were kept
+                with contextlib.suppress(sqlite3.OperationalError):  # another process added it first
+                    db.execute("ALTER TABLE records ADD COLUMN result TEXT")
 
     # SQLite connections must not cross threads; each thread gets its own.
     def _db(self) -> sqlite3.Connection:
@@ -204,8 +210,8 @@ class SQLiteStore:
                     continue
                 f.write(np.ascontiguousarray(records.vectors[keep], dtype="<f4").tobytes())
                 db.executemany(
-                    "INSERT INTO records (set_id, mode, id, row, batch_id, input_uri, inferences, label, time) "
-                    "VALUES (?,?,?,?,?,?,?,?,?)",
+                    "INSERT INTO records (set_id, mode, id, row, batch_id, input_uri, inferences, label, time, result) "
+                    "VALUES (?,?,?,?,?,?,?,?,?,?)",
                     (
                         (
                             set_id,
@@ -217,6 +223,7 @@ class SQLiteStore:
                             None if records.inferences[i] is None else json_text(records.inferences[i]),
                             None if records.labels[i] is None else json_text(records.labels[i]),
                             records.times[i],
+                            None if records.result(i) is None else json_text(records.result(i)),
                         )
                         for j, i in enumerate(keep)
                     ),
@@ -350,33 +357,42 @@ class SQLiteStore:
             return []
         with self._connection() as db:
             marks = ",".join("?" * len(rows))
-            columns = "row, id, input_uri, inferences, label, time"
+            columns = "row, id, input_uri, inferences, label, time, result"
             q = f"SELECT {columns} FROM records WHERE set_id=? AND mode=? AND row IN ({marks})"  # noqa: S608
             found = {r[0]: r for r in db.execute(q, (set_id, mode, *rows))}
-        out = []
-        for r in rows:
-            rec = found[r]
-            out.append(
-                StoredRecord(
-                    row=rec[0],
-                    id=rec[1],
-                    input_uri=rec[2],
-                    inferences=None if rec[3] is None else json.loads(rec[3]),
-                    label=None if rec[4] is None else json.loads(rec[4]),
-                    time=rec[5],
-                )
-            )
-        return out
+        return [_stored(found[r]) for r in rows]
+
+    def record_range(self, set_id: str, mode: Mode, start: int, stop: int) -> list[StoredRecord]:
+        """Rows ``start`` to ``stop - 1``, in row order."""
+        with self._connection() as db:
+            found = db.execute(
+                "SELECT row, id, input_uri, inferences, label, time, result FROM records "
+                "WHERE set_id=? AND mode=? AND row>=? AND row<? ORDER BY row",
+                (set_id, mode, start, stop),
+            ).fetchall()
+        return [_stored(r) for r in found]
 
     def column(self, set_id: str, mode: Mode, name: str, start: int = 0) -> list[Any]:
-        """One JSON column (``inferences`` or ``label``) for rows ``start..``, in row order."""
-        if name not in ("inferences", "label", "input_uri"):
+        """One column (``input_uri``, ``time``, or JSON ``inferences``, ``label``, ``result``) for rows ``start..``."""
+        if name not in ("inferences", "label", "input_uri", "result", "time"):
             raise ValueError(name)
         with self._connection() as db:
             rows = db.execute(
                 f"SELECT {name} FROM records WHERE set_id=? AND mode=? AND row>=? ORDER BY row",  # noqa: S608 - name is checked
                 (set_id, mode, start),
             ).fetchall()
-        if name == "input_uri":
+        if name in ("input_uri", "time"):
             return [r[0] for r in rows]
         return [None if r[0] is None else json.loads(r[0]) for r in rows]
+
+
+def _stored(rec: Sequence[Any]) -> StoredRecord:
+    return StoredRecord(
+        row=rec[0],
+        id=rec[1],
+        input_uri=rec[2],
+        inferences=None if rec[3] is None else json.loads(rec[3]),
+        label=None if rec[4] is None else json.loads(rec[4]),
+        time=rec[5],
+        result=None if rec[6] is None else json.loads(rec[6]),
+    )

@@ -4,22 +4,23 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import io
 import logging
 import os
 import tempfile
 import threading
 from pathlib import Path
-from typing import IO, Annotated, Any, TypeAlias
+from typing import IO, Annotated, Any, Literal, TypeAlias
 
 import numpy as np
-from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from chroma_core.batch_format import BatchReader, open_stream
+from chroma_core.batch_format import BatchReader, open_stream, write_batch_to
 from chroma_core.embedding_set import EmbeddingSet
 from chroma_core.engine.engine import Engine
 from chroma_core.engine.scoring import Thresholds
@@ -120,6 +121,35 @@ class UploadOut(BaseModel):
     duplicates: int
     problems: list[str]
     ok: bool
+
+
+class SelectIn(BaseModel):
+    n: int = Field(100, ge=1, le=10_000, description="how many inputs to pick")
+    diversity: float = Field(0.5, ge=0.0, le=1.0, description="0: priority order; 1: spread only")
+    since: float | None = Field(None, description="only inputs logged from then on (seconds since the epoch)")
+    rescore: bool = Field(False, description="score every input again against the current training data")
+    thresholds: dict[str, float] | None = None
+
+
+class PickOut(BaseModel):
+    rank: int
+    id: str
+    input_uri: str
+    priority: float
+    recommendations: list[str]
+    similarity_to_picked: float | None
+    inferences: Any = None
+    time: float
+    result: QueryResultOut
+
+
+class SelectionOut(BaseModel):
+    set_id: str
+    considered: int
+    recommended: int
+    near_duplicates_dropped: int
+    rescored: int
+    picks: list[PickOut]
 
 
 class HealthOut(BaseModel):
@@ -292,6 +322,33 @@ def create_app(
         # Returned as-is: the results are built by our own code in the documented shape, and re-validating
         # them through the response model would cost more than the search itself on small sets.
         return JSONResponse({"results": [r.to_dict() for r in results]})  # type: ignore[return-value]
+
+    @v1.post("/sets/{set_id}/select", response_model=SelectionOut)
+    def select(set_id: str, body: SelectIn, engine: TenantEngine) -> SelectionOut:
+        thresholds = Thresholds.coerce(dict(body.thresholds)) if body.thresholds else None
+        selection = engine.select(
+            set_id, body.n, diversity=body.diversity, since=body.since, rescore=body.rescore, thresholds=thresholds
+        )
+        return JSONResponse(selection.to_dict())  # type: ignore[return-value]
+
+    @v1.get(
+        "/sets/{set_id}/records",
+        response_class=Response,
+        responses={
+            200: {"description": "a batch file (docs/batch-format.md)", "content": {BATCH_CONTENT_TYPES[0]: {}}}
+        },
+    )
+    def records(
+        set_id: str,
+        engine: TenantEngine,
+        mode: Literal["training", "production"] = "training",
+        start: Annotated[int, Query(ge=0)] = 0,
+        limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
+    ) -> Response:
+        header, page = engine.records(set_id, mode, start, limit)
+        buffer = io.BytesIO()
+        write_batch_to(buffer, header, page)
+        return Response(buffer.getvalue(), media_type=BATCH_CONTENT_TYPES[0])
 
     @v1.post(
         "/batches",

@@ -15,6 +15,7 @@ from chroma_core.errors import (
     DimensionMismatchError,
     InvalidEmbeddingError,
     InvalidEmbeddingSetError,
+    NoProductionDataError,
     TransportError,
     UnknownEmbeddingSetError,
 )
@@ -35,6 +36,7 @@ ERRORS: dict[str, tuple[int, type[ChromaError]]] = {
     "invalid_request": (422, ChromaError),
     "invalid_thresholds": (422, ConfigError),
     "unknown_embedding_set": (404, UnknownEmbeddingSetError),
+    "no_production_data": (404, NoProductionDataError),
     "not_found": (404, ChromaError),
     "batch_format": (400, BatchFormatError),
     "unauthorized": (401, TransportError),
@@ -52,6 +54,7 @@ _BY_CLASS: list[tuple[type[ChromaError], str]] = [
     (InvalidEmbeddingError, "invalid_embedding"),
     (InvalidEmbeddingSetError, "invalid_embedding_set"),
     (UnknownEmbeddingSetError, "unknown_embedding_set"),
+    (NoProductionDataError, "no_production_data"),
     (BatchFormatError, "batch_format"),
     (ConfigError, "invalid_thresholds"),
 ]

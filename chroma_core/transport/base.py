@@ -7,9 +7,10 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-from chroma_core.batch_format import BatchHeader, Records
+from chroma_core.batch_format import BatchHeader, Mode, Records
 from chroma_core.embedding_set import EmbeddingSet
 from chroma_core.engine.scoring import Thresholds
+from chroma_core.engine.selection import Selection
 from chroma_core.engine.store import SetInfo
 from chroma_core.results import QueryResult, UploadReport
 from chroma_core.vectors import Matrix
@@ -38,6 +39,23 @@ class Transport(abc.ABC):
         thresholds: Thresholds | None = None,
     ) -> list[QueryResult]:
         """Recommendations for each row of ``vectors``."""
+
+    @abc.abstractmethod
+    def select(
+        self,
+        set_id: str,
+        n: int = 100,
+        *,
+        diversity: float = 0.5,
+        since: float | None = None,
+        rescore: bool = False,
+        thresholds: Thresholds | None = None,
+    ) -> Selection:
+        """The ``n`` production inputs most worth labelling (see :meth:`Engine.select`)."""
+
+    @abc.abstractmethod
+    def records(self, set_id: str, mode: Mode, start: int = 0, limit: int = 8192) -> tuple[BatchHeader, Records]:
+        """A page of a set's stored records (with their results), for export."""
 
     @abc.abstractmethod
     def get_set(self, set_id: str) -> SetInfo | None: ...

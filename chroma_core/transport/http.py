@@ -25,10 +25,11 @@ import requests
 import tenacity
 from tenacity import retry_if_exception, stop_after_attempt, stop_before_delay, wait_exponential, wait_random
 
-from chroma_core.batch_format import BatchHeader, BatchReader, Records, write_batch_to
+from chroma_core.batch_format import BatchHeader, BatchReader, Mode, Records, write_batch_to
 from chroma_core.config import Config
 from chroma_core.embedding_set import EmbeddingSet
 from chroma_core.engine.scoring import Thresholds
+from chroma_core.engine.selection import Selection, check_selection_args
 from chroma_core.engine.store import SetInfo
 from chroma_core.errors import ChromaError, TransportError, UnknownEmbeddingSetError
 from chroma_core.results import QueryResult, UploadReport
@@ -285,13 +286,42 @@ class HTTPTransport(Transport):
         if inferences is not None and any(i is not None for i in inferences):
             payload["inferences"] = json.loads(json.dumps(list(inferences), default=str))
         if thresholds is not None and thresholds != Thresholds():
-            payload["thresholds"] = {
-                k: v
-                for k, v in dataclasses.asdict(thresholds).items()
-                if v is not None and v != getattr(Thresholds(), k)
-            }
+            payload["thresholds"] = _threshold_overrides(thresholds)
         data = self._json("POST", f"/sets/{set_id}/query", "querying", payload)
         return [QueryResult.from_dict(r) for r in data["results"]]
+
+    def select(
+        self,
+        set_id: str,
+        n: int = 100,
+        *,
+        diversity: float = 0.5,
+        since: float | None = None,
+        rescore: bool = False,
+        thresholds: Thresholds | None = None,
+    ) -> Selection:
+        check_selection_args(n, diversity)
+        payload: dict[str, Any] = {"n": n, "diversity": diversity, "rescore": rescore}
+        if since is not None:
+            payload["since"] = since
+        if thresholds is not None:
+            payload["thresholds"] = _threshold_overrides(thresholds)
+        return Selection.from_dict(self._json("POST", f"/sets/{set_id}/select", "selecting inputs to label", payload))
+
+    def records(self, set_id: str, mode: Mode, start: int = 0, limit: int = 8192) -> tuple[BatchHeader, Records]:
+        response = self._request(
+            "GET",
+            f"/sets/{set_id}/records",
+            f"reading {mode} records",
+            params={"mode": mode, "start": start, "limit": limit},
+        )
+        with BatchReader(io.BytesIO(response.content), name=f"the service's {mode} records") as reader:
+            records = reader.read_all()
+            if reader.problems:
+                raise TransportError(
+                    f"the service sent a damaged page of {mode} records ({reader.problems[0]}); try again."
+                )
+            return reader.header, records
 
     def create_set(self, embedding_set: EmbeddingSet, dimension: int) -> SetInfo:
         data = self._json(
@@ -311,6 +341,12 @@ class HTTPTransport(Transport):
     def health(self) -> dict[str, Any]:
         result: dict[str, Any] = self._json("GET", "/health", "checking health")
         return result
+
+
+def _threshold_overrides(thresholds: Thresholds) -> dict[str, Any]:
+    """Only what differs from the defaults: the server applies its own defaults to the rest."""
+    defaults = Thresholds()
+    return {k: v for k, v in dataclasses.asdict(thresholds).items() if v is not None and v != getattr(defaults, k)}
 
 
 def _set_info(data: dict[str, Any]) -> SetInfo:

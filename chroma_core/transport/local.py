@@ -6,10 +6,11 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-from chroma_core.batch_format import BatchHeader, BatchReader, Records
+from chroma_core.batch_format import BatchHeader, BatchReader, Mode, Records
 from chroma_core.embedding_set import EmbeddingSet
 from chroma_core.engine.engine import Engine, open_engine
 from chroma_core.engine.scoring import Thresholds
+from chroma_core.engine.selection import Selection
 from chroma_core.engine.store import SetInfo
 from chroma_core.results import QueryResult, UploadReport
 from chroma_core.transport.base import Transport
@@ -43,6 +44,21 @@ class LocalTransport(Transport):
         thresholds: Thresholds | None = None,
     ) -> list[QueryResult]:
         return self.engine.query(embedding_set, vectors, input_uris, inferences, thresholds)
+
+    def select(
+        self,
+        set_id: str,
+        n: int = 100,
+        *,
+        diversity: float = 0.5,
+        since: float | None = None,
+        rescore: bool = False,
+        thresholds: Thresholds | None = None,
+    ) -> Selection:
+        return self.engine.select(set_id, n, diversity=diversity, since=since, rescore=rescore, thresholds=thresholds)
+
+    def records(self, set_id: str, mode: Mode, start: int = 0, limit: int = 8192) -> tuple[BatchHeader, Records]:
+        return self.engine.records(set_id, mode, start, limit)
 
     def get_set(self, set_id: str) -> SetInfo | None:
         return self.engine.get_set(set_id)

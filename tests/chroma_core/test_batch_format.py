@@ -201,3 +201,24 @@ def test_unusable_header(tmp_path, content, match):
 def test_missing_file():
     with pytest.raises(BatchFormatError, match="does not exist"):
         BatchReader("nope.jsonl")
+
+
+def test_production_results_round_trip_and_a_bad_one_is_reported(tmp_path):
+    header, records = make(n=4, mode="production")
+    records.results = [{"recommendation": "not_useful", "scores": {"novelty": 0.1}}, None, {"r": [1, 2]}, None]
+    path = write_batch(tmp_path / "p.jsonl", header, records)
+    _, back, problems = read_batch(path)
+    assert not problems and back.results == records.results
+    # A batch where no record has a result reads back with no results at all.
+    header2, plain = make(n=2)
+    _, back2, _ = read_batch(write_batch(tmp_path / "t.jsonl", header2, plain))
+    assert back2.results == [] and back2.result(0) is None
+
+    lines = path.read_text().splitlines(keepends=True)
+    bad = json.loads(lines[2])
+    bad["result"] = "training_recommended"
+    lines[2] = json.dumps(bad) + "\n"
+    (tmp_path / "bad.jsonl").write_text("".join(lines))
+    _, good, problems = read_batch(tmp_path / "bad.jsonl")
+    assert len(good) == 3
+    assert any(p.line == 3 and "'result' must be a JSON object" in p.reason for p in problems)

@@ -242,3 +242,20 @@ def test_ten_thousand_predictions_while_the_service_is_killed_twice(tmp_path):
         assert worst * 1000 < budget_ms, f"a prediction waited {worst * 1000:.1f} ms"
     finally:
         server.stop()
+
+
+def test_async_answers_given_to_on_result_are_stored_with_the_records():
+    x, _, _ = clusters(n_per=40, dim=8)
+    with chroma.TrainingSession(SET) as s:
+        s.log(input_uri=[f"/t/{i}" for i in range(len(x))], embedding=x)
+    seen = {}
+    predict, _ = make(on_result=lambda uri, result: seen.__setitem__(uri, result))
+    for row in x[:10]:
+        predict(row + 0.001)
+    assert predict.chroma_flush(10)
+    records = SQLiteStore(".chroma").record_range(SET_ID, "production", 0, 10)
+    assert len(records) == len(seen) == 10
+    for record in records:
+        assert record.result == seen[record.input_uri].stored()
+        assert record.result["recommendation"] == "not_useful"
+    assert chroma.select(SET, n=3).considered == 10

@@ -303,3 +303,55 @@ def test_concurrent_uploads_to_one_set_lose_nothing(chroma_server):
     assert errors == []
     info = HTTPTransport(load_config(chroma_url=chroma_server.url, environ={})).get_set(es.id)
     assert info is not None and info.training == 6 * 10 * 30
+
+
+def test_production_records_select_and_export_through_the_service(chroma_server, tmp_path):
+    x = train(chroma_server.url)
+    spread_out = 7.0 * np.random.default_rng(3).normal(size=(5, 16))
+    far = np.concatenate([np.full((5, 16), 7.0), spread_out]).astype(np.float32)
+    uris = [f"/far/{i}" for i in range(len(far))]
+    with chroma.QuerySession(SET, chroma_server_url=chroma_server.url) as q:
+        results = q.log(input_uri=["/dup", *uris], embedding=np.concatenate([x[3:4], far]))
+    info = chroma.QuerySession(SET, chroma_server_url=chroma_server.url).transport.get_set(SET_ID)
+    assert info.production == 11
+    assert not (tmp_path / ".chroma").exists()  # stored by the service, not the embedded engine
+
+    selection = chroma.select(SET, n=10, chroma_server_url=chroma_server.url)
+    assert selection.considered == 11 and selection.recommended == 10
+    # The five identical vectors are one pick; the other five differ enough to be picked too.
+    assert len(selection.picks) == 6 and selection.near_duplicates_dropped == 4
+    assert sum(int(u.split("/")[2]) < 5 for u in selection.input_uris) == 1
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "chroma",
+            "select",
+            "--set",
+            SET_ID,
+            "-n",
+            "10",
+            "--uris",
+            "--chroma-url",
+            chroma_server.url,
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == selection.input_uris
+
+    report = chroma.export(SET, tmp_path / "set.jsonl", chroma_server_url=chroma_server.url)
+    assert (report.training, report.production) == (len(x), 11)
+    lines = [json.loads(li) for li in (tmp_path / "set.jsonl").read_text().splitlines()]
+    prod = [r for r in lines[1:-1] if r["mode"] == "production"]
+    assert [r["input_uri"] for r in prod] == ["/dup", *uris]
+    assert [r["result"]["recommendation"] for r in prod] == [r.recommendation for r in results]
+
+    with pytest.raises(chroma.NoProductionDataError, match="QuerySession"):
+        chroma.select(SET, since=1e12, chroma_server_url=chroma_server.url)
+    with pytest.raises(chroma.UnknownEmbeddingSetError):
+        chroma.select("0" * 40, chroma_server_url=chroma_server.url)
+    r = requests.get(f"{chroma_server.url}/v1/sets/{SET_ID}/records", params={"mode": "nope"}, timeout=10)
+    assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_request"

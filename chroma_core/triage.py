@@ -1,0 +1,89 @@
+"""What to label next, and how to share a set: :func:`select` and :func:`export`.
+
+Both work on the embedded engine and on a service alike (the same configuration as sessions picks which).
+
+>>> selection = select({"model": "m", "model_version": "1", "layer": "ctx"}, n=100)  # doctest: +SKIP
+>>> [p.input_uri for p in selection.picks][:3]                                      # doctest: +SKIP
+['/images/981.png', '/images/17.png', '/images/553.png']
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from chroma_core.config import load_config
+from chroma_core.embedding_set import EmbeddingSet
+from chroma_core.engine.scoring import Thresholds
+from chroma_core.engine.selection import Selection
+from chroma_core.export import ExportReport, export_set
+from chroma_core.transport import Transport, transport_for
+
+__all__ = ["export", "select"]
+
+SetRef = EmbeddingSet | Mapping[str, Any] | str
+
+
+def _set_id(embedding_set: SetRef) -> str:
+    if isinstance(embedding_set, str):
+        return embedding_set
+    return EmbeddingSet.coerce(embedding_set).id
+
+
+def _transport(transport: Transport | None, config: dict[str, Any]) -> tuple[Transport, bool]:
+    if transport is not None:
+        return transport, False
+    return transport_for(load_config(**config)), True
+
+
+def select(
+    embedding_set: SetRef,
+    n: int = 100,
+    *,
+    diversity: float = 0.5,
+    since: float | None = None,
+    rescore: bool = False,
+    thresholds: Thresholds | Mapping[str, Any] | None = None,
+    transport: Transport | None = None,
+    **config: Any,
+) -> Selection:
+    """The ``n`` stored production inputs of a set most worth labelling, spread over the embedding space.
+
+    Recommended inputs are ranked by how far their strongest signal exceeds its threshold; maximal marginal
+    relevance then trades that priority against similarity to the inputs already picked (``diversity`` from 0,
+    priority order, to 1, spread only), and near duplicates of a pick are dropped. ``embedding_set`` is the set's
+    dict or its id; ``since`` (seconds since the epoch) keeps only inputs logged from then on; ``rescore=True``
+    judges every input against the current training data instead of the answer stored with it. Configuration
+    keywords (``chroma_server_url``, ``persist_directory``, ...) are those of sessions.
+    """
+    tr, owned = _transport(transport, config)
+    try:
+        th = Thresholds.coerce(dict(thresholds) if isinstance(thresholds, Mapping) else thresholds)
+        return tr.select(_set_id(embedding_set), n, diversity=diversity, since=since, rescore=rescore, thresholds=th)
+    finally:
+        if owned:
+            tr.close()
+
+
+def export(
+    embedding_set: SetRef,
+    path: str | os.PathLike[str],
+    *,
+    format: str | None = None,
+    modes: Sequence[str] = ("training", "production"),
+    overwrite: bool = False,
+    transport: Transport | None = None,
+    **config: Any,
+) -> ExportReport:
+    """Write a set's records (and the answers stored with production inputs) to a Parquet or JSONL file.
+
+    The format comes from ``format`` or the file name (``.parquet``, ``.jsonl``, ``.jsonl.gz``); see
+    ``docs/export.md``. An existing file is kept unless ``overwrite=True``.
+    """
+    tr, owned = _transport(transport, config)
+    try:
+        return export_set(tr, _set_id(embedding_set), path, format=format, modes=modes, overwrite=overwrite)
+    finally:
+        if owned:
+            tr.close()
