@@ -228,10 +228,28 @@ _dumps = json.JSONEncoder(default=to_jsonable, allow_nan=False, ensure_ascii=Fal
 _dumps_nan = json.JSONEncoder(default=to_jsonable, ensure_ascii=False, separators=(",", ":")).encode
 
 
+_fast_dumps: Callable[[Any], str] | None
+try:  # 3-5x faster; it writes NaN as null by itself, and what it cannot write goes the slow way below
+    import orjson
+
+    _OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
+
+    def _fast_dumps(value: Any) -> str:
+        return orjson.dumps(value, default=to_jsonable, option=_OPTIONS).decode("utf-8")
+
+except ImportError:  # pragma: no cover - a client-only install
+    _fast_dumps = None
+
+
 def json_text(value: Any) -> str:
     """Compact JSON text of ``value`` that never fails: see :func:`to_jsonable`; NaN becomes null."""
     if value is None:
         return "null"
+    if _fast_dumps is not None:
+        try:
+            return _fast_dumps(value)
+        except TypeError:  # e.g. an int beyond 64 bits
+            pass
     try:
         return _dumps(value)  # type: ignore[no-any-return]
     except ValueError:

@@ -108,6 +108,19 @@ def main() -> int:
     print(f"4. The same from the shell: python -m chroma should-upload -embedding_set={set_id[:12]}… <BASE64>")
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     print("   " + "\n   ".join(out.splitlines()[:3]) + "\n   …")
+
+    session.close()  # every input asked about was stored, with its answer, as a production record
+    selection = chroma.select(EMBEDDING_SET, n=10, persist_directory=workdir)
+    kinds_picked = Counter(p.input_uri.split("/")[1] for p in selection.picks)
+    print(
+        f"5. What to label next (python -m chroma select --set {set_id[:12]}… -n 10): of "
+        f"{selection.considered} stored production inputs, {selection.recommended} were recommended; the 10 picks "
+        f"are {dict(kinds_picked)}, spread out ({selection.near_duplicates_dropped} near duplicates of a pick left out)"
+    )
+    for pick in selection.picks[:3]:
+        print(
+            f"   {pick.rank}. {pick.input_uri}  priority {pick.priority:.2f}  {', '.join(pick.result.recommendations)}"
+        )
     return 0
 
 
