@@ -11,7 +11,8 @@ Two modes:
 
 - ``mode="async"`` (default): the prediction returns at once; the embedding is queued for a background worker that
   batches production records to the engine (spilling to a bounded directory while the service is unreachable, and
-  replaying them in order later). ``on_result(input_uri, result)`` is called from the worker if given.
+  replaying them in order later). ``on_result(input_uri, result)`` is called from the worker if given
+  (``result`` is None when the service could not answer), and the answer is stored with the record.
 - ``mode="sync"``: Chroma is asked within ``budget_ms``; the results are passed to ``on_result`` in the caller's
   thread before the prediction returns, or, with ``return_results=True``, returned as ``Recommended(prediction,
   results)``. Past the budget the prediction is returned without them (results ``None``).
@@ -137,8 +138,6 @@ def recommend(
 
     def query_sync(rows: Any, uris: list[str]) -> list[QueryResult | None]:
         st = setup()
-        for row, uri in zip(rows, uris, strict=True):  # stored like async mode
-            st["worker"].submit(es, row, uri)
 
         def ask() -> list[QueryResult]:
             if st["transport"] is None:
@@ -146,11 +145,15 @@ def recommend(
             return list(st["transport"].query(es, rows, uris))
 
         future = st["pool"].submit(ask)
+        results: list[QueryResult | None] = [None] * len(uris)
         try:
-            results: list[QueryResult | None] = list(future.result(timeout=budget_ms / 1000))
+            results = list(future.result(timeout=budget_ms / 1000))
         except concurrent.futures.TimeoutError:
             future.cancel()
-            results = [None] * len(uris)
+        finally:
+            # Stored like async mode, with the answer when there is one, even when asking failed.
+            for row, uri, result in zip(rows, uris, results, strict=True):
+                st["worker"].submit(es, row, uri, None, None, result)
         if on_result is not None:
             for uri, result in zip(uris, results, strict=True):
                 on_result(uri, result)

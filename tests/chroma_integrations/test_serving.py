@@ -122,6 +122,9 @@ def test_sync_mode_returns_results_within_budget():
     assert isinstance(out, Recommended) and out.prediction == float(x[3].sum())
     assert out.results[0] is not None and out.results[0].not_useful
     assert seen == [(f"in/{int(x[3][0] * 1000)}", out.results[0])]
+    assert predict.chroma_flush(10)
+    (record,) = SQLiteStore(".chroma").record_range(SET_ID, "production", 0, 1)
+    assert record.result == out.results[0].stored()
 
 
 def test_sync_mode_past_the_budget_returns_without_results(tmp_path):
