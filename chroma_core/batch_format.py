@@ -45,6 +45,7 @@ __all__ = [
     "FORMAT_VERSION",
     "BatchHeader",
     "BatchReader",
+    "ChecksummedWriter",
     "Mode",
     "Problem",
     "Records",
@@ -293,21 +294,36 @@ def write_batch(
     return target
 
 
+class ChecksummedWriter:
+    """Lines to a binary stream (gzip level 1 when ``compress``: embeddings barely compress), every byte digested;
+    :meth:`finish` adds the trailer line that lets a reader check the file is whole. Batch files and exports."""
+
+    def __init__(self, raw: BinaryIO, *, compress: bool = False) -> None:
+        self._raw = raw
+        self._out: BinaryIO | gzip.GzipFile = (
+            gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=1, mtime=0) if compress else raw
+        )
+        self._digest = hashlib.sha256()
+
+    def write(self, text: str) -> None:
+        data = text.encode("utf-8")
+        self._digest.update(data)
+        self._out.write(data)
+
+    def finish(self, count: int, version: int = FORMAT_VERSION) -> None:
+        trailer = {"chroma_trailer": version, "count": count, "sha256": self._digest.hexdigest()}
+        self._out.write((json.dumps(trailer, separators=(",", ":")) + "\n").encode("ascii"))
+        if self._out is not self._raw:
+            self._out.close()
+
+
 def write_batch_to(raw: BinaryIO, header: BatchHeader, records: Records, *, compress: bool = False) -> None:
-    """Write a batch to an open binary stream (gzip level 1 when ``compress``: embeddings barely compress)."""
-    digest = hashlib.sha256()
-    out: BinaryIO | gzip.GzipFile = gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=1, mtime=0) if compress else raw
-    head = (json.dumps(header.to_json(), separators=(",", ":"), ensure_ascii=False) + "\n").encode("utf-8")
-    digest.update(head)
-    out.write(head)
+    """Write a batch to an open binary stream, gzipped when ``compress``."""
+    out = ChecksummedWriter(raw, compress=compress)
+    out.write(json.dumps(header.to_json(), separators=(",", ":"), ensure_ascii=False) + "\n")
     for start in range(0, len(records), _CHUNK_ROWS):
-        data = _record_lines(header, records, start, min(start + _CHUNK_ROWS, len(records))).encode("utf-8")
-        digest.update(data)
-        out.write(data)
-    trailer = {"chroma_trailer": FORMAT_VERSION, "count": len(records), "sha256": digest.hexdigest()}
-    out.write((json.dumps(trailer, separators=(",", ":")) + "\n").encode("ascii"))
-    if out is not raw:
-        out.close()
+        out.write(_record_lines(header, records, start, min(start + _CHUNK_ROWS, len(records))))
+    out.finish(len(records))
 
 
 def _open_binary(path: Path) -> IO[bytes]:

@@ -196,6 +196,10 @@ def _serve(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _set_argument(parser: argparse.ArgumentParser, *flags: str, dest: str = "set_id") -> None:
+    parser.add_argument(*flags, dest=dest, required=True, metavar="ID", help="the embedding set id (see `chroma sets`)")
+
+
 def _parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--config", metavar="PATH", help="chroma.json to read (default ./chroma.json if present)")
@@ -245,15 +249,7 @@ def _parser() -> argparse.ArgumentParser:
         help="ask whether one embedding is worth labelling",
         description="Print Chroma's recommendation for one embedding as JSON.",
     )
-    p.add_argument(
-        "-embedding_set",
-        "--embedding-set",
-        "--embedding_set",
-        dest="embedding_set",
-        required=True,
-        metavar="ID",
-        help="the embedding set id (see `chroma sets`)",
-    )
+    _set_argument(p, "-embedding_set", "--embedding-set", "--embedding_set", dest="embedding_set")
     p.add_argument(
         "embedding",
         metavar="BASE64_EMBEDDING",
@@ -271,8 +267,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Rank the stored production inputs that were recommended for training, spread the picks over "
         "the embedding space (maximal marginal relevance), and leave out near duplicates of a pick.",
     )
-    set_arg = dict(dest="set_id", required=True, metavar="ID", help="the embedding set id (see `chroma sets`)")
-    p.add_argument("--set", "--embedding-set", "-embedding_set", **set_arg)  # type: ignore[arg-type]
+    _set_argument(p, "--set", "--embedding-set", "-embedding_set")
     p.add_argument("-n", type=int, default=100, help="how many inputs to pick (default 100)")
     p.add_argument("--diversity", type=float, default=0.5, help="0 = priority order, 1 = spread only (default 0.5)")
     p.add_argument("--since", metavar="TIME", help="only inputs logged from TIME on (epoch seconds or ISO date)")
@@ -289,7 +284,7 @@ def _parser() -> argparse.ArgumentParser:
         help="write a set's records and results to a Parquet or JSONL file",
         description="Export an embedding set for sharing (docs/export.md). The file appears whole or not at all.",
     )
-    p.add_argument("--set", "--embedding-set", "-embedding_set", **set_arg)  # type: ignore[arg-type]
+    _set_argument(p, "--set", "--embedding-set", "-embedding_set")
     p.add_argument("--format", choices=["parquet", "jsonl"], help="default: from the output file name")
     p.add_argument("--mode", choices=["all", "training", "production"], default="all", help="which records")
     p.add_argument("-o", "--output", required=True, metavar="FILE", help="where to write (.parquet, .jsonl[.gz])")

@@ -15,8 +15,6 @@ format is specified in ``docs/export.md``.
 from __future__ import annotations
 
 import dataclasses
-import gzip
-import hashlib
 import json
 import os
 from collections.abc import Iterator, Sequence
@@ -26,7 +24,7 @@ from typing import Any, BinaryIO, Literal
 import numpy as np
 
 from chroma_core.atomic import atomic_write
-from chroma_core.batch_format import Mode, Records, json_text, utc_timestamp
+from chroma_core.batch_format import ChecksummedWriter, Mode, Records, json_text, utc_timestamp
 from chroma_core.errors import ChromaError, UnknownEmbeddingSetError
 from chroma_core.transport.base import Transport
 
@@ -138,15 +136,8 @@ def export_set(
 def _write_jsonl(
     raw: BinaryIO, transport: Transport, set_id: str, meta: dict[str, Any], counts: dict[str, int], *, gzipped: bool
 ) -> dict[str, int]:
-    out: BinaryIO | gzip.GzipFile = gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=1, mtime=0) if gzipped else raw
-    digest = hashlib.sha256()
-
-    def write(text: str) -> None:
-        data = text.encode("utf-8")
-        digest.update(data)
-        out.write(data)
-
-    write(json.dumps(meta, separators=(",", ":"), ensure_ascii=False) + "\n")
+    out = ChecksummedWriter(raw, compress=gzipped)
+    out.write(json.dumps(meta, separators=(",", ":"), ensure_ascii=False) + "\n")
     written: dict[str, int] = {}
     total = 0
     for mode, count in counts.items():
@@ -160,14 +151,11 @@ def _write_jsonl(
                     f'"embedding":{_dumps_numbers(page.vectors[i])},"inferences":{json_text(page.inferences[i])},'
                     f'"label":{json_text(page.labels[i])},"time":{page.times[i]},"result":{json_text(result)}}}\n'
                 )
-            write("".join(lines))
+            out.write("".join(lines))
             n += len(page)
         written[mode] = n
         total += n
-    trailer = {"chroma_trailer": EXPORT_VERSION, "count": total, "sha256": digest.hexdigest()}
-    out.write((json.dumps(trailer, separators=(",", ":")) + "\n").encode("ascii"))
-    if out is not raw:
-        out.close()
+    out.finish(total, EXPORT_VERSION)
     return written
 
 
@@ -208,9 +196,11 @@ def _write_parquet(
         for mode, count in counts.items():
             n = 0
             for page in _pages(transport, set_id, mode, count):  # type: ignore[arg-type]
-                results = [page.result(i) or {} for i in range(len(page))]
-                scores = [r.get("scores") or {} for r in results]
-                has = [bool(r) for r in results]
+                answers = [page.result(i) or None for i in range(len(page))]
+
+                def each(get: Any, answers: list[Any] = answers) -> list[Any]:
+                    return [None if a is None else get(a) for a in answers]
+
                 columns = {
                     "mode": pa.array([mode] * len(page)).dictionary_encode().cast(schema.field("mode").type),
                     "id": pa.array(page.ids, pa.string()),
@@ -223,26 +213,17 @@ def _write_parquet(
                     "time": pa.array((np.asarray(page.times, dtype=np.float64) * 1e6).astype(np.int64)).cast(
                         pa.timestamp("us")
                     ),
-                    "recommendation": pa.array(
-                        [r.get("recommendation") if h else None for r, h in zip(results, has, strict=True)],
-                        pa.string(),
-                    ),
-                    "training_recommended": pa.array(
-                        [bool(r.get("training_recommended")) if h else None for r, h in zip(results, has, strict=True)],
-                        pa.bool_(),
-                    ),
-                    "not_useful": pa.array(
-                        [bool(r.get("not_useful")) if h else None for r, h in zip(results, has, strict=True)],
-                        pa.bool_(),
-                    ),
+                    "recommendation": pa.array(each(lambda a: a.get("recommendation")), pa.string()),
+                    "training_recommended": pa.array(each(lambda a: bool(a.get("training_recommended"))), pa.bool_()),
+                    "not_useful": pa.array(each(lambda a: bool(a.get("not_useful"))), pa.bool_()),
                     "recommendations": pa.array(
-                        [list(r.get("recommendations", [])) if h else None for r, h in zip(results, has, strict=True)],
-                        pa.list_(pa.string()),
+                        each(lambda a: list(a.get("recommendations", []))), pa.list_(pa.string())
                     ),
-                    **{name: pa.array([s.get(name) for s in scores], nullable_f64) for name in _SCORES},
-                    "result": pa.array(
-                        [json_text(r) if h else None for r, h in zip(results, has, strict=True)], pa.string()
-                    ),
+                    **{
+                        name: pa.array(each(lambda a, name=name: (a.get("scores") or {}).get(name)), nullable_f64)
+                        for name in _SCORES
+                    },
+                    "result": pa.array(each(json_text), pa.string()),
                 }
                 writer.write_table(pa.Table.from_pydict(columns, schema=schema))
                 n += len(page)

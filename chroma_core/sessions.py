@@ -29,7 +29,7 @@ from chroma_core.paths import check_template, render_template
 from chroma_core.results import QueryResult, UploadReport
 from chroma_core.transport import Transport, transport_for
 from chroma_core.vectors import check_dimension, to_matrix
-from chroma_core.worker import BackgroundWorker, shared_worker
+from chroma_core.worker import BackgroundWorker, shared_worker, spill_directory_for
 
 __all__ = ["QuerySession", "SavedBatch", "TrainingSession", "log"]
 
@@ -413,7 +413,7 @@ class QuerySession(_Session):
                 transport = self.transport
                 self._worker = BackgroundWorker(
                     lambda: transport,
-                    spill_directory=os.path.join(self.config.persist_directory, "spill", "queries"),
+                    spill_directory=spill_directory_for(self.config, "queries"),
                 )
                 self._owns_worker = True
         return self._worker

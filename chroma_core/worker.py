@@ -32,7 +32,7 @@ from chroma_core.errors import ChromaError, TransportError
 from chroma_core.results import QueryResult
 from chroma_core.transport import Transport, transport_for
 
-__all__ = ["BackgroundWorker", "WorkerOptions", "shared_worker", "shutdown", "worker_transport"]
+__all__ = ["BackgroundWorker", "WorkerOptions", "shared_worker", "shutdown", "spill_directory_for", "worker_transport"]
 
 logger = logging.getLogger("chroma")
 
@@ -79,6 +79,11 @@ def worker_transport(config: Config) -> Callable[[], Transport]:
     return make
 
 
+def spill_directory_for(config: Config, name: str) -> str:
+    """Where a worker of ``config``'s destination spills, one directory per purpose (``name``)."""
+    return os.path.join(config.persist_directory, "spill", name)
+
+
 def shared_worker(config: Config, name: str, options: WorkerOptions | None = None) -> BackgroundWorker:
     """The process's worker for one destination (a service and key, or a persist directory) and one purpose.
 
@@ -92,7 +97,7 @@ def shared_worker(config: Config, name: str, options: WorkerOptions | None = Non
             worker = _shared[key] = BackgroundWorker(
                 worker_transport(config),
                 options,
-                spill_directory=os.path.join(config.persist_directory, "spill", name),
+                spill_directory=spill_directory_for(config, name),
             )
         return worker
 
@@ -311,30 +316,36 @@ class BackgroundWorker:
         for header, records, group in self._batches(items):
             # The service being down shows in the query already: spill at once rather than wait out a second
             # failure on the upload.
-            reachable = spill_first or self._answer(transport, header, records, group)
+            reachable = not spill_first and self._answer(transport, header, records, group)
             if any(it.result is not None for it in group):
                 records.results = [None if it.result is None else it.result.stored() for it in group]
             try:
                 if spill_first:
                     self._spill(header, records)  # keep order: older spilled batches go first
-                    continue
-                try:
-                    if not reachable:
-                        raise TransportError("the service did not answer the query")
-                    transport.upload(header, records)
-                except TransportError:
-                    self._spill(header, records)
-                    with self._lock:
-                        self._counts["send_failures"] += 1
-                    continue
-                except ChromaError as exc:
-                    logger.warning("chroma: the service rejected a production batch: %s", exc)
-                    self._drop("rejected", len(records))
-                    continue
-                with self._lock:
-                    self._counts["sent"] += len(records)
+                elif reachable:
+                    self._upload(transport, header, records)
+                else:
+                    self._spill_failed(header, records)
             finally:
                 self._deliver(group)
+
+    def _upload(self, transport: Transport, header: BatchHeader, records: Records) -> None:
+        try:
+            transport.upload(header, records)
+        except TransportError:
+            self._spill_failed(header, records)
+            return
+        except ChromaError as exc:
+            logger.warning("chroma: the service rejected a production batch: %s", exc)
+            self._drop("rejected", len(records))
+            return
+        with self._lock:
+            self._counts["sent"] += len(records)
+
+    def _spill_failed(self, header: BatchHeader, records: Records) -> None:
+        self._spill(header, records)
+        with self._lock:
+            self._counts["send_failures"] += 1
 
     def _answer(self, transport: Transport, header: BatchHeader, records: Records, group: list[_Item]) -> bool:
         """Ask, in one query, for the answers that an ``on_result`` waits for and nobody has given yet.

@@ -41,7 +41,7 @@ from chroma_core.embedding_set import EmbeddingSet
 from chroma_core.results import QueryResult
 from chroma_core.transport import transport_for
 from chroma_core.vectors import to_matrix
-from chroma_core.worker import BackgroundWorker, WorkerOptions, worker_transport
+from chroma_core.worker import BackgroundWorker, WorkerOptions, spill_directory_for, worker_transport
 from chroma_integrations._guard import capture_internal_exceptions
 
 __all__ = ["Recommended", "recommend", "stats"]
@@ -101,7 +101,7 @@ def recommend(
                 worker = BackgroundWorker(
                     worker_transport(config),
                     worker_options,
-                    spill_directory=os.path.join(config.persist_directory, "spill", es.id),
+                    spill_directory=spill_directory_for(config, es.id),
                 )
                 _workers.append(worker)
                 state.update(

@@ -187,7 +187,7 @@ class Engine:
             for i, result in zip(part, fresh, strict=True):
                 answers[i] = result.stored()
         recommended = [i for i, a in enumerate(answers) if a is not None and a.get("training_recommended")]
-        priorities = np.array([selection.priority(answers[i]) for i in recommended], dtype=np.float64)  # type: ignore[arg-type]
+        priorities = np.array([selection.priority(answers[i] or {}) for i in recommended], dtype=np.float64)
         kept = selection.pool(priorities, n)
         candidates = [recommended[i] for i in kept.tolist()]
         distances = [(answers[i] or {}).get("thresholds", {}).get("near_duplicate") for i in candidates]
