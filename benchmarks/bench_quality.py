@@ -26,10 +26,11 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import numpy as np
 
-from chroma_core.batch_format import BatchHeader, Records
 from chroma_core.embedding_set import EmbeddingSet
 from chroma_core.engine.engine import Engine
 from chroma_core.engine.store import SQLiteStore
+from chroma_core.records import BatchHeader, Records
+from chroma_core.types import QueryRequest
 
 CATEGORIES = ["computers", "politics", "science", "linux", "literature", "startrek", "law", "education", "food"]
 
@@ -137,8 +138,8 @@ def main() -> None:
         ood = lab == held
         with tempfile.TemporaryDirectory() as d:
             engine, es = trained_engine(d, held, emb[train], list(lab[train]))
-            r_ood = engine.query(es, emb[ood], [f"o{i}" for i in range(int(ood.sum()))])
-            r_ind = engine.query(es, emb[ind_test], [f"i{i}" for i in range(int(ind_test.sum()))])
+            r_ood = engine.query(QueryRequest.of(es, emb[ood], [f"o{i}" for i in range(int(ood.sum()))]))
+            r_ind = engine.query(QueryRequest.of(es, emb[ind_test], [f"i{i}" for i in range(int(ind_test.sum()))]))
         knn_ood = np.array([r.scores["novelty"] for r in r_ood])
         knn_ind = np.array([r.scores["novelty"] for r in r_ind])
         m_ood = mahalanobis(normed[train], list(lab[train]), normed[ood])
@@ -174,8 +175,8 @@ def main() -> None:
         edited = [edit(texts[i], rng) for i in sources]
         dup_emb = model.encode(edited, batch_size=64, convert_to_numpy=True).astype(np.float32)
         others = np.flatnonzero(~is_train)[:300]
-        r_dup = engine.query(es, dup_emb, [f"d{i}" for i in range(len(dup_emb))])
-        r_new = engine.query(es, emb[others], [f"n{i}" for i in range(len(others))])
+        r_dup = engine.query(QueryRequest.of(es, dup_emb, [f"d{i}" for i in range(len(dup_emb))]))
+        r_new = engine.query(QueryRequest.of(es, emb[others], [f"n{i}" for i in range(len(others))]))
     tp = sum("near_duplicate" in r.recommendations for r in r_dup)
     fp = sum("near_duplicate" in r.recommendations for r in r_new)
     print(f"\nnear duplicates: {len(edited)} edited copies of training texts, {len(others)} unseen texts")

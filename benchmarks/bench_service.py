@@ -19,11 +19,12 @@ import numpy as np
 from _util import free_port, wait_until_serving
 
 import chroma
-from chroma_core.batch_format import BatchHeader, Records
 from chroma_core.config import load_config
 from chroma_core.embedding_set import EmbeddingSet
+from chroma_core.records import BatchHeader, Records
 from chroma_core.transport import LocalTransport, Transport
 from chroma_core.transport.http import HTTPTransport
+from chroma_core.types import QueryRequest
 
 DIM = 384
 ES = EmbeddingSet.from_dict({"model": "bench", "layer": "service"})
@@ -95,7 +96,7 @@ def query_latency(t: Transport, queries: np.ndarray) -> tuple[float, float]:
     lat = []
     for i, q in enumerate(queries):
         t0 = time.perf_counter()
-        t.query(ES, q[None, :], [f"/q/{i}"])
+        t.query(QueryRequest.of(ES, q[None, :], [f"/q/{i}"]))
         lat.append(time.perf_counter() - t0)
     p50, p99 = np.percentile(lat, [50, 99]) * 1e3
     return float(p50), float(p99)
@@ -112,7 +113,7 @@ def load_test(url: str, clients: int = 16, per_client: int = 100, queries: np.nd
         for i in range(per_client):
             t0 = time.perf_counter()
             try:
-                t.query(ES, queries[(c * per_client + i) % len(queries)][None, :], ["/load"])
+                t.query(QueryRequest.of(ES, queries[(c * per_client + i) % len(queries)][None, :], ["/load"]))
             except Exception as exc:
                 with lock:
                     errors.append(exc)
@@ -162,8 +163,8 @@ def main() -> None:
 
             queries = np.random.default_rng(9).normal(size=(300, DIM)).astype(np.float32)
             lt, ht = local(), http()
-            lt.query(ES, queries[:1], ["warm"])
-            ht.query(ES, queries[:1], ["warm"])
+            lt.query(QueryRequest.of(ES, queries[:1], ["warm"]))
+            ht.query(QueryRequest.of(ES, queries[:1], ["warm"]))
             for _ in range(2):  # interleave to share the machine's noise
                 l50, l99 = query_latency(lt, queries)
                 h50, h99 = query_latency(ht, queries)

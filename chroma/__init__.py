@@ -7,8 +7,6 @@
 
 from chroma_core.config import Config, load_config
 from chroma_core.embedding_set import EmbeddingSet, embedding_set_id
-from chroma_core.engine.scoring import Thresholds
-from chroma_core.engine.selection import Pick, Selection
 from chroma_core.errors import (
     BatchFormatError,
     ChromaError,
@@ -24,9 +22,20 @@ from chroma_core.errors import (
     UnknownEmbeddingSetError,
 )
 from chroma_core.export import ExportReport
-from chroma_core.results import TAGS, Neighbor, QueryResult, UploadReport
 from chroma_core.sessions import QuerySession, SavedBatch, TrainingSession, log
 from chroma_core.triage import export, select
+from chroma_core.types import (
+    TAGS,
+    Neighbor,
+    Pick,
+    QueryRequest,
+    QueryResult,
+    Selection,
+    SelectRequest,
+    SetInfo,
+    Thresholds,
+    UploadReport,
+)
 from chroma_core.version import __version__
 
 __all__ = [
@@ -44,10 +53,13 @@ __all__ = [
     "NoProductionDataError",
     "NothingToSaveError",
     "Pick",
+    "QueryRequest",
     "QueryResult",
     "QuerySession",
     "SavedBatch",
+    "SelectRequest",
     "Selection",
+    "SetInfo",
     "StorageError",
     "TAGS",
     "Thresholds",

@@ -24,61 +24,38 @@ import dataclasses
 import gzip
 import hashlib
 import json
-import logging
 import math
 import os
-import uuid
-from collections.abc import Callable, Iterator, Sequence
-from datetime import datetime, timezone
+from collections.abc import Iterator
 from json.encoder import encode_basestring  # type: ignore[attr-defined]
 from pathlib import Path
-from typing import IO, Any, BinaryIO, Literal
+from typing import IO, Any, BinaryIO
 
 import numpy as np
 
 from chroma_core.atomic import atomic_write
 from chroma_core.embedding_set import EmbeddingSet
 from chroma_core.errors import BatchFormatError, ChromaError
-from chroma_core.vectors import Matrix
+from chroma_core.json_text import json_text, loads
+from chroma_core.records import MODES, BatchHeader, Records
+from chroma_core.types import QueryResult
 
 __all__ = [
     "FORMAT_VERSION",
-    "BatchHeader",
     "BatchReader",
     "ChecksummedWriter",
-    "Mode",
     "Problem",
-    "Records",
-    "new_batch_id",
+    "header_json",
     "open_stream",
-    "json_text",
+    "parse_header",
     "read_batch",
-    "to_jsonable",
     "write_batch",
     "write_batch_to",
 ]
 
-logger = logging.getLogger("chroma")
-
-_loads: Callable[[bytes], Any]
-try:  # 3-4x faster parsing of record lines when present (the [server] extra installs it)
-    from orjson import loads as _loads
-except ImportError:  # pragma: no cover - exercised on a client-only install
-    _loads = json.loads
-
 FORMAT_VERSION = 1
-Mode = Literal["training", "production"]
-_MODES = ("training", "production")
 _CHUNK_ROWS = 4096
 _Row = tuple[np.ndarray, str, str, Any, Any, float, Any]  # vector, id, uri, inferences, label, time, result
-
-
-def new_batch_id() -> str:
-    return uuid.uuid4().hex
-
-
-def utc_timestamp() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,170 +69,50 @@ class Problem:
         return f"line {self.line}: {self.reason}" if self.line else self.reason
 
 
-@dataclasses.dataclass(frozen=True)
-class BatchHeader:
-    batch_id: str
-    embedding_set: EmbeddingSet
-    mode: Mode
-    dimension: int
-    created_at: str
-    dtype: str = "float32"
-    format_version: int = FORMAT_VERSION
+def header_json(header: BatchHeader) -> dict[str, Any]:
+    """The header line of a batch file, as a JSON object."""
+    return {
+        "chroma_batch": FORMAT_VERSION,
+        "batch_id": header.batch_id,
+        "set_id": header.set_id,
+        "embedding_set": dict(header.embedding_set.key),
+        "mode": header.mode,
+        "dimension": header.dimension,
+        "dtype": "float32",
+        "created_at": header.created_at,
+    }
 
-    @property
-    def set_id(self) -> str:
-        return self.embedding_set.id
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "chroma_batch": self.format_version,
-            "batch_id": self.batch_id,
-            "set_id": self.set_id,
-            "embedding_set": dict(self.embedding_set.key),
-            "mode": self.mode,
-            "dimension": self.dimension,
-            "dtype": self.dtype,
-            "created_at": self.created_at,
-        }
+def parse_header(obj: Any) -> BatchHeader:
+    """A batch header from the JSON object of a file's first line; :class:`BatchFormatError` says what is wrong."""
 
-    @classmethod
-    def from_json(cls, obj: Any) -> BatchHeader:
-        def bad(reason: str) -> BatchFormatError:
-            return BatchFormatError(
-                f"line 1: {reason}. The first line must be a batch header; see docs/batch-format.md."
-            )
+    def bad(reason: str) -> BatchFormatError:
+        return BatchFormatError(f"line 1: {reason}. The first line must be a batch header; see docs/batch-format.md.")
 
-        if not isinstance(obj, dict) or "chroma_batch" not in obj:
-            raise bad("not a Chroma batch header (no 'chroma_batch' key)")
-        if obj["chroma_batch"] != FORMAT_VERSION:
-            raise bad(
-                f"format version {obj['chroma_batch']!r} is not supported (this Chroma reads version 1); upgrade chroma"
-            )
-        try:
-            embedding_set = EmbeddingSet.from_dict(obj.get("embedding_set"))  # type: ignore[arg-type]
-        except ChromaError as exc:
-            raise bad(f"bad embedding_set: {exc}") from None
-        if obj.get("set_id") not in (None, embedding_set.id):
-            raise bad(
-                f"set_id {obj.get('set_id')!r} does not match the embedding_set, whose id is {embedding_set.id!r}"
-            )
-        mode = obj.get("mode", "training")
-        if mode not in _MODES:
-            raise bad(f"mode must be 'training' or 'production', not {mode!r}")
-        dimension = obj.get("dimension")
-        if not isinstance(dimension, int) or isinstance(dimension, bool) or dimension <= 0:
-            raise bad(f"dimension must be a positive integer, not {dimension!r}")
-        if obj.get("dtype", "float32") != "float32":
-            raise bad(f"dtype {obj.get('dtype')!r} is not supported; embeddings are stored as float32")
-        batch_id = obj.get("batch_id")
-        if not isinstance(batch_id, str) or not batch_id or len(batch_id) > 128:
-            raise bad("batch_id must be a non-empty string of at most 128 characters")
-        return cls(
-            batch_id=batch_id,
-            embedding_set=embedding_set,
-            mode=mode,
-            dimension=dimension,
-            created_at=str(obj.get("created_at", "")),
+    if not isinstance(obj, dict) or "chroma_batch" not in obj:
+        raise bad("not a Chroma batch header (no 'chroma_batch' key)")
+    if obj["chroma_batch"] != FORMAT_VERSION:
+        raise bad(
+            f"format version {obj['chroma_batch']!r} is not supported (this Chroma reads version 1); upgrade chroma"
         )
-
-
-@dataclasses.dataclass
-class Records:
-    """Column-oriented records: row ``i`` of ``vectors`` belongs to ``ids[i]``, ``input_uris[i]``, …"""
-
-    vectors: Matrix
-    ids: list[str]
-    input_uris: list[str]
-    inferences: list[Any]
-    labels: list[Any]
-    times: list[float]
-    lines: list[int] = dataclasses.field(default_factory=list)
-    #: Production records may carry the answer Chroma gave (``QueryResult.to_dict()``); empty means none do.
-    results: list[Any] = dataclasses.field(default_factory=list)
-
-    def __len__(self) -> int:
-        return len(self.vectors)
-
-    def result(self, i: int) -> Any:
-        return self.results[i] if self.results else None
-
-    @classmethod
-    def empty(cls, dimension: int) -> Records:
-        return cls(np.empty((0, dimension), dtype=np.float32), [], [], [], [], [], [])
-
-    @classmethod
-    def concat(cls, parts: Sequence[Records], dimension: int) -> Records:
-        if not parts:
-            return cls.empty(dimension)
-        out = cls(np.concatenate([p.vectors for p in parts]), [], [], [], [], [], [])
-        for p in parts:
-            out.ids += p.ids
-            out.input_uris += p.input_uris
-            out.inferences += p.inferences
-            out.labels += p.labels
-            out.times += p.times
-            out.lines += p.lines
-        if any(p.results for p in parts):
-            out.results = [p.result(i) for p in parts for i in range(len(p))]
-        return out
-
-
-_warned_types: set[type] = set()
-
-
-def to_jsonable(obj: Any) -> Any:
-    """``json`` fallback for what model code commonly returns: numpy/torch scalars and arrays, sets, dataclasses.
-
-    Anything else becomes its ``str()``, with a warning once per type, so that ``save()`` never fails on
-    ``inferences`` it already accepted.
-    """
-    if hasattr(obj, "tolist"):
-        return obj.tolist()
-    if hasattr(obj, "item"):
-        return obj.item()
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return dataclasses.asdict(obj)
-    if isinstance(obj, (set, frozenset)):
-        return sorted(obj, key=repr)
-    if isinstance(obj, (bytes, bytearray)):
-        return base64.b64encode(bytes(obj)).decode("ascii")
-    if type(obj) not in _warned_types:
-        _warned_types.add(type(obj))
-        logger.warning("chroma: inferences hold a %s, which is not JSON; stored as its str()", type(obj).__name__)
-    return str(obj)
-
-
-_dumps = json.JSONEncoder(default=to_jsonable, allow_nan=False, ensure_ascii=False, separators=(",", ":")).encode
-_dumps_nan = json.JSONEncoder(default=to_jsonable, ensure_ascii=False, separators=(",", ":")).encode
-
-
-_fast_dumps: Callable[[Any], str] | None
-try:  # 3-5x faster; it writes NaN as null by itself, and what it cannot write goes the slow way below
-    import orjson
-
-    _OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
-
-    def _fast_dumps(value: Any) -> str:
-        return orjson.dumps(value, default=to_jsonable, option=_OPTIONS).decode("utf-8")
-
-except ImportError:  # pragma: no cover - a client-only install
-    _fast_dumps = None
-
-
-def json_text(value: Any) -> str:
-    """Compact JSON text of ``value`` that never fails: see :func:`to_jsonable`; NaN becomes null."""
-    if value is None:
-        return "null"
-    if _fast_dumps is not None:
-        try:
-            return _fast_dumps(value)
-        except TypeError:  # e.g. an int beyond 64 bits
-            pass
     try:
-        return _dumps(value)  # type: ignore[no-any-return]
-    except ValueError:
-        # NaN in inferences (e.g. a score) is not JSON; write it as null rather than lose the record.
-        return _dumps(json.loads(_dumps_nan(value), parse_constant=lambda _: None))  # type: ignore[no-any-return]
+        embedding_set = EmbeddingSet.from_dict(obj.get("embedding_set"))  # type: ignore[arg-type]
+    except ChromaError as exc:
+        raise bad(f"bad embedding_set: {exc}") from None
+    if obj.get("set_id") not in (None, embedding_set.id):
+        raise bad(f"set_id {obj.get('set_id')!r} does not match the embedding_set, whose id is {embedding_set.id!r}")
+    mode = obj.get("mode", "training")
+    if mode not in MODES:
+        raise bad(f"mode must be 'training' or 'production', not {mode!r}")
+    dimension = obj.get("dimension")
+    if not isinstance(dimension, int) or isinstance(dimension, bool) or dimension <= 0:
+        raise bad(f"dimension must be a positive integer, not {dimension!r}")
+    if obj.get("dtype", "float32") != "float32":
+        raise bad(f"dtype {obj.get('dtype')!r} is not supported; embeddings are stored as float32")
+    batch_id = obj.get("batch_id")
+    if not isinstance(batch_id, str) or not batch_id or len(batch_id) > 128:
+        raise bad("batch_id must be a non-empty string of at most 128 characters")
+    return BatchHeader(batch_id, embedding_set, mode, dimension, str(obj.get("created_at", "")))
 
 
 def _record_lines(header: BatchHeader, records: Records, start: int, stop: int) -> str:
@@ -274,7 +131,7 @@ def _record_lines(header: BatchHeader, records: Records, start: int, stop: int) 
         label_part = "" if label is None else f',"label":{json_text(label)}'
         result = records.result(i)
         if result is not None:
-            label_part += f',"result":{json_text(result)}'
+            label_part += f',"result":{json_text(result.stored())}'
         time = records.times[i]
         parts.append(
             f'{{"id":{encode_basestring(records.ids[i])},"input_uri":{encode_basestring(records.input_uris[i])},'
@@ -320,7 +177,7 @@ class ChecksummedWriter:
 def write_batch_to(raw: BinaryIO, header: BatchHeader, records: Records, *, compress: bool = False) -> None:
     """Write a batch to an open binary stream, gzipped when ``compress``."""
     out = ChecksummedWriter(raw, compress=compress)
-    out.write(json.dumps(header.to_json(), separators=(",", ":"), ensure_ascii=False) + "\n")
+    out.write(json.dumps(header_json(header), separators=(",", ":"), ensure_ascii=False) + "\n")
     for start in range(0, len(records), _CHUNK_ROWS):
         out.write(_record_lines(header, records, start, min(start + _CHUNK_ROWS, len(records))))
     out.finish(len(records))
@@ -358,8 +215,6 @@ class BatchReader:
             self.name = name or "<stream>"
             self._handle = path
         self.problems: list[Problem] = []
-        self.good = 0
-        self.trailer_ok = False
         self._digest = hashlib.sha256()
         self._line = 0
         self._lines: Iterator[bytes] = iter(self._handle)
@@ -384,11 +239,11 @@ class BatchReader:
         if not first.strip():
             raise BatchFormatError(f"{self.name}: the file is empty; a batch starts with a header line.")
         try:
-            obj = _loads(first)
+            obj = loads(first)
         except ValueError as exc:
             raise BatchFormatError(f"{self.name}: line 1 is not JSON ({exc}); is this a Chroma batch file?") from None
         try:
-            return BatchHeader.from_json(obj)
+            return parse_header(obj)
         except BatchFormatError as exc:
             raise BatchFormatError(f"{self.name}: {exc}") from None
 
@@ -424,9 +279,15 @@ class BatchReader:
         t = obj.get("time", 0.0)
         if not isinstance(t, (int, float)) or isinstance(t, bool) or not math.isfinite(t):
             raise ValueError(f"'time' must be a number (seconds since the epoch), not {t!r}")
-        result = obj.get("result")
-        if result is not None and not isinstance(result, dict):
-            raise ValueError("'result' must be a JSON object (what Chroma answered for this input) or absent")
+        answer = obj.get("result")
+        result = None
+        if answer is not None:
+            try:
+                result = QueryResult.from_dict({**answer, "input_uri": uri, "set_id": self.header.set_id})
+            except (TypeError, KeyError, ValueError):
+                raise ValueError(
+                    "'result' must be a JSON object holding the answer Chroma gave for this input, or absent"
+                ) from None
         return vector, rid, uri, obj.get("inferences"), obj.get("label"), float(t), result
 
     def chunks(self, size: int = _CHUNK_ROWS) -> Iterator[Records]:
@@ -455,7 +316,7 @@ class BatchReader:
                 self._digest.update(raw)
                 continue
             try:
-                obj = _loads(raw)
+                obj = loads(raw)
             except ValueError as exc:
                 self._digest.update(raw)
                 self.problems.append(Problem(line, f"not valid JSON ({exc})"))
@@ -499,7 +360,6 @@ class BatchReader:
             buf = [buf[i] for i in keep]
             lines = [lines[i] for i in keep]
             self.problems.sort(key=lambda p: (p.line == 0, p.line))
-        self.good += len(buf)
         return Records(
             vectors=vectors,
             ids=[r[1] for r in buf],
@@ -514,19 +374,15 @@ class BatchReader:
     def _check_trailer(self, obj: dict[str, Any], line: int) -> None:
         records_seen = line - 2  # every line between header and trailer should be a record
         count = obj.get("count")
-        ok = True
         if count != records_seen:
-            ok = False
             self.problems.append(
                 Problem(line, f"the trailer counts {count!r} records, but the file holds {records_seen} record lines")
             )
         expected = obj.get("sha256")
         if expected != self._digest.hexdigest():
-            ok = False
             self.problems.append(
                 Problem(line, "checksum mismatch: the file was edited or corrupted after it was written")
             )
-        self.trailer_ok = ok
 
     def read_all(self) -> Records:
         return Records.concat(list(self.chunks()), self.header.dimension)

@@ -14,11 +14,12 @@ from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import Any
 
-from chroma_core.batch_format import BatchReader
+from chroma_core.batch_format import BatchReader, header_json
 from chroma_core.config import Config, load_config
 from chroma_core.errors import ChromaError, InvalidEmbeddingError
 from chroma_core.export import export_set
 from chroma_core.transport import transport_for
+from chroma_core.types import QueryRequest, SelectRequest
 from chroma_core.vectors import decode_base64, to_vector
 
 __all__ = ["main"]
@@ -77,7 +78,7 @@ def _should_upload(args: argparse.Namespace) -> int:
         except ValueError as exc:
             raise ChromaError(f"--inferences is not valid JSON ({exc}).") from None
     transport = transport_for(_config(args))
-    result = transport.query(args.embedding_set, vector[None, :], [args.input_uri], [inferences])[0]
+    result = transport.query(QueryRequest(args.embedding_set, vector[None, :], (args.input_uri,), (inferences,)))[0]
     _print(result.to_dict())
     return EXIT_OK
 
@@ -85,18 +86,7 @@ def _should_upload(args: argparse.Namespace) -> int:
 def _sets(args: argparse.Namespace) -> int:
     sets = transport_for(_config(args)).list_sets()
     if args.json:
-        _print(
-            [
-                {
-                    "id": s.id,
-                    "embedding_set": s.embedding_set,
-                    "dimension": s.dimension,
-                    "training": s.training,
-                    "production": s.production,
-                }
-                for s in sets
-            ]
-        )
+        _print([s.to_dict() for s in sets])
         return EXIT_OK
     if not sets:
         print("no embedding sets yet: save a TrainingSession or run `python -m chroma upload-training FILE`")
@@ -114,7 +104,7 @@ def _inspect(args: argparse.Namespace) -> int:
         _print(
             {
                 "file": args.file,
-                "header": reader.header.to_json(),
+                "header": header_json(reader.header),
                 "records": count,
                 "valid": not reader.problems,
                 "problems": [str(p) for p in reader.problems],
@@ -142,10 +132,8 @@ def _since(value: str | None) -> float | None:
 
 
 def _select(args: argparse.Namespace) -> int:
-    transport = transport_for(_config(args))
-    selection = transport.select(
-        args.set_id, args.n, diversity=args.diversity, since=_since(args.since), rescore=args.rescore
-    )
+    request = SelectRequest(args.set_id, args.n, args.diversity, _since(args.since), args.rescore)
+    selection = transport_for(_config(args)).select(request)
     if args.json:
         _print(selection.to_dict())
         return EXIT_OK

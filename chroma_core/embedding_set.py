@@ -17,7 +17,7 @@ from typing import Union
 
 from chroma_core.errors import InvalidEmbeddingSetError
 
-__all__ = ["EmbeddingSet", "Scalar", "canonical_json", "embedding_set_id"]
+__all__ = ["EmbeddingSet", "Scalar", "SetRef", "canonical_json", "embedding_set_id", "set_id_of"]
 
 Scalar = Union[str, int, float, bool, None]
 
@@ -93,3 +93,16 @@ class EmbeddingSet:
     @classmethod
     def coerce(cls, value: EmbeddingSet | Mapping[str, object]) -> EmbeddingSet:
         return value if isinstance(value, EmbeddingSet) else cls.from_dict(value)
+
+
+#: How callers name a set: its dict, an :class:`EmbeddingSet`, or its id.
+SetRef = Union[EmbeddingSet, Mapping[str, object], str]
+
+
+def set_id_of(ref: SetRef) -> str:
+    """The id of a set named by its dict, an :class:`EmbeddingSet` or the id itself."""
+    if isinstance(ref, str):
+        return ref
+    if isinstance(ref, EmbeddingSet):
+        return ref.id
+    return EmbeddingSet.from_dict(ref).id

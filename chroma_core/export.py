@@ -24,15 +24,16 @@ from typing import Any, BinaryIO, Literal
 import numpy as np
 
 from chroma_core.atomic import atomic_write
-from chroma_core.batch_format import ChecksummedWriter, Mode, Records, json_text, utc_timestamp
+from chroma_core.batch_format import ChecksummedWriter
 from chroma_core.errors import ChromaError, UnknownEmbeddingSetError
+from chroma_core.json_text import json_text
+from chroma_core.records import MODES, Mode, Records, utc_timestamp
 from chroma_core.transport.base import Transport
 
 __all__ = ["EXPORT_VERSION", "ExportReport", "export_set"]
 
 EXPORT_VERSION = 1
 Format = Literal["parquet", "jsonl"]
-_MODES: tuple[Mode, ...] = ("training", "production")
 _PAGE = 5000
 #: Result fields that get a column of their own in Parquet (the whole answer is in ``result`` as JSON too).
 _SCORES = ("novelty", "nearest_similarity", "uncertainty", "label_disagreement")
@@ -97,7 +98,7 @@ def export_set(
     path: str | os.PathLike[str],
     *,
     format: str | None = None,
-    modes: Sequence[str] = _MODES,
+    modes: Sequence[str] = MODES,
     overwrite: bool = False,
 ) -> ExportReport:
     """Write the set's records of ``modes`` to ``path`` (see the module docstring); returns what was written.
@@ -106,9 +107,9 @@ def export_set(
     """
     target = Path(path)
     fmt = _format_of(target, format)
-    bad = [m for m in modes if m not in _MODES]
+    bad = [m for m in modes if m not in MODES]
     if bad or not modes:
-        raise ChromaError(f"modes must be some of {list(_MODES)}, got {list(modes)!r}.")
+        raise ChromaError(f"modes must be some of {list(MODES)}, got {list(modes)!r}.")
     if target.exists() and not overwrite:
         raise ChromaError(f"{str(target)!r} already exists; choose another name, or pass overwrite=True (--force).")
     info = transport.get_set(set_id)
@@ -145,7 +146,8 @@ def _write_jsonl(
         for page in _pages(transport, set_id, mode, count):  # type: ignore[arg-type]
             lines = []
             for i in range(len(page)):
-                result = page.result(i)
+                answer = page.result(i)
+                result = None if answer is None else answer.stored()
                 lines.append(
                     f'{{"mode":"{mode}","id":{json_text(page.ids[i])},"input_uri":{json_text(page.input_uris[i])},'
                     f'"embedding":{_dumps_numbers(page.vectors[i])},"inferences":{json_text(page.inferences[i])},'
@@ -196,7 +198,7 @@ def _write_parquet(
         for mode, count in counts.items():
             n = 0
             for page in _pages(transport, set_id, mode, count):  # type: ignore[arg-type]
-                answers = [page.result(i) or None for i in range(len(page))]
+                answers = [None if r is None else r.stored() for r in map(page.result, range(len(page)))]
 
                 def each(get: Any, answers: list[Any] = answers) -> list[Any]:
                     return [None if a is None else get(a) for a in answers]

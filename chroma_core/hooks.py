@@ -13,9 +13,9 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
-from chroma_core.batch_format import BatchHeader, Records
 from chroma_core.embedding_set import EmbeddingSet
-from chroma_core.results import QueryResult
+from chroma_core.records import BatchHeader, Records
+from chroma_core.types import QueryResult
 
 __all__ = ["emit_batch_saved", "emit_queried", "listeners", "register", "unregister"]
 

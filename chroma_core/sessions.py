@@ -20,14 +20,14 @@ from typing import Any
 import numpy as np
 
 from chroma_core import hooks
-from chroma_core.batch_format import BatchHeader, Mode, Records, new_batch_id, utc_timestamp, write_batch
+from chroma_core.batch_format import write_batch
 from chroma_core.config import Config, load_config
 from chroma_core.embedding_set import EmbeddingSet
-from chroma_core.engine.scoring import Thresholds
 from chroma_core.errors import InvalidEmbeddingError, InvalidEmbeddingSetError, NothingToSaveError
 from chroma_core.paths import check_template, render_template
-from chroma_core.results import QueryResult, UploadReport
+from chroma_core.records import BatchHeader, Mode, Records, new_batch
 from chroma_core.transport import Transport, transport_for
+from chroma_core.types import QueryRequest, QueryResult, Thresholds, UploadReport
 from chroma_core.vectors import check_dimension, to_matrix
 from chroma_core.worker import BackgroundWorker, shared_worker, spill_directory_for
 
@@ -109,16 +109,24 @@ class _Buffer:
             t = _now()
             self.times.extend([t] * len(rows))
 
-    def take(self) -> Records:
-        """Detach the buffered rows as Records and reset the buffer."""
+    def take(self, mode: Mode) -> tuple[BatchHeader, Records]:
+        """Detach the buffered rows as a new batch and reset the buffer."""
         with self.lock:
             assert self.dim is not None
-            records = Records(self.matrix[: self.n], [], self.uris, self.inferences, self.labels, self.times)
+            batch = new_batch(
+                self.embedding_set,
+                mode,
+                self.matrix[: self.n],
+                self.uris,
+                inferences=self.inferences,
+                labels=self.labels,
+                times=self.times,
+            )
             self.matrix = np.empty((0, self.dim), dtype=np.float32)
             self.capacity = 0
             self.n = 0
             self.uris, self.inferences, self.labels, self.times = [], [], [], []
-            return records
+            return batch
 
 
 @dataclasses.dataclass
@@ -315,12 +323,7 @@ class TrainingSession(_Session):
         with self._save_lock:
             for buf in self._buffers.values():
                 if buf.n:
-                    records = buf.take()
-                    batch_id = new_batch_id()
-                    records.ids = [f"{batch_id}:{i}" for i in range(len(records))]
-                    assert buf.dim is not None
-                    header = BatchHeader(batch_id, buf.embedding_set, self._mode, buf.dim, utc_timestamp())
-                    self._pending.append(_Pending(header, records))
+                    self._pending.append(_Pending(*buf.take(self._mode)))
             if not self._pending:
                 raise NothingToSaveError(
                     "save() was called with nothing logged since the last save; call log(...) first."
@@ -399,7 +402,7 @@ class QuerySession(_Session):
         **kwargs: Any,
     ) -> None:
         super().__init__(embedding_set, **kwargs)
-        self.thresholds = Thresholds.coerce(dict(thresholds) if isinstance(thresholds, Mapping) else thresholds)
+        self.thresholds = Thresholds.coerce(thresholds)
         self.store = store
         self._worker: BackgroundWorker | None = None
         self._owns_worker = False
@@ -434,7 +437,7 @@ class QuerySession(_Session):
         rows = to_matrix(embedding, batch=batch)
         uris = _uris(input_uri, len(rows))
         infs = _per_row(inferences, len(rows), "inferences", batch)
-        results = self.transport.query(es, rows, uris, infs, self.thresholds)
+        results = self.transport.query(QueryRequest(es.id, rows, tuple(uris), tuple(infs), self.thresholds))
         if self.store:
             submit = self._storage().submit
             for row, uri, inf, result in zip(rows, uris, infs, results, strict=True):

@@ -14,21 +14,12 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from chroma_core.config import load_config
-from chroma_core.embedding_set import EmbeddingSet
-from chroma_core.engine.scoring import Thresholds
-from chroma_core.engine.selection import Selection
+from chroma_core.embedding_set import SetRef, set_id_of
 from chroma_core.export import ExportReport, export_set
 from chroma_core.transport import Transport, transport_for
+from chroma_core.types import Selection, SelectRequest, Thresholds
 
 __all__ = ["export", "select"]
-
-SetRef = EmbeddingSet | Mapping[str, Any] | str
-
-
-def _set_id(embedding_set: SetRef) -> str:
-    if isinstance(embedding_set, str):
-        return embedding_set
-    return EmbeddingSet.coerce(embedding_set).id
 
 
 def _transport(transport: Transport | None, config: dict[str, Any]) -> tuple[Transport, bool]:
@@ -57,10 +48,10 @@ def select(
     judges every input against the current training data instead of the answer stored with it. Configuration
     keywords (``chroma_server_url``, ``persist_directory``, ...) are those of sessions.
     """
+    request = SelectRequest(set_id_of(embedding_set), n, diversity, since, rescore, Thresholds.coerce(thresholds))
     tr, owned = _transport(transport, config)
     try:
-        th = Thresholds.coerce(dict(thresholds) if isinstance(thresholds, Mapping) else thresholds)
-        return tr.select(_set_id(embedding_set), n, diversity=diversity, since=since, rescore=rescore, thresholds=th)
+        return tr.select(request)
     finally:
         if owned:
             tr.close()
@@ -83,7 +74,7 @@ def export(
     """
     tr, owned = _transport(transport, config)
     try:
-        return export_set(tr, _set_id(embedding_set), path, format=format, modes=modes, overwrite=overwrite)
+        return export_set(tr, set_id_of(embedding_set), path, format=format, modes=modes, overwrite=overwrite)
     finally:
         if owned:
             tr.close()

@@ -25,12 +25,13 @@ from typing import Any
 
 import numpy as np
 
-from chroma_core.batch_format import BatchHeader, Records, new_batch_id, utc_timestamp, write_batch
+from chroma_core.batch_format import write_batch
 from chroma_core.config import Config
 from chroma_core.embedding_set import EmbeddingSet
 from chroma_core.errors import ChromaError, TransportError
-from chroma_core.results import QueryResult
+from chroma_core.records import BatchHeader, Records, new_batch
 from chroma_core.transport import Transport, transport_for
+from chroma_core.types import QueryRequest, QueryResult
 
 __all__ = ["BackgroundWorker", "WorkerOptions", "shared_worker", "shutdown", "spill_directory_for", "worker_transport"]
 
@@ -298,16 +299,12 @@ class BackgroundWorker:
             good = [it for it in group if len(it.vector) == dim]
             if len(good) < len(group):
                 self._drop("dimension_mismatch", len(group) - len(good))
-            batch_id = new_batch_id()
-            header = BatchHeader(batch_id, good[0].embedding_set, "production", dim, utc_timestamp())
-            now = time.time()
-            records = Records(
+            header, records = new_batch(
+                good[0].embedding_set,
+                "production",
                 np.stack([it.vector for it in good]).astype(np.float32),
-                [f"{batch_id}:{i}" for i in range(len(good))],
                 [it.input_uri for it in good],
-                [it.inferences for it in good],
-                [None] * len(good),
-                [now] * len(good),
+                inferences=[it.inferences for it in good],
             )
             out.append((header, records, good))
         return out
@@ -318,7 +315,7 @@ class BackgroundWorker:
             # failure on the upload.
             reachable = not spill_first and self._answer(transport, header, records, group)
             if any(it.result is not None for it in group):
-                records.results = [None if it.result is None else it.result.stored() for it in group]
+                records.results = [it.result for it in group]
             try:
                 if spill_first:
                     self._spill(header, records)  # keep order: older spilled batches go first
@@ -357,10 +354,12 @@ class BackgroundWorker:
             return True
         try:
             results = transport.query(
-                header.embedding_set,
-                records.vectors[wanted],
-                [records.input_uris[i] for i in wanted],
-                [records.inferences[i] for i in wanted],
+                QueryRequest(
+                    header.set_id,
+                    records.vectors[wanted],
+                    tuple(records.input_uris[i] for i in wanted),
+                    tuple(records.inferences[i] for i in wanted),
+                )
             )
         except TransportError:
             return False

@@ -37,9 +37,10 @@ from typing import Any
 import numpy as np
 
 from chroma_core import hooks
-from chroma_core.batch_format import BatchHeader, Records, new_batch_id, read_batch, utc_timestamp, write_batch
+from chroma_core.batch_format import read_batch, write_batch
 from chroma_core.embedding_set import EmbeddingSet
-from chroma_core.results import QueryResult
+from chroma_core.records import BatchHeader, Records, new_batch
+from chroma_core.types import QueryResult
 from chroma_integrations._guard import capture_internal_exceptions, test_mode
 
 try:
@@ -172,16 +173,12 @@ class _Attacher:
         es = items[0][0]
         dim = len(items[0][1])
         items = [it for it in items if len(it[1]) == dim]
-        batch_id = new_batch_id()
-        header = BatchHeader(batch_id, es, "production", dim, utc_timestamp())
-        now = time.time()
-        records = Records(
+        header, records = new_batch(
+            es,
+            "production",
             np.stack([it[1] for it in items]),
-            [f"{batch_id}:{i}" for i in range(len(items))],
             [it[2] for it in items],
-            [it[3] for it in items],
-            [None] * len(items),
-            [now] * len(items),
+            inferences=[it[3] for it in items],
         )
         self._stage(run, header, records)
 

@@ -38,8 +38,8 @@ import numpy as np
 
 from chroma_core.config import load_config
 from chroma_core.embedding_set import EmbeddingSet
-from chroma_core.results import QueryResult
 from chroma_core.transport import transport_for
+from chroma_core.types import QueryRequest, QueryResult
 from chroma_core.vectors import to_matrix
 from chroma_core.worker import BackgroundWorker, WorkerOptions, spill_directory_for, worker_transport
 from chroma_integrations._guard import capture_internal_exceptions
@@ -142,7 +142,7 @@ def recommend(
         def ask() -> list[QueryResult]:
             if st["transport"] is None:
                 st["transport"] = transport_for(st["config"])
-            return list(st["transport"].query(es, rows, uris))
+            return list(st["transport"].query(QueryRequest(es.id, rows, tuple(uris))))
 
         future = st["pool"].submit(ask)
         results: list[QueryResult | None] = [None] * len(uris)

@@ -31,8 +31,8 @@ from typing import Any, Literal
 import numpy as np
 
 from chroma_core.errors import ChromaError
-from chroma_core.results import QueryResult
 from chroma_core.sessions import QuerySession, TrainingSession
+from chroma_core.types import QueryResult
 from chroma_integrations._guard import capture_internal_exceptions
 
 try:

@@ -2,17 +2,6 @@
 
 from chroma_core.engine.engine import Engine, open_engine
 from chroma_core.engine.index import ExactIndex, VectorIndex
-from chroma_core.engine.scoring import Thresholds
-from chroma_core.engine.store import PutResult, SetInfo, SQLiteStore, Store
+from chroma_core.engine.store import PutResult, SQLiteStore, Store
 
-__all__ = [
-    "Engine",
-    "ExactIndex",
-    "PutResult",
-    "SQLiteStore",
-    "SetInfo",
-    "Store",
-    "Thresholds",
-    "VectorIndex",
-    "open_engine",
-]
+__all__ = ["Engine", "ExactIndex", "PutResult", "SQLiteStore", "Store", "VectorIndex", "open_engine"]

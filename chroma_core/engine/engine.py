@@ -4,22 +4,20 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from chroma_core.batch_format import BatchHeader, BatchReader, Mode, Records, utc_timestamp
+from chroma_core.batch_format import BatchReader
 from chroma_core.embedding_set import EmbeddingSet
 from chroma_core.engine import ann, selection
 from chroma_core.engine.index import normalize
-from chroma_core.engine.scoring import SetModel, Thresholds
-from chroma_core.engine.selection import Pick, Selection
-from chroma_core.engine.store import PutResult, SetInfo, SQLiteStore, Store
-from chroma_core.errors import NoProductionDataError, UnknownEmbeddingSetError
-from chroma_core.results import QueryResult, UploadReport
-from chroma_core.vectors import Matrix, check_dimension
+from chroma_core.engine.scoring import SetModel
+from chroma_core.engine.store import PutResult, SQLiteStore, Store
+from chroma_core.errors import UnknownEmbeddingSetError
+from chroma_core.records import BatchHeader, Mode, Records, utc_timestamp
+from chroma_core.types import QueryRequest, QueryResult, Selection, SelectRequest, SetInfo, UploadReport
+from chroma_core.vectors import check_dimension
 
 __all__ = ["Engine", "open_engine"]
 
@@ -108,19 +106,10 @@ class Engine:
             model.row_source = lambda rows: np.asarray(self.store.memmap(set_id, "training", count, dim)[rows])
             model.index.save_if_grown(path)
 
-    def query(
-        self,
-        embedding_set: EmbeddingSet | str,
-        vectors: Matrix,
-        input_uris: Sequence[str],
-        inferences: Sequence[Any] | None = None,
-        thresholds: Thresholds | dict[str, Any] | None = None,
-    ) -> list[QueryResult]:
-        set_id = embedding_set if isinstance(embedding_set, str) else embedding_set.id
-        model = self._model(set_id)
-        check_dimension(vectors.shape[1], model.dimension, "query embedding")
-        infs = list(inferences) if inferences is not None else [None] * len(vectors)
-        return model.query(vectors, list(input_uris), infs, Thresholds.coerce(thresholds))
+    def query(self, request: QueryRequest) -> list[QueryResult]:
+        model = self._model(request.set_id)
+        check_dimension(request.vectors.shape[1], model.dimension, "query embedding")
+        return model.query(request)
 
     def records(self, set_id: str, mode: Mode, start: int = 0, limit: int = 8192) -> tuple[BatchHeader, Records]:
         """Stored rows ``start..start+limit`` of one mode, with their results: a page of an export."""
@@ -140,86 +129,22 @@ class Engine:
             [r.inferences for r in stored],
             [r.label for r in stored],
             [r.time for r in stored],
-            results=[r.result for r in stored] if any(r.result is not None for r in stored) else [],
+            results=[
+                None
+                if r.result is None
+                else QueryResult.from_dict({**r.result, "input_uri": r.input_uri, "set_id": set_id})
+                for r in stored
+            ]
+            if any(r.result is not None for r in stored)
+            else [],
         )
         embedding_set = EmbeddingSet.from_dict(info.embedding_set)
         header = BatchHeader(f"{set_id[:16]}-{mode}-{start}", embedding_set, mode, info.dimension, utc_timestamp())
         return header, records
 
-    def select(
-        self,
-        embedding_set: EmbeddingSet | str,
-        n: int = 100,
-        *,
-        diversity: float = 0.5,
-        since: float | None = None,
-        rescore: bool = False,
-        thresholds: Thresholds | dict[str, Any] | None = None,
-    ) -> Selection:
-        """The ``n`` production inputs most worth labelling, spread over the space (see :mod:`.selection`).
-
-        Each input is judged by the answer stored with it; inputs stored without one (uploaded batches, the
-        decorator's async mode) and, with ``rescore=True``, all of them are scored now against the current
-        training data. ``since`` (seconds since the epoch) keeps only inputs logged from then on.
-        """
-        selection.check_selection_args(n, diversity)
-        set_id = embedding_set if isinstance(embedding_set, str) else embedding_set.id
-        info = self.store.get_set(set_id)
-        if info is None:
-            raise UnknownEmbeddingSetError(set_id)
-        count = info.production
-        rows = np.arange(count)
-        if since is not None and count:
-            times = np.asarray(self.store.column(set_id, "production", "time")[:count], dtype=np.float64)
-            rows = rows[times >= since]
-        if not len(rows):
-            raise NoProductionDataError.for_set(set_id, since)
-        stored = self.store.column(set_id, "production", "result")[:count]
-        answers: list[dict[str, Any] | None] = [stored[r] for r in rows.tolist()]
-        vectors = self.store.vectors(set_id, "production")[:count][rows]
-        missing = [i for i, a in enumerate(answers) if a is None or rescore]
-        for start in range(0, len(missing), 2048):
-            part = missing[start : start + 2048]
-            records = self.store.records(set_id, "production", rows[part].tolist())
-            fresh = self.query(
-                set_id, vectors[part], [r.input_uri for r in records], [r.inferences for r in records], thresholds
-            )
-            for i, result in zip(part, fresh, strict=True):
-                answers[i] = result.stored()
-        recommended = [i for i, a in enumerate(answers) if a is not None and a.get("training_recommended")]
-        priorities = np.array([selection.priority(answers[i] or {}) for i in recommended], dtype=np.float64)
-        kept = selection.pool(priorities, n)
-        candidates = [recommended[i] for i in kept.tolist()]
-        distances = [(answers[i] or {}).get("thresholds", {}).get("near_duplicate") for i in candidates]
-        known = [float(d) for d in distances if isinstance(d, (int, float))]
-        duplicate_distance = float(np.median(known)) if known else 0.02
-        chosen, similarity, dropped = selection.spread(
-            vectors[candidates],
-            priorities[kept],
-            n,
-            diversity=float(diversity),
-            duplicate_distance=duplicate_distance,
-        )
-        picked_rows = [int(rows[candidates[c]]) for c in chosen]
-        records = self.store.records(set_id, "production", picked_rows)
-        picks = []
-        for rank, (c, sim, record) in enumerate(zip(chosen, similarity, records, strict=True), start=1):
-            answer = answers[candidates[c]]
-            assert answer is not None
-            result = QueryResult.from_dict({**answer, "input_uri": record.input_uri, "set_id": set_id})
-            picks.append(
-                Pick(
-                    rank,
-                    record.id,
-                    record.input_uri,
-                    float(priorities[kept[c]]),
-                    result,
-                    record.inferences,
-                    record.time,
-                    sim,
-                )
-            )
-        return Selection(set_id, tuple(picks), len(rows), len(recommended), dropped, len(missing))
+    def select(self, request: SelectRequest) -> Selection:
+        """The ``n`` production inputs most worth labelling (see :func:`chroma_core.engine.selection.select`)."""
+        return selection.select(self.store, self.query, request)
 
 
 _engines: dict[str, Engine] = {}

@@ -24,49 +24,15 @@ from typing import Any
 import numpy as np
 
 from chroma_core.engine.index import ExactIndex, VectorIndex, normalize
-from chroma_core.errors import ConfigError
-from chroma_core.results import Neighbor, QueryResult
+from chroma_core.types import Neighbor, QueryRequest, QueryResult, Thresholds
 from chroma_core.vectors import Matrix
 
-__all__ = ["Calibration", "SetModel", "Thresholds", "class_scores", "predicted_label", "uncertainty_of"]
+__all__ = ["Calibration", "SetModel", "class_scores", "predicted_label", "uncertainty_of"]
 
 # Absolute bounds on the calibrated near-duplicate distance: a dense training set must not make everything a
 # "duplicate", and a sparse one must still call exact copies duplicates.
 _DUP_MIN, _DUP_MAX = 0.005, 0.05
 _DEFAULT_UNCERTAINTY = 0.5  # margin under 0.5 when training records carry no class scores to calibrate from
-
-
-@dataclasses.dataclass(frozen=True)
-class Thresholds:
-    """Per-session overrides; ``None`` means "calibrated from the training data"."""
-
-    novelty: float | None = None
-    near_duplicate: float | None = None  # cosine *distance* to the nearest training input
-    uncertainty: float | None = None
-    label_disagreement: float | None = None
-    percentile: float = 95.0
-    duplicate_percentile: float = 1.0
-    k: int = 10
-    min_training: int = 20
-    neighbors: int = 5
-
-    @classmethod
-    def coerce(cls, value: Thresholds | dict[str, Any] | None) -> Thresholds:
-        if value is None:
-            return cls()
-        if isinstance(value, Thresholds):
-            return value
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(value) - names)
-        if unknown:
-            raise ConfigError(f"unknown threshold(s) {', '.join(unknown)}; known: {', '.join(sorted(names))}.")
-        out = cls(**value)
-        for name in ("percentile", "duplicate_percentile"):
-            if not 0 < getattr(out, name) < 100:
-                raise ConfigError(f"{name} must be between 0 and 100, not {getattr(out, name)}.")
-        if out.k < 1 or out.min_training < 2:
-            raise ConfigError("k must be at least 1 and min_training at least 2.")
-        return out
 
 
 def class_scores(inferences: Any) -> list[tuple[Any, float]]:
@@ -237,9 +203,9 @@ class SetModel:
         self._calibrations[(th.percentile, th.duplicate_percentile, k)] = cal
         return cal
 
-    def query(
-        self, vectors: Matrix, input_uris: Sequence[str], inferences: Sequence[Any], th: Thresholds
-    ) -> list[QueryResult]:
+    def query(self, request: QueryRequest) -> list[QueryResult]:
+        th, input_uris = request.thresholds, request.input_uris
+        inferences = request.inferences or (None,) * len(request)
         n = len(self)
         if n < th.min_training:
             scores: dict[str, float | None] = {"training_size": float(n)}
@@ -257,7 +223,7 @@ class SetModel:
             ]
         cal = self.calibration(th)
         k = min(th.k, n)
-        queries = normalize(vectors)
+        queries = normalize(request.vectors)
         sims, rows = self._neighbors(queries, max(k, th.neighbors))
         t_nov = th.novelty if th.novelty is not None else cal.novelty
         t_dup = th.near_duplicate if th.near_duplicate is not None else cal.near_duplicate

@@ -12,112 +12,23 @@ Relevance is a candidate's *priority*: by how much its strongest signal exceeds 
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from chroma_core.engine.index import normalize
-from chroma_core.errors import ChromaError
-from chroma_core.results import QueryResult
+from chroma_core.engine.store import Store
+from chroma_core.errors import NoProductionDataError, UnknownEmbeddingSetError
+from chroma_core.types import Pick, QueryRequest, QueryResult, Selection, SelectRequest
 
-__all__ = ["Pick", "Selection", "check_selection_args", "priority", "spread"]
+__all__ = ["pool", "priority", "select", "spread"]
 
 #: The signals that make an input worth labelling, each with the threshold it is compared with.
 _SIGNALS = ("novelty", "uncertainty", "label_disagreement")
 #: Candidates kept for spreading, by priority: MMR costs picks x pool x dimension, and an input that far down the
 #: priority order is not picked anyway unless the pool is all one failure, which the cap still covers.
 POOL_PER_PICK, POOL_MIN = 50, 20_000
-
-
-@dataclasses.dataclass(frozen=True)
-class Pick:
-    """One production input chosen for labelling."""
-
-    rank: int
-    id: str  # the stored record's id
-    input_uri: str
-    priority: float
-    result: QueryResult
-    inferences: Any = None
-    time: float = 0.0
-    similarity_to_picked: float | None = None  # cosine similarity to the closest earlier pick
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "rank": self.rank,
-            "id": self.id,
-            "input_uri": self.input_uri,
-            "priority": self.priority,
-            "recommendations": list(self.result.recommendations),
-            "similarity_to_picked": self.similarity_to_picked,
-            "inferences": self.inferences,
-            "time": self.time,
-            "result": self.result.to_dict(),
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Pick:
-        return cls(
-            rank=int(data["rank"]),
-            id=str(data["id"]),
-            input_uri=str(data["input_uri"]),
-            priority=float(data["priority"]),
-            result=QueryResult.from_dict(data["result"]),
-            inferences=data.get("inferences"),
-            time=float(data.get("time", 0.0)),
-            similarity_to_picked=data.get("similarity_to_picked"),
-        )
-
-
-@dataclasses.dataclass(frozen=True)
-class Selection:
-    """The answer to "what should I label next?" for one embedding set.
-
-    ``considered`` production inputs were looked at, ``recommended`` of them were recommended for training,
-    ``near_duplicates_dropped`` were left out as near copies of a pick.
-    """
-
-    set_id: str
-    picks: tuple[Pick, ...]
-    considered: int
-    recommended: int
-    near_duplicates_dropped: int
-    rescored: int = 0  # inputs scored now, against the current training data (no stored answer, or rescore=True)
-
-    @property
-    def input_uris(self) -> list[str]:
-        return [p.input_uri for p in self.picks]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "set_id": self.set_id,
-            "considered": self.considered,
-            "recommended": self.recommended,
-            "near_duplicates_dropped": self.near_duplicates_dropped,
-            "rescored": self.rescored,
-            "picks": [p.to_dict() for p in self.picks],
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Selection:
-        return cls(
-            set_id=str(data["set_id"]),
-            picks=tuple(Pick.from_dict(p) for p in data["picks"]),
-            considered=int(data["considered"]),
-            recommended=int(data["recommended"]),
-            near_duplicates_dropped=int(data["near_duplicates_dropped"]),
-            rescored=int(data.get("rescored", 0)),
-        )
-
-
-def check_selection_args(n: Any, diversity: Any) -> None:
-    """Reject what would give a silently wrong selection, with the fix in the message."""
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ChromaError(f"n must be a whole number of picks, at least 1; got {n!r}.")
-    if isinstance(diversity, bool) or not isinstance(diversity, (int, float)) or not 0.0 <= diversity <= 1.0:
-        raise ChromaError(f"diversity must be a number from 0 (priority order) to 1 (spread only); got {diversity!r}.")
 
 
 def priority(result: Mapping[str, Any]) -> float:
@@ -175,3 +86,70 @@ def pool(priorities: Sequence[float] | np.ndarray, n: int) -> np.ndarray:
     if len(p) <= size:
         return np.arange(len(p))
     return np.sort(np.argpartition(-p, size - 1)[:size])
+
+
+def select(store: Store, score: Callable[[QueryRequest], list[QueryResult]], request: SelectRequest) -> Selection:
+    """The ``n`` production inputs of ``store`` most worth labelling, spread over the space.
+
+    Each input is judged by the answer stored with it; inputs stored without one (uploaded batches, the
+    decorator's async mode) and, with ``rescore=True``, all of them are judged now by ``score`` against the
+    current training data. ``since`` (seconds since the epoch) keeps only inputs logged from then on.
+    """
+    set_id, n = request.set_id, request.n
+    info = store.get_set(set_id)
+    if info is None:
+        raise UnknownEmbeddingSetError(set_id)
+    count = info.production
+    rows = np.arange(count)
+    if request.since is not None and count:
+        times = np.asarray(store.column(set_id, "production", "time")[:count], dtype=np.float64)
+        rows = rows[times >= request.since]
+    if not len(rows):
+        raise NoProductionDataError.for_set(set_id, request.since)
+    stored = store.column(set_id, "production", "result")[:count]
+    answers: list[dict[str, Any] | None] = [stored[r] for r in rows.tolist()]
+    vectors = store.vectors(set_id, "production")[:count][rows]
+    missing = [i for i, a in enumerate(answers) if a is None or request.rescore]
+    for start in range(0, len(missing), 2048):
+        part = missing[start : start + 2048]
+        records = store.records(set_id, "production", rows[part].tolist())
+        fresh = score(
+            QueryRequest(
+                set_id,
+                vectors[part],
+                tuple(r.input_uri for r in records),
+                tuple(r.inferences for r in records),
+                request.thresholds,
+            )
+        )
+        for i, result in zip(part, fresh, strict=True):
+            answers[i] = result.stored()
+    recommended = [i for i, a in enumerate(answers) if a is not None and a.get("training_recommended")]
+    priorities = np.array([priority(answers[i] or {}) for i in recommended], dtype=np.float64)
+    kept = pool(priorities, n)
+    candidates = [recommended[i] for i in kept.tolist()]
+    distances = [(answers[i] or {}).get("thresholds", {}).get("near_duplicate") for i in candidates]
+    known = [float(d) for d in distances if isinstance(d, (int, float))]
+    duplicate_distance = float(np.median(known)) if known else 0.02
+    chosen, similarity, dropped = spread(
+        vectors[candidates], priorities[kept], n, diversity=request.diversity, duplicate_distance=duplicate_distance
+    )
+    picked = store.records(set_id, "production", [int(rows[candidates[c]]) for c in chosen])
+    picks = []
+    for rank, (c, sim, record) in enumerate(zip(chosen, similarity, picked, strict=True), start=1):
+        answer = answers[candidates[c]]
+        assert answer is not None
+        result = QueryResult.from_dict({**answer, "input_uri": record.input_uri, "set_id": set_id})
+        picks.append(
+            Pick(
+                rank,
+                record.id,
+                record.input_uri,
+                float(priorities[kept[c]]),
+                result,
+                record.inferences,
+                record.time,
+                sim,
+            )
+        )
+    return Selection(set_id, tuple(picks), len(rows), len(recommended), dropped, len(missing))

@@ -25,8 +25,10 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from chroma_core.batch_format import BatchHeader, Mode, Records, json_text
 from chroma_core.errors import StorageError
+from chroma_core.json_text import json_text
+from chroma_core.records import BatchHeader, Mode, Records
+from chroma_core.types import SetInfo
 from chroma_core.vectors import Matrix, check_dimension
 
 try:  # POSIX only; elsewhere a single process is assumed
@@ -34,7 +36,7 @@ try:  # POSIX only; elsewhere a single process is assumed
 except ImportError:  # pragma: no cover
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["PutResult", "SQLiteStore", "SetInfo", "Store", "StoredRecord"]
+__all__ = ["PutResult", "SQLiteStore", "Store", "StoredRecord"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS sets (
@@ -52,16 +54,6 @@ CREATE TABLE IF NOT EXISTS records (
 ) WITHOUT ROWID;
 CREATE UNIQUE INDEX IF NOT EXISTS records_row ON records (set_id, mode, row);
 """
-
-
-@dataclasses.dataclass(frozen=True)
-class SetInfo:
-    id: str
-    embedding_set: dict[str, Any]
-    dimension: int
-    training: int
-    production: int
-    created_at: float
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,14 +81,12 @@ class Store(Protocol):
         self, header: BatchHeader, chunks: Iterable[Records], *, complete: Callable[[], bool]
     ) -> PutResult: ...
     def create_set(self, header: BatchHeader) -> SetInfo: ...
-    def batch_complete(self, set_id: str, batch_id: str) -> bool: ...
     def get_set(self, set_id: str) -> SetInfo | None: ...
     def list_sets(self) -> list[SetInfo]: ...
     def vectors(self, set_id: str, mode: Mode, start: int = 0) -> Matrix: ...
     def records(self, set_id: str, mode: Mode, rows: Sequence[int]) -> list[StoredRecord]: ...
     def record_range(self, set_id: str, mode: Mode, start: int, stop: int) -> list[StoredRecord]: ...
     def column(self, set_id: str, mode: Mode, name: str, start: int = 0) -> list[Any]: ...
-    def version(self, set_id: str) -> tuple[int, int]: ...
     def vector_path(self, set_id: str, mode: Mode) -> Path: ...
     def memmap(self, set_id: str, mode: Mode, count: int, dimension: int) -> np.ndarray: ...
     def close(self) -> None: ...
@@ -223,7 +213,7 @@ class SQLiteStore:
                             None if records.inferences[i] is None else json_text(records.inferences[i]),
                             None if records.labels[i] is None else json_text(records.labels[i]),
                             records.times[i],
-                            None if records.result(i) is None else json_text(records.result(i)),
+                            None if records.result(i) is None else json_text(records.result(i).stored()),  # type: ignore[union-attr]
                         )
                         for j, i in enumerate(keep)
                     ),
@@ -286,13 +276,6 @@ class SQLiteStore:
         assert info is not None
         return info
 
-    def batch_complete(self, set_id: str, batch_id: str) -> bool:
-        with self._connection() as db:
-            row = db.execute(
-                "SELECT complete FROM batches WHERE set_id=? AND batch_id=?", (set_id, batch_id)
-            ).fetchone()
-        return bool(row and row[0])
-
     def _info(self, row: tuple[Any, ...]) -> SetInfo:
         return SetInfo(
             id=row[0],
@@ -316,12 +299,6 @@ class SQLiteStore:
                 "SELECT id, key_json, dimension, created_at, training, production FROM sets ORDER BY created_at, id"
             ).fetchall()
         return [self._info(r) for r in rows]
-
-    def version(self, set_id: str) -> tuple[int, int]:
-        """(training, production) counts: cheap, used to notice data written by another process."""
-        with self._connection() as db:
-            row = db.execute("SELECT training, production FROM sets WHERE id=?", (set_id,)).fetchone()
-        return (0, 0) if row is None else (row[0], row[1])
 
     def vectors(self, set_id: str, mode: Mode, start: int = 0) -> Matrix:
         info = self.get_set(set_id)

@@ -23,11 +23,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from chroma_core.batch_format import BatchReader, open_stream, write_batch_to
 from chroma_core.embedding_set import EmbeddingSet
 from chroma_core.engine.engine import Engine
-from chroma_core.engine.scoring import Thresholds
-from chroma_core.engine.store import SetInfo, SQLiteStore
+from chroma_core.engine.store import SQLiteStore
 from chroma_core.errors import ChromaError, InvalidEmbeddingError, UnknownEmbeddingSetError
 from chroma_core.server.auth import Keys, is_loopback
 from chroma_core.server.wire import API_PREFIX, APPLICATION_HEADER, BATCH_CONTENT_TYPES, ERRORS, KEY_HEADER, code_for
+from chroma_core.types import QueryRequest, SelectRequest, SetInfo, Thresholds
 from chroma_core.vectors import decode_base64, to_matrix
 from chroma_core.version import __version__
 
@@ -87,7 +87,7 @@ class QueryIn(BaseModel):
     )
     input_uris: list[str] | None = None
     inferences: list[Any] | None = None
-    thresholds: dict[str, float] | None = None
+    thresholds: dict[str, Any] | None = None
 
 
 class NeighborOut(BaseModel):
@@ -128,7 +128,7 @@ class SelectIn(BaseModel):
     diversity: float = Field(0.5, ge=0.0, le=1.0, description="0: priority order; 1: spread only")
     since: float | None = Field(None, description="only inputs logged from then on (seconds since the epoch)")
     rescore: bool = Field(False, description="score every input again against the current training data")
-    thresholds: dict[str, float] | None = None
+    thresholds: dict[str, Any] | None = None
 
 
 class PickOut(BaseModel):
@@ -158,13 +158,7 @@ class HealthOut(BaseModel):
 
 
 def _set_out(info: SetInfo) -> SetOut:
-    return SetOut(
-        id=info.id,
-        embedding_set=info.embedding_set,
-        dimension=info.dimension,
-        training=info.training,
-        production=info.production,
-    )
+    return SetOut(**info.to_dict())
 
 
 _ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -304,10 +298,6 @@ def create_app(
                 "too_many_embeddings",
                 f"{n} embeddings in one request; the limit is {limits.max_embeddings_per_request}. Split the batch.",
             )
-        if body.input_uris is not None and len(body.input_uris) != n:
-            raise InvalidEmbeddingError(f"{len(body.input_uris)} input_uris for {n} embeddings; they must match.")
-        if body.inferences is not None and len(body.inferences) != n:
-            raise InvalidEmbeddingError(f"{len(body.inferences)} inferences for {n} embeddings; they must match.")
         rows = []
         for e in body.embeddings:
             v = decode_base64(e) if isinstance(e, str) else to_matrix(e, batch=False)[0]
@@ -316,19 +306,25 @@ def create_app(
             rows.append(v)
         if len({len(r) for r in rows}) > 1:
             raise InvalidEmbeddingError("the embeddings in one request must all have the same dimension.")
-        uris = body.input_uris or [f"query-{i}" for i in range(n)]
-        thresholds = Thresholds.coerce(dict(body.thresholds)) if body.thresholds else None
-        results = engine.query(set_id, np.stack(rows), uris, body.inferences, thresholds)
+        uris = body.input_uris if body.input_uris is not None else [f"query-{i}" for i in range(n)]
+        request = QueryRequest(
+            set_id,
+            np.stack(rows),
+            tuple(uris),
+            None if body.inferences is None else tuple(body.inferences),
+            Thresholds.coerce(body.thresholds),
+        )
+        results = engine.query(request)
         # Returned as-is: the results are built by our own code in the documented shape, and re-validating
         # them through the response model would cost more than the search itself on small sets.
         return JSONResponse({"results": [r.to_dict() for r in results]})  # type: ignore[return-value]
 
     @v1.post("/sets/{set_id}/select", response_model=SelectionOut)
     def select(set_id: str, body: SelectIn, engine: TenantEngine) -> SelectionOut:
-        thresholds = Thresholds.coerce(dict(body.thresholds)) if body.thresholds else None
-        selection = engine.select(
-            set_id, body.n, diversity=body.diversity, since=body.since, rescore=body.rescore, thresholds=thresholds
+        request = SelectRequest(
+            set_id, body.n, body.diversity, body.since, body.rescore, Thresholds.coerce(body.thresholds)
         )
+        selection = engine.select(request)
         return JSONResponse(selection.to_dict())  # type: ignore[return-value]
 
     @v1.get(

@@ -4,22 +4,15 @@ from __future__ import annotations
 
 import abc
 import os
-from collections.abc import Sequence
-from typing import Any
 
-from chroma_core.batch_format import BatchHeader, Mode, Records
-from chroma_core.embedding_set import EmbeddingSet
-from chroma_core.engine.scoring import Thresholds
-from chroma_core.engine.selection import Selection
-from chroma_core.engine.store import SetInfo
-from chroma_core.results import QueryResult, UploadReport
-from chroma_core.vectors import Matrix
+from chroma_core.records import BatchHeader, Mode, Records
+from chroma_core.types import QueryRequest, QueryResult, Selection, SelectRequest, SetInfo, UploadReport
 
 __all__ = ["Transport"]
 
 
 class Transport(abc.ABC):
-    """``upload`` a batch idempotently, ``query`` embeddings, look sets up, ``close``."""
+    """``upload`` a batch idempotently, ``query`` embeddings, ``select`` inputs to label, look sets up, ``close``."""
 
     @abc.abstractmethod
     def upload(self, header: BatchHeader, records: Records) -> UploadReport:
@@ -30,28 +23,12 @@ class Transport(abc.ABC):
         """Stream a batch file to the engine; good records are stored even when some lines are bad."""
 
     @abc.abstractmethod
-    def query(
-        self,
-        embedding_set: EmbeddingSet | str,
-        vectors: Matrix,
-        input_uris: Sequence[str],
-        inferences: Sequence[Any] | None = None,
-        thresholds: Thresholds | None = None,
-    ) -> list[QueryResult]:
-        """Recommendations for each row of ``vectors``."""
+    def query(self, request: QueryRequest) -> list[QueryResult]:
+        """Recommendations for each row of ``request.vectors``."""
 
     @abc.abstractmethod
-    def select(
-        self,
-        set_id: str,
-        n: int = 100,
-        *,
-        diversity: float = 0.5,
-        since: float | None = None,
-        rescore: bool = False,
-        thresholds: Thresholds | None = None,
-    ) -> Selection:
-        """The ``n`` production inputs most worth labelling (see :meth:`Engine.select`)."""
+    def select(self, request: SelectRequest) -> Selection:
+        """The production inputs most worth labelling (see ``chroma.select``)."""
 
     @abc.abstractmethod
     def records(self, set_id: str, mode: Mode, start: int = 0, limit: int = 8192) -> tuple[BatchHeader, Records]:

@@ -17,7 +17,7 @@ import json
 import os
 import time
 import zlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -25,14 +25,10 @@ import requests
 import tenacity
 from tenacity import retry_if_exception, stop_after_attempt, stop_before_delay, wait_exponential, wait_random
 
-from chroma_core.batch_format import BatchHeader, BatchReader, Mode, Records, write_batch_to
+from chroma_core.batch_format import BatchReader, write_batch_to
 from chroma_core.config import Config
-from chroma_core.embedding_set import EmbeddingSet
-from chroma_core.engine.scoring import Thresholds
-from chroma_core.engine.selection import Selection, check_selection_args
-from chroma_core.engine.store import SetInfo
-from chroma_core.errors import ChromaError, TransportError, UnknownEmbeddingSetError
-from chroma_core.results import QueryResult, UploadReport
+from chroma_core.errors import TransportError, UnknownEmbeddingSetError
+from chroma_core.records import BatchHeader, Mode, Records
 from chroma_core.server.wire import (
     API_PREFIX,
     APPLICATION_HEADER,
@@ -42,7 +38,8 @@ from chroma_core.server.wire import (
     is_loopback,
 )
 from chroma_core.transport.base import Transport
-from chroma_core.vectors import Matrix, encode_base64
+from chroma_core.types import QueryRequest, QueryResult, Selection, SelectRequest, SetInfo, UploadReport
+from chroma_core.vectors import encode_base64
 from chroma_core.version import __version__
 
 __all__ = ["HTTPTransport", "RetryPolicy"]
@@ -173,8 +170,6 @@ class HTTPTransport(Transport):
         try:
             yield
         except _Retryable as exc:
-            with contextlib.suppress(ChromaError):
-                raise_for_status(exc.response)
             raise TransportError(
                 f"{what}: the Chroma service at {self.base} was still answering HTTP {exc.response.status_code} "
                 f"after {self.policy.attempts} attempts / {self.policy.deadline:.0f} s; nothing was lost on this "
@@ -262,51 +257,25 @@ class HTTPTransport(Transport):
         headers = {"Content-Type": BATCH_CONTENT_TYPES[0], IDEMPOTENCY_HEADER: batch_id}
         if gzipped:
             headers["Content-Encoding"] = "gzip"
-        data = self._request("POST", "/batches", what, headers=headers, body_factory=body).json()
-        return UploadReport(
-            data["batch_id"],
-            data["set_id"],
-            data["mode"],
-            data["read"],
-            data["stored"],
-            data["duplicates"],
-            tuple(data["problems"]),
+        return UploadReport.from_dict(
+            self._request("POST", "/batches", what, headers=headers, body_factory=body).json()
         )
 
-    def query(
-        self,
-        embedding_set: EmbeddingSet | str,
-        vectors: Matrix,
-        input_uris: Sequence[str],
-        inferences: Sequence[Any] | None = None,
-        thresholds: Thresholds | None = None,
-    ) -> list[QueryResult]:
-        set_id = embedding_set if isinstance(embedding_set, str) else embedding_set.id
-        payload: dict[str, Any] = {"embeddings": [encode_base64(v) for v in vectors], "input_uris": list(input_uris)}
-        if inferences is not None and any(i is not None for i in inferences):
-            payload["inferences"] = json.loads(json.dumps(list(inferences), default=str))
-        if thresholds is not None and thresholds != Thresholds():
-            payload["thresholds"] = _threshold_overrides(thresholds)
-        data = self._json("POST", f"/sets/{set_id}/query", "querying", payload)
+    def query(self, request: QueryRequest) -> list[QueryResult]:
+        payload: dict[str, Any] = {
+            "embeddings": [encode_base64(v) for v in request.vectors],
+            "input_uris": list(request.input_uris),
+        }
+        if request.inferences is not None:
+            payload["inferences"] = json.loads(json.dumps(list(request.inferences), default=str))
+        if request.thresholds.overrides():
+            payload["thresholds"] = request.thresholds.overrides()
+        data = self._json("POST", f"/sets/{request.set_id}/query", "querying", payload)
         return [QueryResult.from_dict(r) for r in data["results"]]
 
-    def select(
-        self,
-        set_id: str,
-        n: int = 100,
-        *,
-        diversity: float = 0.5,
-        since: float | None = None,
-        rescore: bool = False,
-        thresholds: Thresholds | None = None,
-    ) -> Selection:
-        check_selection_args(n, diversity)
-        payload: dict[str, Any] = {"n": n, "diversity": diversity, "rescore": rescore}
-        if since is not None:
-            payload["since"] = since
-        if thresholds is not None:
-            payload["thresholds"] = _threshold_overrides(thresholds)
-        return Selection.from_dict(self._json("POST", f"/sets/{set_id}/select", "selecting inputs to label", payload))
+    def select(self, request: SelectRequest) -> Selection:
+        path = f"/sets/{request.set_id}/select"
+        return Selection.from_dict(self._json("POST", path, "selecting inputs to label", request.to_wire()))
 
     def records(self, set_id: str, mode: Mode, start: int = 0, limit: int = 8192) -> tuple[BatchHeader, Records]:
         response = self._request(
@@ -323,38 +292,15 @@ class HTTPTransport(Transport):
                 )
             return reader.header, records
 
-    def create_set(self, embedding_set: EmbeddingSet, dimension: int) -> SetInfo:
-        data = self._json(
-            "POST", "/sets", "creating a set", {"embedding_set": dict(embedding_set.key), "dimension": dimension}
-        )
-        return _set_info(data)
-
     def get_set(self, set_id: str) -> SetInfo | None:
         try:
-            return _set_info(self._json("GET", f"/sets/{set_id}", "looking up a set"))
+            return SetInfo.from_dict(self._json("GET", f"/sets/{set_id}", "looking up a set"))
         except UnknownEmbeddingSetError:
             return None
 
     def list_sets(self) -> list[SetInfo]:
-        return [_set_info(s) for s in self._json("GET", "/sets", "listing sets")["sets"]]
+        return [SetInfo.from_dict(s) for s in self._json("GET", "/sets", "listing sets")["sets"]]
 
     def health(self) -> dict[str, Any]:
         result: dict[str, Any] = self._json("GET", "/health", "checking health")
         return result
-
-
-def _threshold_overrides(thresholds: Thresholds) -> dict[str, Any]:
-    """Only what differs from the defaults: the server applies its own defaults to the rest."""
-    defaults = Thresholds()
-    return {k: v for k, v in dataclasses.asdict(thresholds).items() if v is not None and v != getattr(defaults, k)}
-
-
-def _set_info(data: dict[str, Any]) -> SetInfo:
-    return SetInfo(
-        id=data["id"],
-        embedding_set=data["embedding_set"],
-        dimension=data["dimension"],
-        training=data["training"],
-        production=data["production"],
-        created_at=0.0,
-    )

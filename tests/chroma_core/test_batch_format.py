@@ -9,9 +9,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from chroma_core.batch_format import BatchHeader, BatchReader, Records, new_batch_id, read_batch, write_batch
+from chroma_core.batch_format import BatchReader, read_batch, write_batch
 from chroma_core.embedding_set import EmbeddingSet
 from chroma_core.errors import BatchFormatError
+from chroma_core.records import BatchHeader, Records, new_batch_id
+from chroma_core.types import Neighbor, QueryResult
 from tests.conftest import SET
 
 json_values = st.recursive(
@@ -205,7 +207,15 @@ def test_missing_file():
 
 def test_production_results_round_trip_and_a_bad_one_is_reported(tmp_path):
     header, records = make(n=4, mode="production")
-    records.results = [{"recommendation": "not_useful", "scores": {"novelty": 0.1}}, None, {"r": [1, 2]}, None]
+    es_id = header.set_id
+    records.results = [
+        QueryResult(records.input_uris[0], ("near_duplicate",), False, True, {"novelty": 0.1}, set_id=es_id),
+        None,
+        QueryResult(
+            records.input_uris[2], ("uncertain",), True, False, nearest=(Neighbor("/t", 0.5, "x"),), set_id=es_id
+        ),
+        None,
+    ]
     path = write_batch(tmp_path / "p.jsonl", header, records)
     _, back, problems = read_batch(path)
     assert not problems and back.results == records.results
@@ -222,3 +232,7 @@ def test_production_results_round_trip_and_a_bad_one_is_reported(tmp_path):
     _, good, problems = read_batch(tmp_path / "bad.jsonl")
     assert len(good) == 3
     assert any(p.line == 3 and "'result' must be a JSON object" in p.reason for p in problems)
+    bad["result"] = {"r": [1, 2]}  # an object, but not an answer
+    lines[2] = json.dumps(bad) + "\n"
+    (tmp_path / "bad.jsonl").write_text("".join(lines))
+    assert any(p.line == 3 and "answer" in p.reason for p in read_batch(tmp_path / "bad.jsonl")[2])

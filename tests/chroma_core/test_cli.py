@@ -101,8 +101,9 @@ def test_errors_and_exit_codes(args, code, message, capsys):
 
 
 def test_upload_training_refuses_production_batches(tmp_path, capsys):
-    from chroma_core.batch_format import BatchHeader, Records, write_batch
+    from chroma_core.batch_format import write_batch
     from chroma_core.embedding_set import EmbeddingSet
+    from chroma_core.records import BatchHeader, Records
 
     header = BatchHeader("p1", EmbeddingSet.from_dict(SET), "production", 2, "t")
     write_batch(

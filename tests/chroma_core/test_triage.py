@@ -173,8 +173,9 @@ def test_more_picks_than_candidates_returns_each_distinct_candidate_once():
 
 
 def test_records_without_a_stored_answer_are_scored_at_selection(tmp_path):
-    from chroma_core.batch_format import BatchHeader, Records, new_batch_id, write_batch
+    from chroma_core.batch_format import write_batch
     from chroma_core.embedding_set import EmbeddingSet
+    from chroma_core.records import BatchHeader, Records, new_batch_id
 
     x, _ = train()
     vectors, groups = production(x)

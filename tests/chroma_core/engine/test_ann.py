@@ -5,12 +5,13 @@ import logging
 import numpy as np
 import pytest
 
-from chroma_core.batch_format import BatchHeader, Records
 from chroma_core.embedding_set import EmbeddingSet
 from chroma_core.engine import ann
 from chroma_core.engine.engine import Engine
 from chroma_core.engine.store import SQLiteStore
 from chroma_core.errors import StorageError
+from chroma_core.records import BatchHeader, Records
+from chroma_core.types import QueryRequest
 from tests.conftest import SET, clusters
 
 pytest.importorskip("usearch")
@@ -42,7 +43,7 @@ def data():
 
 
 def answers(engine: Engine, q: np.ndarray):
-    results = engine.query(ES, q, [f"q{i}" for i in range(len(q))])
+    results = engine.query(QueryRequest.of(ES, q, [f"q{i}" for i in range(len(q))]))
     return [
         (r.recommendations, [n.input_uri for n in r.nearest], r.scores["novelty"], r.scores["nearest_similarity"])
         for r in results
@@ -81,7 +82,7 @@ def test_index_persists_loads_and_grows_incrementally(tmp_path, data, caplog):
         second = Engine(SQLiteStore(tmp_path), ann_threshold=500)  # a new process: loads the file, adds the rest
         after = answers(second, q)
         assert len(second._models[ES.id]) == 2000
-        first.query(ES, q[:1], ["x"])  # the first engine notices the new rows too
+        first.query(QueryRequest.of(ES, q[:1], ["x"]))  # the first engine notices the new rows too
         assert len(first._models[ES.id]) == 2000
     assert "rebuilding" not in caplog.text
     assert len(before) == len(after)

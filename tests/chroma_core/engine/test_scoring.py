@@ -4,8 +4,13 @@ import numpy as np
 import pytest
 
 from chroma_core.engine.index import ExactIndex, normalize
-from chroma_core.engine.scoring import SetModel, Thresholds, class_scores, predicted_label, uncertainty_of
+from chroma_core.engine.scoring import SetModel, class_scores, predicted_label, uncertainty_of
+from chroma_core.types import QueryRequest, Thresholds
 from tests.conftest import clusters
+
+
+def ask(model, vectors, uris, infs, th):
+    return model.query(QueryRequest.of(model.set_id, vectors, uris, infs, th))
 
 
 def model_of(x, labels=None, infs=None):
@@ -35,10 +40,10 @@ def test_calibrated_novelty_flags_about_the_promised_share_of_in_distribution_qu
     rng = np.random.default_rng(9)
     held_out = np.concatenate([c + 0.3 * rng.normal(size=(400, 32)) for c in centers]).astype(np.float32)
     m = model_of(x)
-    results = m.query(held_out, [str(i) for i in range(len(held_out))], [None] * len(held_out), Thresholds())
+    results = ask(m, held_out, [str(i) for i in range(len(held_out))], [None] * len(held_out), Thresholds())
     rate = np.mean(["out_of_distribution" in r.recommendations for r in results])
     assert 0.02 <= rate <= 0.09, rate
-    p99 = m.query(held_out, ["q"] * len(held_out), [None] * len(held_out), Thresholds(percentile=99))
+    p99 = ask(m, held_out, ["q"] * len(held_out), [None] * len(held_out), Thresholds(percentile=99))
     assert np.mean(["out_of_distribution" in r.recommendations for r in p99]) < rate
 
 
@@ -46,9 +51,9 @@ def test_out_of_distribution_and_near_duplicates():
     x, _, centers = clusters(n_per=100, dim=32)
     m = model_of(x)
     far = (np.random.default_rng(5).normal(size=(20, 32)) * 2).astype(np.float32)
-    results = m.query(far, ["f"] * 20, [None] * 20, Thresholds())
+    results = ask(m, far, ["f"] * 20, [None] * 20, Thresholds())
     assert all(r.training_recommended and "out_of_distribution" in r.recommendations for r in results)
-    dup = m.query(x[:20] * 1.0001, ["d"] * 20, [None] * 20, Thresholds())
+    dup = ask(m, x[:20] * 1.0001, ["d"] * 20, [None] * 20, Thresholds())
     assert all(r.not_useful and not r.training_recommended for r in dup)
     assert dup[3].nearest[0].input_uri == "/t/3" and dup[3].nearest[0].similarity > 0.999
     assert dup[0].scores["nearest_similarity"] == pytest.approx(1.0, abs=1e-5)
@@ -59,7 +64,8 @@ def test_uncertainty_from_class_scores_calibrated_on_training():
     infs = [{"label": lab, "score": 0.95} for lab in labels]
     m = model_of(x, infs=infs)
     q = x[:2] + 0.05
-    out = m.query(
+    out = ask(
+        m,
         q,
         ["a", "b"],
         [[{"label": "c0", "score": 0.5}, {"label": "c1", "score": 0.45}], {"label": "c0", "score": 0.97}],
@@ -74,15 +80,15 @@ def test_label_disagreement():
     x, labels, _ = clusters(n_per=100, dim=16)
     m = model_of(x, labels=labels)
     # x[0] is class c0; a prediction of c3 disagrees with all its neighbours.
-    out = m.query(x[:1] + 0.2, ["a"], [{"label": "c3", "score": 0.99}], Thresholds(near_duplicate=0.0))
+    out = ask(m, x[:1] + 0.2, ["a"], [{"label": "c3", "score": 0.99}], Thresholds(near_duplicate=0.0))
     assert "label_disagreement" in out[0].recommendations and out[0].scores["label_disagreement"] == 1.0
-    ok = m.query(x[:1] + 0.2, ["a"], [{"label": "c0", "score": 0.99}], Thresholds(near_duplicate=0.0))
+    ok = ask(m, x[:1] + 0.2, ["a"], [{"label": "c0", "score": 0.99}], Thresholds(near_duplicate=0.0))
     assert "label_disagreement" not in ok[0].recommendations
 
 
 def test_too_little_training_data_says_so():
     x, _, _ = clusters(n_per=3, dim=8, k=2)
-    out = model_of(x).query(x[:1], ["a"], [None], Thresholds())
+    out = ask(model_of(x), x[:1], ["a"], [None], Thresholds())
     assert out[0].recommendations == ("insufficient_training_data",)
     assert not out[0].training_recommended and not out[0].not_useful
     assert out[0].recommendation == "insufficient_training_data"

@@ -7,10 +7,10 @@ import textwrap
 import numpy as np
 import pytest
 
-from chroma_core.batch_format import BatchHeader, Records, new_batch_id
 from chroma_core.embedding_set import EmbeddingSet
 from chroma_core.engine.store import SQLiteStore
 from chroma_core.errors import DimensionMismatchError, StorageError
+from chroma_core.records import BatchHeader, Records, new_batch_id
 from tests.conftest import SET
 
 ES = EmbeddingSet.from_dict(SET)

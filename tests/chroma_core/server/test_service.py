@@ -13,8 +13,9 @@ import pytest
 import requests
 
 import chroma
-from chroma_core.batch_format import BatchHeader, Records, new_batch_id, write_batch
+from chroma_core.batch_format import write_batch
 from chroma_core.embedding_set import EmbeddingSet
+from chroma_core.records import BatchHeader, Records, new_batch_id
 from tests.conftest import ROOT, SET, ChromaServer, clusters
 
 pytestmark = pytest.mark.slow

@@ -10,11 +10,12 @@ import numpy as np
 import pytest
 
 import chroma
-from chroma_core.batch_format import BatchHeader, Records
 from chroma_core.config import load_config
 from chroma_core.embedding_set import EmbeddingSet
 from chroma_core.errors import TransportError
+from chroma_core.records import BatchHeader, Records
 from chroma_core.transport.http import HTTPTransport, RetryPolicy, _parse_retry_after
+from chroma_core.types import QueryRequest
 from tests.conftest import SET, ChromaServer, free_port
 
 
@@ -91,7 +92,7 @@ def test_client_errors_are_not_retried_and_are_mapped():
     with Scripted([err]) as server:
         sleeps: list[float] = []
         with pytest.raises(chroma.DimensionMismatchError, match="dimension 3"):
-            transport(server.url, sleeps).query("abc", np.ones((1, 3), np.float32), ["/a"])
+            transport(server.url, sleeps).query(QueryRequest.of("abc", np.ones((1, 3), np.float32), ["/a"]))
     assert sleeps == [] and len(server.requests) == 1
 
 
