@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from chroma_core.embedding_set import EmbeddingSet
-from chroma_core.engine.store import SQLiteStore
+from chroma_core.engine import SQLiteStore
 from chroma_core.errors import DimensionMismatchError, StorageError
 from chroma_core.records import BatchHeader, Records, new_batch_id
 from tests.conftest import SET
@@ -26,11 +26,16 @@ def batch(n: int, dim: int = 4, batch_id: str | None = None, start: int = 0, mod
     )
 
 
+def put(store, header, records, complete: bool = True):
+    """One in-memory batch (the store takes a stream of chunks)."""
+    return store.put(header, [records], complete=lambda: complete)
+
+
 def test_put_is_idempotent(tmp_path):
     store = SQLiteStore(tmp_path)
     header, records = batch(10)
-    assert store.put(header, records, complete=True).stored == 10
-    again = store.put(header, records, complete=True)
+    assert store.put(header, [records], complete=lambda: True).stored == 10
+    again = store.put(header, [records], complete=lambda: True)
     assert (again.stored, again.duplicates, again.batch_already_complete) == (0, 10, True)
     assert store.get_set(ES.id).training == 10
     np.testing.assert_array_equal(store.vectors(ES.id, "training"), records.vectors)
@@ -39,26 +44,26 @@ def test_put_is_idempotent(tmp_path):
 def test_partial_batch_can_be_completed_without_duplicates(tmp_path):
     store = SQLiteStore(tmp_path)
     header, first = batch(5, batch_id="b")
-    store.put(header, first, complete=False)
+    store.put(header, [first], complete=lambda: False)
     _, whole = batch(10, batch_id="b")
-    result = store.put(header, whole, complete=True)
+    result = store.put(header, [whole], complete=lambda: True)
     assert (result.stored, result.duplicates) == (5, 5)
-    assert [r.input_uri for r in store.records(ES.id, "training", range(10))] == [f"/{i}" for i in range(10)]
+    assert [r.input_uri for r in store.records(ES.id, "training", 0, 10)] == [f"/{i}" for i in range(10)]
 
 
 def test_duplicate_ids_inside_one_batch(tmp_path):
     store = SQLiteStore(tmp_path)
     header, records = batch(3)
     records.ids = ["x", "x", "y"]
-    assert store.put(header, records, complete=True).stored == 2
+    assert store.put(header, [records], complete=lambda: True).stored == 2
 
 
 def test_dimension_mismatch_and_modes(tmp_path):
     store = SQLiteStore(tmp_path)
-    store.put(*batch(3), complete=True)
+    put(store, *batch(3))
     with pytest.raises(DimensionMismatchError):
-        store.put(*batch(3, dim=5), complete=True)
-    store.put(*batch(2, mode="production"), complete=True)
+        put(store, *batch(3, dim=5))
+    put(store, *batch(2, mode="production"))
     info = store.get_set(ES.id)
     assert (info.training, info.production, info.dimension) == (3, 2, 4)
     assert info.embedding_set == SET
@@ -66,18 +71,18 @@ def test_dimension_mismatch_and_modes(tmp_path):
 
 def test_orphan_vectors_from_a_crash_are_cut(tmp_path):
     store = SQLiteStore(tmp_path)
-    store.put(*batch(3), complete=True)
+    put(store, *batch(3))
     # A crash after the vectors were appended but before the transaction committed leaves an unreferenced tail.
     with open(tmp_path / "sets" / ES.id / "training.f32", "ab") as f:
         f.write(b"\xff" * 4 * 4 * 2)
-    store.put(*batch(2, start=3), complete=True)
+    put(store, *batch(2, start=3))
     vectors = store.vectors(ES.id, "training")
     np.testing.assert_array_equal(vectors, np.arange(20, dtype=np.float32).reshape(5, 4))
 
 
 def test_missing_vectors_file_is_reported(tmp_path):
     store = SQLiteStore(tmp_path)
-    store.put(*batch(3), complete=True)
+    put(store, *batch(3))
     (tmp_path / "sets" / ES.id / "training.f32").write_bytes(b"")
     with pytest.raises(StorageError, match="modified outside Chroma"):
         store.vectors(ES.id, "training")
@@ -94,12 +99,12 @@ def test_concurrent_processes_lose_nothing(tmp_path):
     script = textwrap.dedent(
         f"""
         import sys, numpy as np
-        from tests.chroma_core.engine.test_store import batch
-        from chroma_core.engine.store import SQLiteStore
+        from tests.chroma_core.engine.test_store import batch, put
+        from chroma_core.engine import SQLiteStore
         store = SQLiteStore({str(tmp_path)!r})
         w = int(sys.argv[1])
         for j in range(20):
-            store.put(*batch(50, start=(w * 20 + j) * 50), complete=True)
+            put(store, *batch(50, start=(w * 20 + j) * 50))
         """
     )
     import os
@@ -111,7 +116,7 @@ def test_concurrent_processes_lose_nothing(tmp_path):
     vectors = store.vectors(ES.id, "training")
     assert len(vectors) == 4000
     # Every row's vector matches its record: rows and vectors were never interleaved wrongly.
-    recs = store.records(ES.id, "training", range(4000))
+    recs = store.records(ES.id, "training", 0, 4000)
     for rec in recs[::97]:
         i = int(rec.input_uri[1:])
         np.testing.assert_array_equal(vectors[rec.row], np.arange(i * 4, i * 4 + 4, dtype=np.float32))
