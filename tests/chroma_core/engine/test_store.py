@@ -121,3 +121,64 @@ def test_concurrent_processes_lose_nothing(tmp_path):
         i = int(rec.input_uri[1:])
         np.testing.assert_array_equal(vectors[rec.row], np.arange(i * 4, i * 4 + 4, dtype=np.float32))
     assert sorted(int(r.input_uri[1:]) for r in recs) == list(range(4000))
+
+
+# ---- deletes: crash safety of the compaction, and the engine over them ------------------------------------------
+
+
+def test_a_crash_inside_a_delete_leaves_the_old_state(tmp_path, monkeypatch):
+    from chroma_core.engine import sqlite_files
+
+    store = SQLiteStore(tmp_path)
+    put(store, *batch(5))
+    real = sqlite_files.compact
+
+    def crash(*args, **kwargs):
+        real(*args, **kwargs)  # the new generation's file is written and fsynced ...
+        raise OSError("power cut")  # ... and the process dies before the transaction commits
+
+    monkeypatch.setattr(sqlite_files, "compact", crash)
+    with pytest.raises(OSError):
+        store.delete_records(["/1"])
+    assert (tmp_path / "sets" / ES.id / "training.1.f32").exists()  # what the crash left behind
+    monkeypatch.undo()
+    again = SQLiteStore(tmp_path)  # the next open sweeps it; the data is as before the delete
+    assert not (tmp_path / "sets" / ES.id / "training.1.f32").exists()
+    info = again.get_set(ES.id)
+    assert (info.training, info.revision) == (5, 0)
+    np.testing.assert_array_equal(again.vectors(ES.id, "training"), np.arange(20, dtype=np.float32).reshape(5, 4))
+
+
+def test_a_delete_switches_files_and_sweeps_the_old_generation(tmp_path):
+    store = SQLiteStore(tmp_path)
+    put(store, *batch(5))
+    folder = tmp_path / "sets" / ES.id
+    assert store.delete_records(["/0", "/3"]).training == 2
+    assert sorted(p.name for p in folder.iterdir()) == ["training.1.f32"]
+    # A crash after the commit but before the sweep would leave the old file: the next open removes it.
+    (folder / "training.f32").write_bytes(b"\0" * 80)
+    SQLiteStore(tmp_path)
+    assert sorted(p.name for p in folder.iterdir()) == ["training.1.f32"]
+    assert [r.input_uri for r in store.records(ES.id, "training")] == ["/1", "/2", "/4"]
+
+
+def test_engine_deletes_and_answers_without_the_deleted_inputs(tmp_path):
+    from chroma_core.engine import Engine
+    from chroma_core.types import QueryRequest
+
+    engine = Engine(SQLiteStore(tmp_path))
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(60, 8)).astype(np.float32)
+    header = BatchHeader("t", ES, "training", 8, "t")
+    uris = [f"/t/{i}" for i in range(60)]
+    engine.put(header, Records(x, [f"t:{i}" for i in range(60)], uris, [None] * 60, [None] * 60, [0.0] * 60))
+    (before,) = engine.query(QueryRequest(ES.id, x[:1], ("/q",)))
+    assert before.nearest[0].input_uri == "/t/0" and before.not_useful
+    report = engine.delete_records(["/t/0"])
+    assert (report.training, report.sets) == (1, (ES.id,))
+    (after,) = engine.query(QueryRequest(ES.id, x[:1], ("/q",)))
+    assert "/t/0" not in [n.input_uri for n in after.nearest] and not after.not_useful
+    assert engine.get_set(ES.id).training == 59
+    with pytest.raises(TypeError):
+        engine.delete_records("/t/1")  # one string is not a list of uris
+    assert engine.delete_set(ES.id) and engine.get_set(ES.id) is None and not engine.delete_set(ES.id)
