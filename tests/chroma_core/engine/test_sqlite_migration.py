@@ -1,4 +1,6 @@
-"""A persist directory written by an earlier Chroma (commit 5838016) opens with the current store, answers intact."""
+"""A persist directory written by an earlier Chroma (commit 5838016) opens with the current store, answers intact.
+
+(A store from before production answers were kept at all is tested in tests/chroma_core/test_triage.py.)"""
 
 from __future__ import annotations
 
@@ -120,25 +122,3 @@ def test_an_old_store_is_migrated_when_opened(old_store):
     assert store.delete_records(["/p/0"]).production == 1
     again = SQLiteStore(folder)  # a second open finds the layout current
     assert again.get_set(ES.id).production == 29
-
-
-def test_a_store_from_before_results_has_only_records(tmp_path):
-    folder = tmp_path / "older"
-    folder.mkdir()
-    db = sqlite3.connect(folder / "chroma.sqlite3")
-    db.executescript(
-        """
-        CREATE TABLE records (
-            set_id TEXT NOT NULL, mode TEXT NOT NULL, id TEXT NOT NULL, row INTEGER NOT NULL, batch_id TEXT NOT NULL,
-            input_uri TEXT NOT NULL, inferences TEXT, label TEXT, time REAL NOT NULL,
-            PRIMARY KEY (set_id, mode, id)
-        ) WITHOUT ROWID;
-        INSERT INTO records VALUES ('s', 'production', 'r0', 0, 'b', '/a', NULL, NULL, 5.0);
-        """
-    )
-    db.commit()
-    db.close()
-    store = SQLiteStore(folder)
-    (record,) = store.records("s", "production")
-    assert (record.input_uri, record.result) == ("/a", None)
-    assert store.answers("s").answered.tolist() == [False]
