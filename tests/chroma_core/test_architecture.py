@@ -48,6 +48,12 @@ def _under(module: str, prefix: str) -> bool:
         ("chroma_core.sessions", "chroma_core.engine"),
         ("chroma_core", "chroma_integrations"),
         ("chroma_core", "chroma"),
+        # The engine works over the Store contract; only engine.py's open_engine names the SQLite store.
+        *[
+            (user, f"chroma_core.engine.{sqlite}")
+            for user in ("chroma_core.engine.scoring", "chroma_core.engine.selection", "chroma_core.engine.search")
+            for sqlite in ("sqlite_store", "sqlite_schema", "sqlite_files", "sqlite_index")
+        ],
     ],
 )
 def test_no_arrow(importer, forbidden):
@@ -85,3 +91,17 @@ def test_the_types_module_imports_nothing_heavier_than_numpy():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
     leaked = [m for m in eval(out.stdout) if not m.startswith("_") and m not in sys.stdlib_module_names]
     assert leaked == []
+
+
+def test_only_the_sqlite_store_uses_sqlite():
+    """SQL and files stay behind the Store contract: the rest of the engine could run over any store."""
+    users = sorted(
+        ".".join(path.relative_to(ROOT).with_suffix("").parts)
+        for path in (ROOT / "chroma_core").rglob("*.py")
+        if any(
+            (isinstance(node, ast.Import) and any(a.name == "sqlite3" for a in node.names))
+            or (isinstance(node, ast.ImportFrom) and node.module == "sqlite3")
+            for node in ast.walk(ast.parse(path.read_text()))
+        )
+    )
+    assert users == ["chroma_core.engine.sqlite_schema", "chroma_core.engine.sqlite_store"]
