@@ -37,6 +37,8 @@ ANSWER_COLUMNS = (
     "evidence",
 )
 _BIT = {tag: 1 << i for i, tag in enumerate(TAGS)}
+_ORDER = {tag: i for i, tag in enumerate(TAGS)}
+_SCORE_NAMES, _THRESHOLD_NAMES = frozenset(SCORES), frozenset(THRESHOLDS)
 
 #: ``(training_recommended, not_useful, tags, 4 scores, 4 thresholds, evidence)``; all None for no answer.
 AnswerRow = tuple[Any, ...]
@@ -57,20 +59,34 @@ def _number(value: Any) -> float | None:
     return float(value)
 
 
-def _split(values: dict[str, Any], names: tuple[str, ...]) -> tuple[list[float | None], dict[str, Any], list[str]]:
+_INF = math.inf
+
+
+def _split(
+    values: dict[str, Any], names: tuple[str, ...], known: frozenset[str]
+) -> tuple[list[float | None], dict[str, Any], list[str]]:
     """The named values as numbers, what else the dict holds, and which names it lacks (so it rebuilds exactly)."""
-    numbers = [_number(values.get(name)) for name in names]
-    extra = {k: v for k, v in values.items() if k not in names or (v is not None and _number(v) is None)}
-    absent = [name for name in names if name not in values]
-    return numbers, extra, absent
+    raw = [values.get(name) for name in names]
+    numbers = [v if type(v) is float and -_INF < v < _INF else _number(v) for v in raw]
+    # The usual answer: exactly the named keys, each a number or None (this runs for every stored input).
+    if values.keys() == known and numbers.count(None) == raw.count(None):
+        return numbers, {}, []
+    extra = {k: v for k, v in values.items() if k not in known or (v is not None and _number(v) is None)}
+    return numbers, extra, [name for name in names if name not in values]
+
+
+def _in_order(tags: tuple[str, ...]) -> bool:
+    """Whether ``tags`` are all known and in :data:`TAGS` order (so the bits alone give them back)."""
+    order = [_ORDER.get(t, -1) for t in tags]
+    return -1 not in order and order == sorted(order)
 
 
 def answer_row(result: QueryResult | None) -> AnswerRow:
     """The columns that keep ``result`` (its ``input_uri`` and ``set_id`` are the record's own)."""
     if result is None:
         return _NO_ANSWER
-    scores, extra_scores, absent_scores = _split(result.scores, SCORES)
-    thresholds, extra_thresholds, absent_thresholds = _split(result.thresholds, THRESHOLDS)
+    scores, extra_scores, absent_scores = _split(result.scores, SCORES, _SCORE_NAMES)
+    thresholds, extra_thresholds, absent_thresholds = _split(result.thresholds, THRESHOLDS, _THRESHOLD_NAMES)
     evidence: dict[str, Any] = {
         "nearest": [{"input_uri": n.input_uri, "similarity": n.similarity, "label": n.label} for n in result.nearest]
     }
@@ -79,8 +95,7 @@ def answer_row(result: QueryResult | None) -> AnswerRow:
         evidence["scores"], evidence["absent_scores"] = extra_scores, absent_scores
     if extra_thresholds or absent_thresholds:
         evidence["thresholds"], evidence["absent_thresholds"] = extra_thresholds, absent_thresholds
-    unknown = [t for t in result.recommendations if t not in _BIT]
-    if unknown or list(result.recommendations) != [t for t in TAGS if t in result.recommendations]:
+    if not _in_order(result.recommendations):
         evidence["tags"] = list(result.recommendations)
     return (
         int(result.training_recommended),

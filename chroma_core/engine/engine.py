@@ -83,8 +83,6 @@ class Engine:
 
     def delete_records(self, input_uris: list[str] | tuple[str, ...], set_id: str | None = None) -> DeleteReport:
         """Remove the training and production records of these inputs, in every set (or in ``set_id`` only)."""
-        if isinstance(input_uris, str):
-            raise TypeError("input_uris must be a list of input_uri values, not one string")
         report = self.store.delete_records(input_uris, set_id=set_id)
         with self._lock:
             for affected in report.sets:

@@ -46,10 +46,11 @@ _RECORDS = (
     + ", ".join(f"{c} {t}" for c, t in zip(ANSWER_COLUMNS, _ANSWER_TYPES, strict=True))
     + ", PRIMARY KEY (set_id, mode, id)) WITHOUT ROWID"
 )
+# Time windows are read of production answers only, so training writes do not pay for that index. There is no
+# index on input_uri: deletes (rare) scan the records once, so writes (every stored input) stay as fast as before.
 _INDEXES = """
 CREATE UNIQUE INDEX IF NOT EXISTS records_row ON records (set_id, mode, row);
-CREATE INDEX IF NOT EXISTS records_time ON records (set_id, mode, time);
-CREATE INDEX IF NOT EXISTS records_uri ON records (input_uri);
+CREATE INDEX IF NOT EXISTS records_time ON records (set_id, time) WHERE mode = 'production';
 """
 _BASE = ("set_id", "mode", "id", "row", "batch_id", "input_uri", "inferences", "label", "time")
 

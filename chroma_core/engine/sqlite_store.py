@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from chroma_core.embedding_set import EmbeddingSet
+from chroma_core.engine import sqlite_delete as deleting
 from chroma_core.engine import sqlite_files as files
 from chroma_core.engine.answers import ANSWER_COLUMNS, Answers, answer_row, result_of
 from chroma_core.engine.sqlite_index import SQLiteIndexes
@@ -45,21 +46,16 @@ except ImportError:  # pragma: no cover
 __all__ = ["SQLiteStore"]
 
 _SET_COLUMNS = "id, key_json, dimension, created_at, training, production, revision"
-_RECORD_COLUMNS = "row, id, input_uri, inferences, label, time, " + ", ".join(ANSWER_COLUMNS)
+_BASE_COLUMNS = "row, id, input_uri, inferences, label, time"
+_RECORD_COLUMNS = f"{_BASE_COLUMNS}, {', '.join(ANSWER_COLUMNS)}"
 # Fixed column names only (no user input): the S608 notes below are about string-built SQL in general.
-_INSERT = (
-    "INSERT INTO records (set_id, mode, id, row, batch_id, input_uri, inferences, label, time, {}) VALUES ({})".format(  # noqa: S608
-        ", ".join(ANSWER_COLUMNS), ",".join("?" * (9 + len(ANSWER_COLUMNS)))
-    )
+_BASE = "set_id, mode, id, row, batch_id, input_uri, inferences, label, time"
+_INSERT = f"INSERT INTO records ({_BASE}) VALUES ({','.join('?' * 9)})"  # noqa: S608
+# Records without an answer (all training ones) leave its columns out: binding 12 NULLs doubled the insert's cost.
+_INSERT_ANSWERED = "INSERT INTO records ({}, {}) VALUES ({})".format(  # noqa: S608
+    _BASE, ", ".join(ANSWER_COLUMNS), ",".join("?" * (9 + len(ANSWER_COLUMNS)))
 )
 _ANSWERS = f"SELECT row, time, {', '.join(ANSWER_COLUMNS[:-1])} FROM records WHERE set_id=? AND mode='production'"  # noqa: S608
-_IN = 500  # values per "IN (...)": under SQLite's bound-parameter limit
-
-
-def _parts(values: Sequence[Any]) -> Iterator[tuple[Sequence[Any], str]]:
-    for start in range(0, len(values), _IN):
-        part = values[start : start + _IN]
-        yield part, ",".join("?" * len(part))
 
 
 class SQLiteStore:
@@ -81,6 +77,7 @@ class SQLiteStore:
                 "set persist_directory to a writable folder."
             ) from None
         self._lock = threading.RLock()
+        self._flocked = False  # whether the thread holding ``_lock`` holds the flock too
         self._local = threading.local()
         self._lock_path = self.directory / "write.lock"
         with self._connection() as db:
@@ -117,18 +114,29 @@ class SQLiteStore:
 
     @contextlib.contextmanager
     def _write_lock(self, *, wait: bool = True) -> Iterator[bool]:
-        with self._lock:
-            handle = open(self._lock_path, "a+b")  # noqa: SIM115
-            try:
+        """The thread lock and the ``flock`` on ``write.lock``; re-entrant in a thread (a second flock on another
+        descriptor of the file would wait for the first). Yields False when ``wait=False`` and another holds it."""
+        if not self._lock.acquire(blocking=wait):
+            yield False
+            return
+        try:
+            if self._flocked:
+                yield True
+                return
+            with open(self._lock_path, "a+b") as handle:  # closing releases the flock
+                got = True
                 if fcntl is not None:
                     try:
                         fcntl.flock(handle.fileno(), fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
                     except BlockingIOError:
-                        yield False
-                        return
-                yield True
-            finally:
-                handle.close()  # closing releases the flock
+                        got = False
+                self._flocked = got
+                try:
+                    yield got
+                finally:
+                    self._flocked = False
+        finally:
+            self._lock.release()
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
@@ -143,6 +151,7 @@ class SQLiteStore:
             db.execute("COMMIT")
 
     def _sweep(self) -> None:
+        """Remove files the database does not name (see :func:`sqlite_files.sweep`); under the write lock."""
         with self._connection() as db:
             current = {r[0]: (r[1], r[2]) for r in db.execute("SELECT id, training_gen, production_gen FROM sets")}
         files.sweep(self.directory, current)
@@ -199,19 +208,21 @@ class SQLiteStore:
         return None if row is None else (int(row[0]), int(row[1]), int(row[2]), float(row[3]))
 
     def delete_set(self, set_id: str) -> bool:
-        with self._transaction() as db:
-            if db.execute("SELECT 1 FROM sets WHERE id=?", (set_id,)).fetchone() is None:
-                return False
-            # The index goes before the commit: a crash may then cost a rebuild, never serve deleted rows.
-            self.indexes.forget(set_id, remove_files=True)
-            for table, column in (("records", "set_id"), ("batches", "set_id"), ("state", "set_id"), ("sets", "id")):
-                db.execute(f"DELETE FROM {table} WHERE {column}=?", (set_id,))  # noqa: S608 - fixed names
-        files.sweep(self.directory, self._generations())
+        with self._write_lock():
+            with self._transaction() as db:
+                if db.execute("SELECT 1 FROM sets WHERE id=?", (set_id,)).fetchone() is None:
+                    return False
+                # The index goes before the commit: a crash may then cost a rebuild, never serve deleted rows.
+                self.indexes.forget(set_id, remove_files=True)
+                for table, column in (
+                    ("records", "set_id"),
+                    ("batches", "set_id"),
+                    ("state", "set_id"),
+                    ("sets", "id"),
+                ):
+                    db.execute(f"DELETE FROM {table} WHERE {column}=?", (set_id,))  # noqa: S608 - fixed names
+            self._sweep()  # its folder
         return True
-
-    def _generations(self) -> dict[str, tuple[int, int]]:
-        with self._connection() as db:
-            return {r[0]: (r[1], r[2]) for r in db.execute("SELECT id, training_gen, production_gen FROM sets")}
 
     # ---- writing -----------------------------------------------------------------------------------------------
 
@@ -245,24 +256,27 @@ class SQLiteStore:
             if not keep:
                 continue
             vectors.append(records.vectors[keep])
-            db.executemany(
-                _INSERT,
+            rows = (
                 (
-                    (
-                        set_id,
-                        mode,
-                        records.ids[i],
-                        count + stored + j,
-                        header.batch_id,
-                        records.input_uris[i],
-                        None if records.inferences[i] is None else json_text(records.inferences[i]),
-                        None if records.labels[i] is None else json_text(records.labels[i]),
-                        records.times[i],
-                        *answer_row(records.result(i)),
-                    )
-                    for j, i in enumerate(keep)
-                ),
+                    set_id,
+                    mode,
+                    records.ids[i],
+                    count + stored + j,
+                    header.batch_id,
+                    records.input_uris[i],
+                    None if records.inferences[i] is None else json_text(records.inferences[i]),
+                    None if records.labels[i] is None else json_text(records.labels[i]),
+                    records.times[i],
+                )
+                for j, i in enumerate(keep)
             )
+            if records.results:
+                db.executemany(
+                    _INSERT_ANSWERED,
+                    ((*row, *answer_row(records.results[i])) for row, i in zip(rows, keep, strict=True)),
+                )
+            else:
+                db.executemany(_INSERT, rows)
             stored += len(keep)
         files.append(files.vector_path(self.directory, set_id, mode, gen), count, dim, vectors)
         if stored:
@@ -280,7 +294,7 @@ class SQLiteStore:
     def _new_rows(self, db: sqlite3.Connection, set_id: str, mode: str, ids: list[str], seen: set[str]) -> list[int]:
         """Indexes of ``ids`` not yet stored (nor repeated earlier in this batch)."""
         existing: set[str] = set()
-        for part, marks in _parts(ids):
+        for part, marks in deleting.in_parts(ids):
             q = f"SELECT id FROM records WHERE set_id=? AND mode=? AND id IN ({marks})"  # noqa: S608 - only '?'s
             existing.update(r[0] for r in db.execute(q, (set_id, mode, *part)))
         keep = []
@@ -327,9 +341,11 @@ class SQLiteStore:
         return self._read(set_id, mode, lambda path, dim, count: files.read_rows(path, dim, count, index))
 
     def records(self, set_id: str, mode: Mode, start: int = 0, stop: int | None = None) -> list[StoredRecord]:
+        # Training records carry no answer: not reading its columns makes a set's model load a third faster.
+        columns = _RECORD_COLUMNS if mode == "production" else _BASE_COLUMNS
         with self._connection() as db:
             found = db.execute(
-                f"SELECT {_RECORD_COLUMNS} FROM records WHERE set_id=? AND mode=? AND row>=? AND row<? ORDER BY row",  # noqa: S608
+                f"SELECT {columns} FROM records WHERE set_id=? AND mode=? AND row>=? AND row<? ORDER BY row",  # noqa: S608
                 (set_id, mode, start, 2**62 if stop is None else stop),
             ).fetchall()
         return [_stored(r, set_id) for r in found]
@@ -338,7 +354,7 @@ class SQLiteStore:
         wanted = [int(r) for r in rows]
         found: dict[int, Sequence[Any]] = {}
         with self._connection() as db:
-            for part, marks in _parts(sorted(set(wanted))):
+            for part, marks in deleting.in_parts(sorted(set(wanted))):
                 q = f"SELECT {_RECORD_COLUMNS} FROM records WHERE set_id=? AND mode=? AND row IN ({marks})"  # noqa: S608
                 found.update((r[0], r) for r in db.execute(q, (set_id, mode, *part)))
         missing = [r for r in wanted if r not in found]
@@ -359,54 +375,22 @@ class SQLiteStore:
     # ---- deleting ----------------------------------------------------------------------------------------------
 
     def delete_records(self, input_uris: Iterable[str], *, set_id: str | None = None) -> DeleteReport:
+        if isinstance(input_uris, str):
+            raise TypeError("input_uris must be a list of input_uri values, not one string")
         uris = list(dict.fromkeys(input_uris))
-        counts = {"training": 0, "production": 0}
-        old: list[Path] = []
-        with self._transaction() as db:
-            gone: dict[tuple[str, str], list[int]] = {}
-            for part, marks in _parts(uris):
-                q = f"SELECT set_id, mode, row FROM records WHERE input_uri IN ({marks})"  # noqa: S608 - only '?'s
-                args: tuple[Any, ...] = tuple(part)
-                if set_id is not None:
-                    q, args = q + " AND set_id=?", (*args, set_id)
-                for s, m, row in db.execute(q, args):
-                    gone.setdefault((s, m), []).append(row)
-            for (s, m), rows in sorted(gone.items()):
-                old.append(self._compact(db, s, m, np.unique(np.asarray(rows, dtype=np.int64))))
-                counts[m] += len(rows)
-                if m == "training":
-                    self.indexes.forget(s, remove_files=False)  # its rows are renumbered: a new index is built
-            for s in sorted({s for s, _ in gone}):
-                db.execute("UPDATE sets SET revision = revision + 1 WHERE id=?", (s,))
-        files.sweep(self.directory, self._generations())
-        return DeleteReport(counts["training"], counts["production"], tuple(sorted({s for s, _ in gone})))
-
-    def _compact(self, db: sqlite3.Connection, set_id: str, mode: str, gone: np.ndarray) -> Path:
-        """Drop rows ``gone`` of one partition: a new vector file without them, records deleted and renumbered."""
-        part = self._partition(db, set_id, mode)
-        assert part is not None
-        dim, count, gen, _ = part
-        old = files.vector_path(self.directory, set_id, mode, gen)
-        files.compact(old, files.vector_path(self.directory, set_id, mode, gen + 1), dim, count, gone)
-        for rows, marks in _parts(gone.tolist()):
-            q = f"DELETE FROM records WHERE set_id=? AND mode=? AND row IN ({marks})"  # noqa: S608 - only '?'s
-            db.execute(q, (set_id, mode, *rows))
-        first = int(gone[0])
-        # Renumber the rows after the first deleted one, keeping their order: through negative values, so that the
-        # unique (set, mode, row) index never sees two records on one row.
-        db.execute(
-            "UPDATE records SET row = -1 - r.new FROM (SELECT id, ? + ROW_NUMBER() OVER (ORDER BY row) - 1 AS new "
-            "FROM records WHERE set_id=? AND mode=? AND row>?) AS r "
-            "WHERE records.set_id=? AND records.mode=? AND records.id=r.id",
-            (first, set_id, mode, first, set_id, mode),
-        )
-        db.execute("UPDATE records SET row = -1 - row WHERE set_id=? AND mode=? AND row<0", (set_id, mode))
-        column = "training" if mode == "training" else "production"
-        db.execute(
-            f"UPDATE sets SET {column} = {column} - ?, {column}_gen = {column}_gen + 1 WHERE id=?",  # noqa: S608
-            (len(gone), set_id),
-        )
-        return old
+        with self._write_lock():
+            with self._transaction() as db:
+                gone = deleting.rows_of(db, uris, set_id)
+                for (s, mode), rows in gone.items():
+                    deleting.compact(db, self.directory, s, mode, rows)
+                    if mode == "training":
+                        self.indexes.forget(s, remove_files=False)  # its rows are renumbered: a new index is built
+                sets = sorted({s for s, _ in gone})
+                for s in sets:
+                    db.execute("UPDATE sets SET revision = revision + 1 WHERE id=?", (s,))
+            self._sweep()  # the old generations' files, now that the database names the new ones
+        counts = {mode: sum(len(r) for (_, m), r in gone.items() if m == mode) for mode in ("training", "production")}
+        return DeleteReport(counts["training"], counts["production"], tuple(sets))
 
     # ---- nearest neighbours and state --------------------------------------------------------------------------
 
@@ -442,11 +426,11 @@ class SQLiteStore:
 
 def _stored(rec: Sequence[Any], set_id: str) -> StoredRecord:
     return StoredRecord(
-        row=rec[0],
-        id=rec[1],
-        input_uri=rec[2],
-        inferences=None if rec[3] is None else loads(rec[3]),
-        label=None if rec[4] is None else loads(rec[4]),
-        time=rec[5],
-        result=None if rec[8] is None else result_of(rec[6:], rec[2], set_id),
+        rec[0],
+        rec[1],
+        rec[2],
+        None if rec[3] is None else loads(rec[3]),
+        None if rec[4] is None else loads(rec[4]),
+        rec[5],
+        None if len(rec) < 9 or rec[8] is None else result_of(rec[6:], rec[2], set_id),
     )

@@ -52,7 +52,7 @@ def _under(module: str, prefix: str) -> bool:
         *[
             (user, f"chroma_core.engine.{sqlite}")
             for user in ("chroma_core.engine.scoring", "chroma_core.engine.selection", "chroma_core.engine.search")
-            for sqlite in ("sqlite_store", "sqlite_schema", "sqlite_files", "sqlite_index")
+            for sqlite in ("sqlite_store", "sqlite_schema", "sqlite_files", "sqlite_index", "sqlite_delete")
         ],
     ],
 )
@@ -104,4 +104,4 @@ def test_only_the_sqlite_store_uses_sqlite():
             for node in ast.walk(ast.parse(path.read_text()))
         )
     )
-    assert users == ["chroma_core.engine.sqlite_schema", "chroma_core.engine.sqlite_store"]
+    assert users == [f"chroma_core.engine.sqlite_{m}" for m in ("delete", "schema", "store")]
