@@ -47,10 +47,7 @@ _NO_ANSWER: AnswerRow = (None,) * len(ANSWER_COLUMNS)
 
 def tag_bits(tags: Sequence[str]) -> int:
     """The known tags of ``tags`` as bits in :data:`TAGS` order."""
-    bits = 0
-    for tag in tags:
-        bits |= _BIT.get(tag, 0)
-    return bits
+    return sum({_BIT.get(tag, 0) for tag in tags})
 
 
 def _number(value: Any) -> float | None:
@@ -59,24 +56,27 @@ def _number(value: Any) -> float | None:
     return float(value)
 
 
-_INF = math.inf
+_PLAIN = frozenset({float, type(None)})
 
 
 def _split(
     values: dict[str, Any], names: tuple[str, ...], known: frozenset[str]
 ) -> tuple[list[float | None], dict[str, Any], list[str]]:
     """The named values as numbers, what else the dict holds, and which names it lacks (so it rebuilds exactly)."""
-    raw = [values.get(name) for name in names]
-    numbers = [v if type(v) is float and -_INF < v < _INF else _number(v) for v in raw]
-    # The usual answer: exactly the named keys, each a number or None (this runs for every stored input).
-    if values.keys() == known and numbers.count(None) == raw.count(None):
-        return numbers, {}, []
+    raw = list(map(values.get, names))
+    # The usual answer, for every stored input: exactly the named keys, each a float or None (a NaN is stored as
+    # NULL, so it reads back as None, as it did from JSON).
+    if values.keys() == known and set(map(type, raw)) <= _PLAIN:
+        return raw, {}, []
+    numbers = [_number(v) for v in raw]
     extra = {k: v for k, v in values.items() if k not in known or (v is not None and _number(v) is None)}
     return numbers, extra, [name for name in names if name not in values]
 
 
 def _in_order(tags: tuple[str, ...]) -> bool:
     """Whether ``tags`` are all known and in :data:`TAGS` order (so the bits alone give them back)."""
+    if len(tags) < 2:
+        return not tags or tags[0] in _ORDER
     order = [_ORDER.get(t, -1) for t in tags]
     return -1 not in order and order == sorted(order)
 
@@ -87,9 +87,8 @@ def answer_row(result: QueryResult | None) -> AnswerRow:
         return _NO_ANSWER
     scores, extra_scores, absent_scores = _split(result.scores, SCORES, _SCORE_NAMES)
     thresholds, extra_thresholds, absent_thresholds = _split(result.thresholds, THRESHOLDS, _THRESHOLD_NAMES)
-    evidence: dict[str, Any] = {
-        "nearest": [{"input_uri": n.input_uri, "similarity": n.similarity, "label": n.label} for n in result.nearest]
-    }
+    # Neighbours as [input_uri, similarity, label] triples: half the text of objects, and quicker to write.
+    evidence: dict[str, Any] = {"nearest": [(n.input_uri, n.similarity, n.label) for n in result.nearest]}
     # What has no column (rare: the scores of a too-small set, a tag newer than this code) rides in the evidence.
     if extra_scores or absent_scores:
         evidence["scores"], evidence["absent_scores"] = extra_scores, absent_scores
@@ -135,7 +134,7 @@ def result_of(row: Sequence[Any], input_uri: str, set_id: str) -> QueryResult | 
         not_useful=bool(not_useful),
         scores=scores,
         thresholds=thresholds,
-        nearest=tuple(Neighbor(**n) for n in evidence.get("nearest", ())),
+        nearest=tuple(Neighbor(*n) for n in evidence.get("nearest", ())),
         set_id=set_id,
     )
 

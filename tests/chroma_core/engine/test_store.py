@@ -182,3 +182,30 @@ def test_engine_deletes_and_answers_without_the_deleted_inputs(tmp_path):
     with pytest.raises(TypeError):
         engine.delete_records("/t/1")  # one string is not a list of uris
     assert engine.delete_set(ES.id) and engine.get_set(ES.id) is None and not engine.delete_set(ES.id)
+
+
+def test_calibrations_are_kept_in_the_store_for_the_set_revision(tmp_path):
+    from chroma_core.engine import Engine
+    from chroma_core.types import QueryRequest
+
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(80, 8)).astype(np.float32)
+    store = SQLiteStore(tmp_path)
+    header = BatchHeader("t", ES, "training", 8, "t")
+    uris = [f"/t/{i}" for i in range(80)]
+    put(store, header, Records(x, [f"t:{i}" for i in range(80)], uris, [None] * 80, [None] * 80, [0.0] * 80))
+    query = QueryRequest(ES.id, x[:1] + 0.3, ("/q",))
+    (first,) = Engine(store).query(query)
+    key = "calibration/95/1/10/20"
+    kept = store.read_state(ES.id, key)
+    assert kept is not None and kept["n_training"] == 80 and kept["revision"] == 0
+    assert kept["novelty"] == first.thresholds["novelty"]
+    # Another engine (process, replica) answers with the kept calibration rather than computing its own.
+    store.write_state(ES.id, key, {**kept, "novelty": 1e-6})
+    (again,) = Engine(SQLiteStore(tmp_path)).query(query)
+    assert again.thresholds["novelty"] == 1e-6 and "out_of_distribution" in again.recommendations
+    # A delete bumps the revision: the kept calibration no longer applies and is computed anew.
+    store.delete_records(["/t/79"])
+    (after,) = Engine(SQLiteStore(tmp_path)).query(query)
+    assert after.thresholds["novelty"] != 1e-6
+    assert store.read_state(ES.id, key)["revision"] == 1
