@@ -9,9 +9,11 @@ write lock, by :func:`sweep`.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +21,7 @@ import numpy as np
 from chroma_core.errors import StorageError
 from chroma_core.vectors import Matrix
 
-__all__ = ["append", "compact", "index_path", "read_range", "read_rows", "sweep", "vector_path"]
+__all__ = ["appending", "compact", "index_path", "read_range", "read_rows", "sweep", "vector_path"]
 
 _F32 = np.dtype("<f4")
 _COPY_ROWS = 65_536  # rows copied per step while compacting: bounded memory whatever the set's size
@@ -47,13 +49,21 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def append(path: Path, count: int, dimension: int, parts: list[Matrix]) -> None:
-    """Cut ``path`` to its ``count`` committed rows (a crash's tail), append ``parts``, fsync."""
+@contextlib.contextmanager
+def appending(path: Path, count: int, dimension: int) -> Iterator[Callable[[Matrix], None]]:
+    """Cut ``path`` to its ``count`` committed rows (a crash's tail), then append what is written; fsync at the end.
+
+    Chunks go to the file as they come, so a large batch is never held in memory whole.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "ab") as f:
         f.truncate(count * dimension * 4)
-        for part in parts:
-            f.write(np.ascontiguousarray(part, dtype=_F32).tobytes())
+
+        def write(part: Matrix) -> None:
+            if len(part):
+                f.write(np.ascontiguousarray(part, dtype=_F32).data)  # the buffer itself: no bytes copy
+
+        yield write
         f.flush()
         os.fsync(f.fileno())  # vectors reach the disk before the transaction that references them commits
 

@@ -247,38 +247,16 @@ class SQLiteStore:
             return PutResult(received, 0, received, batch_already_complete=True)
         received = stored = 0
         seen: set[str] = set()
-        vectors: list[Matrix] = []
-        for records in chunks:
-            if records.vectors.shape[1:] != (dim,):
-                check_dimension(records.vectors.shape[1], dim, "this batch")
-            received += len(records)
-            keep = self._new_rows(db, set_id, mode, records.ids, seen)
-            if not keep:
-                continue
-            vectors.append(records.vectors[keep])
-            rows = (
-                (
-                    set_id,
-                    mode,
-                    records.ids[i],
-                    count + stored + j,
-                    header.batch_id,
-                    records.input_uris[i],
-                    None if records.inferences[i] is None else json_text(records.inferences[i]),
-                    None if records.labels[i] is None else json_text(records.labels[i]),
-                    records.times[i],
-                )
-                for j, i in enumerate(keep)
-            )
-            if records.results:
-                db.executemany(
-                    _INSERT_ANSWERED,
-                    ((*row, *answer_row(records.results[i])) for row, i in zip(rows, keep, strict=True)),
-                )
-            else:
-                db.executemany(_INSERT, rows)
-            stored += len(keep)
-        files.append(files.vector_path(self.directory, set_id, mode, gen), count, dim, vectors)
+        with files.appending(files.vector_path(self.directory, set_id, mode, gen), count, dim) as write:
+            for records in chunks:
+                if records.vectors.shape[1:] != (dim,):
+                    check_dimension(records.vectors.shape[1], dim, "this batch")
+                received += len(records)
+                keep = self._new_rows(db, set_id, mode, records.ids, seen)
+                if keep:
+                    write(records.vectors if len(keep) == len(records) else records.vectors[keep])
+                    self._insert(db, header, records, keep, count + stored)
+                    stored += len(keep)
         if stored:
             column = "training" if mode == "training" else "production"
             db.execute(f"UPDATE sets SET {column} = {column} + ? WHERE id=?", (stored, set_id))  # noqa: S608
@@ -290,6 +268,30 @@ class SQLiteStore:
             (set_id, header.batch_id, mode, int(complete()), stored, time.time()),
         )
         return PutResult(received, stored, received - stored)
+
+    def _insert(
+        self, db: sqlite3.Connection, header: BatchHeader, records: Records, keep: list[int], first: int
+    ) -> None:
+        """Insert the records at ``keep`` as rows ``first, first + 1, ...``."""
+        rows = (
+            (
+                header.set_id,
+                header.mode,
+                records.ids[i],
+                first + j,
+                header.batch_id,
+                records.input_uris[i],
+                None if records.inferences[i] is None else json_text(records.inferences[i]),
+                None if records.labels[i] is None else json_text(records.labels[i]),
+                records.times[i],
+            )
+            for j, i in enumerate(keep)
+        )
+        if records.results:
+            answered = ((*row, *answer_row(records.results[i])) for row, i in zip(rows, keep, strict=True))
+            db.executemany(_INSERT_ANSWERED, answered)
+        else:
+            db.executemany(_INSERT, rows)
 
     def _new_rows(self, db: sqlite3.Connection, set_id: str, mode: str, ids: list[str], seen: set[str]) -> list[int]:
         """Indexes of ``ids`` not yet stored (nor repeated earlier in this batch)."""
