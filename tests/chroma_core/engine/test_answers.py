@@ -27,7 +27,9 @@ results = st.builds(
     scores=values(SCORES),
     thresholds=values(THRESHOLDS),
     nearest=st.lists(
-        st.builds(Neighbor, st.text(min_size=1, max_size=8), st.floats(-1, 1), st.one_of(st.none(), st.text(max_size=4))),
+        st.builds(
+            Neighbor, st.text(min_size=1, max_size=8), st.floats(-1, 1), st.one_of(st.none(), st.text(max_size=4))
+        ),
         max_size=3,
     ).map(tuple),
     set_id=st.just("s"),
