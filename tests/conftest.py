@@ -38,7 +38,12 @@ def clusters(n_per: int = 200, dim: int = 32, k: int = 5, noise: float = 0.3, se
 
 
 # ---- a real Chroma service, started by the tests on 127.0.0.1 -------------------------------------------------------
+#
+# Starting a server costs about a second, so each test module shares one keyed server and each test gets an
+# application of its own on it (a fresh key: its own store, nothing shared with any other test). Tests that stop,
+# kill or restart a server, or need other flags, start their own ChromaServer.
 
+import dataclasses  # noqa: E402
 import json  # noqa: E402
 import signal  # noqa: E402
 import socket  # noqa: E402
@@ -46,6 +51,7 @@ import subprocess  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 import urllib.request  # noqa: E402
+from collections.abc import Iterator  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -87,6 +93,9 @@ class ChromaServer:
         self.log = data.parent / f"server-{self.port}.log"
 
     def start(self, timeout: float = 30.0) -> ChromaServer:
+        # A client-only install (nox -s client) has no server: whatever needs one skips.
+        pytest.importorskip("fastapi")
+        pytest.importorskip("uvicorn")
         cmd = [
             sys.executable,
             "-m",
@@ -122,16 +131,87 @@ class ChromaServer:
         self.stop(signal.SIGKILL)
 
 
-@pytest.fixture
-def chroma_server(tmp_path):
-    server = ChromaServer(tmp_path / "server-data").start()
-    yield server
-    server.stop()
+@dataclasses.dataclass(frozen=True)
+class Tenant:
+    """One application on a running server, with two keys of its own."""
+
+    server: ChromaServer
+    application: str
+    keys: tuple[str, str]
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    @property
+    def key(self) -> str:
+        return self.keys[0]
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """What a raw HTTP request sends to act as this application."""
+        return {"Authorization": f"Bearer {self.key}"}
+
+    @property
+    def log(self) -> Path:
+        return self.server.log
+
+
+class SharedServer(ChromaServer):
+    """A keyed server whose keys file holds ``size`` applications, handed out one at a time, never twice."""
+
+    def __init__(self, data: Path, size: int = 64) -> None:
+        self.tenants = [(f"app-{i:03d}", (f"test-key-{i:03d}-first", f"test-key-{i:03d}-second")) for i in range(size)]
+        super().__init__(data, keys={key: app for app, keys in self.tenants for key in keys})
+        self._next = 0
+
+    def all_keys(self) -> list[str]:
+        return [key for _, keys in self.tenants for key in keys]
+
+    def tenant(self) -> Tenant:
+        if self._next == len(self.tenants):
+            raise RuntimeError(f"all {len(self.tenants)} applications of the shared server are taken: raise its size")
+        application, keys = self.tenants[self._next]
+        self._next += 1
+        return Tenant(self, application, keys)
+
+
+@pytest.fixture(scope="module")
+def shared_server(tmp_path_factory) -> Iterator[SharedServer]:
+    """The test module's running keyed server (take an application on it with ``chroma_server``)."""
+    server = SharedServer(tmp_path_factory.mktemp("shared-server") / "data")
+    try:
+        yield server.start()
+    finally:
+        server.stop()
 
 
 @pytest.fixture
-def keyed_server(tmp_path):
-    keys = {"key-alpha-123456": "alpha", "key-beta-1234567": "beta", "key-alpha-second": "alpha"}
-    server = ChromaServer(tmp_path / "server-data", keys=keys).start()
-    yield server
-    server.stop()
+def chroma_server(shared_server, monkeypatch) -> Tenant:
+    """A fresh application on the module's server. ``$CHROMA_API_KEY`` holds its key, so sessions, ``chroma.*``
+    calls and ``python -m chroma`` subprocesses act as it with only ``chroma_url`` given, as a user's would."""
+    tenant = shared_server.tenant()
+    monkeypatch.setenv("CHROMA_API_KEY", tenant.key)
+    return tenant
+
+
+@dataclasses.dataclass(frozen=True)
+class TwoTenants:
+    """Two fresh applications on the module's server, for tests of keys and isolation."""
+
+    alpha: Tenant
+    beta: Tenant
+
+    @property
+    def url(self) -> str:
+        return self.alpha.url
+
+    @property
+    def log(self) -> Path:
+        return self.alpha.log
+
+
+@pytest.fixture
+def keyed_server(shared_server) -> TwoTenants:
+    """Two fresh applications on the module's server; no key in the environment (each call says which)."""
+    return TwoTenants(shared_server.tenant(), shared_server.tenant())
