@@ -12,8 +12,8 @@ from chroma_core.batch_format import write_batch
 from chroma_core.config import load_config
 from chroma_core.delivery import BackgroundWorker, WorkerOptions, spill_directory_for, worker_transport
 from chroma_core.embedding_set import EmbeddingSet
-from chroma_core.errors import StorageError
 from chroma_core.engine.store import SQLiteStore
+from chroma_core.errors import StorageError
 from chroma_core.records import new_batch
 from tests.chroma_core.delivery.audit import SCAN_EVENTS, watch
 from tests.chroma_core.delivery.test_worker import innermost, thread_of
