@@ -27,7 +27,6 @@ def tests(session: nox.Session) -> None:
     session.install("-e", ".[test]")
     session.env.setdefault("HF_HUB_OFFLINE", "1")
     session.env.setdefault("TRANSFORMERS_OFFLINE", "1")
-    session.env["CHROMA_TEST_MODE"] = "1"
     session.run("pytest", *(session.posargs or ["tests"]))
 
 

@@ -22,6 +22,7 @@ import numpy as np
 from chroma_core import hooks
 from chroma_core.batch_format import write_batch
 from chroma_core.config import Config, load_config
+from chroma_core.delivery import BackgroundWorker, shared_worker, spill_directory_for
 from chroma_core.embedding_set import EmbeddingSet
 from chroma_core.errors import InvalidEmbeddingError, InvalidEmbeddingSetError, NothingToSaveError
 from chroma_core.paths import check_template, render_template
@@ -29,7 +30,6 @@ from chroma_core.records import BatchHeader, Mode, Records, new_batch, preview_o
 from chroma_core.transport import Transport, transport_for
 from chroma_core.types import QueryRequest, QueryResult, Thresholds, UploadReport
 from chroma_core.vectors import check_dimension, to_matrix
-from chroma_core.worker import BackgroundWorker, shared_worker, spill_directory_for
 
 __all__ = ["QuerySession", "SavedBatch", "TrainingSession", "log"]
 

@@ -7,20 +7,59 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-# Errors swallowed by integration guards are re-raised in tests (chroma_integrations/_guard.py).
-os.environ.setdefault("CHROMA_TEST_MODE", "1")
+
+
+class InternalErrors:
+    """The errors Chroma's guard swallowed during one test (``chroma_core.guard``), as ``(what, exc)``."""
+
+    def __init__(self) -> None:
+        self.captured: list[tuple[str, BaseException]] = []
+
+    def __call__(self, what: str, exc: BaseException) -> None:
+        self.captured.append((what, exc))
+
+    def take(self) -> list[tuple[str, BaseException]]:
+        """What was captured so far, cleared: a test that provokes internal errors takes them, and so expects them."""
+        out, self.captured = self.captured, []
+        return out
+
+
+@pytest.fixture
+def internal_errors():
+    """Collects what the guard swallows; at teardown, a test that left any fails with the first one re-raised.
+
+    Every test gets it (through ``_isolated``), as sentry-python's ``internal_exceptions`` fixture: the guard
+    swallows errors in every mode, and this is how the suite still sees them. Tests that expect internal errors
+    ask for this fixture by name and ``take()`` them.
+    """
+    from chroma_core import guard
+
+    errors = InternalErrors()
+    guard.reset()  # each test sees the first of each error logged with its traceback
+    guard.add_error_hook(errors)
+    try:
+        yield errors
+    finally:
+        guard.remove_error_hook(errors)
+    if errors.captured:
+        what, exc = errors.captured[0]
+        raise AssertionError(
+            f"Chroma swallowed {len(errors.captured)} internal error(s) in this test; the first, in {what!r}, "
+            "is chained below (a test that expects them takes them with internal_errors.take())"
+        ) from exc
 
 
 @pytest.fixture(autouse=True)
-def _isolated(tmp_path, monkeypatch):
+def _isolated(tmp_path, monkeypatch, internal_errors):
     """Each test runs in its own directory (so ./chroma.json and ./.chroma are its own) with no CHROMA_* env."""
     for var in list(os.environ):
-        if var.startswith("CHROMA_") and var not in ("CHROMA_TEST_MODE", "CHROMA_TORCH"):
+        if var.startswith("CHROMA_") and var != "CHROMA_TORCH":
             monkeypatch.delenv(var)
     monkeypatch.chdir(tmp_path)
     yield
-    # Background workers (query sessions store their records on one) belong to the test that started them.
-    from chroma_core.worker import shutdown
+    # Background workers (query sessions store their records on one) belong to the test that started them; their
+    # threads' errors are this test's too (internal_errors is torn down after this).
+    from chroma_core.delivery import shutdown
 
     shutdown(timeout=10)
 

@@ -104,3 +104,9 @@ def test_the_types_module_imports_nothing_heavier_than_numpy():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
     leaked = [m for m in eval(out.stdout) if not m.startswith("_") and m not in sys.stdlib_module_names]
     assert leaked == []
+
+
+def test_the_guard_and_the_generic_worker_stand_alone():
+    """The guard imports nothing of ours (everything may use it); the generic worker only the guard."""
+    assert IMPORTS["chroma_core.guard"] == set()
+    assert IMPORTS["chroma_core.delivery.worker"] <= {"chroma_core.guard"}
