@@ -55,23 +55,9 @@ F = TypeVar("F", bound=Callable[..., Any])
 _workers: list[BackgroundWorker] = []
 
 
-def _flag_reader(name: str) -> Callable[[], bool]:
-    """A check of ``os.environ[name] == "1"`` cheap enough for every call (``os.environ.get`` costs ~1 µs).
-
-    ``os.environ`` keeps its values in one dict, ``_data``, that it updates in place on every change (set, delete,
-    clear), so reading it sees changes at run time as ``os.environ.get`` does. Where that CPython detail is not
-    there, the plain lookup is used.
-    """
-    data = getattr(os.environ, "_data", None)
-    encodekey = getattr(os.environ, "encodekey", None)
-    encodevalue = getattr(os.environ, "encodevalue", None)
-    if isinstance(data, dict) and callable(encodekey) and callable(encodevalue):
-        key, one = encodekey(name), encodevalue("1")
-        return lambda: data.get(key) == one
-    return lambda: os.environ.get(name) == "1"
-
-
-_disabled = _flag_reader("CHROMA_DISABLED")
+def _disabled() -> bool:
+    """``CHROMA_DISABLED=1`` switches every decorator off, read on each call so it works at run time (~1 µs)."""
+    return os.environ.get("CHROMA_DISABLED") == "1"
 
 
 @dataclasses.dataclass(frozen=True)
