@@ -445,9 +445,14 @@ class QuerySession(_Session):
         embedding: Any,
         inferences: Any = None,
         *,
+        preview: str | Sequence[str | None] | None = None,
         embedding_set: SetLike | None = None,
     ) -> Any:
-        """Return a :class:`QueryResult` for one embedding, or a list of them for a batch."""
+        """Return a :class:`QueryResult` for one embedding, or a list of them for a batch.
+
+        ``preview`` (a string, or a list for a batch) is stored with the production record and shown for it by
+        ``chroma select``, exports and the page.
+        """
         es = self._set(embedding_set)
         batch = not isinstance(input_uri, str)
         if batch and not isinstance(input_uri, Sequence):
@@ -455,11 +460,12 @@ class QuerySession(_Session):
         rows = to_matrix(embedding, batch=batch)
         uris = _uris(input_uri, len(rows))
         infs = _per_row(inferences, len(rows), "inferences", batch)
+        previews = [preview_of(p) for p in _per_row(preview, len(rows), "preview", batch)]
         results = self.transport.query(QueryRequest(es.id, rows, tuple(uris), tuple(infs), self.thresholds))
         if self.store:
             submit = self._storage().submit
-            for row, uri, inf, result in zip(rows, uris, infs, results, strict=True):
-                submit(es, row, uri, inf, None, result)
+            for row, uri, inf, result, shown in zip(rows, uris, infs, results, previews, strict=True):
+                submit(es, row, uri, inf, None, result, shown)
         hooks.emit_queried(es, rows, uris, infs, results)
         return results if batch else results[0]
 
@@ -496,6 +502,7 @@ def log(
     inferences: Any = None,
     training_mode: bool = True,
     label: Any = None,
+    preview: str | Sequence[str | None] | None = None,
     chroma_config: str | os.PathLike[str] | None = None,
     chroma_json: str | None = None,
     chroma_server_url: str | None = None,
@@ -514,9 +521,9 @@ def log(
     )
     if training_mode:
         trainer = TrainingSession(embedding_set, **kwargs)
-        trainer.log(input_uri, embedding, inferences, label=label)
+        trainer.log(input_uri, embedding, inferences, label=label, preview=preview)
         trainer.save()
         return None
     with QuerySession(embedding_set, **kwargs) as querier:
-        result: QueryResult | list[QueryResult] = querier.log(input_uri, embedding, inferences)
+        result: QueryResult | list[QueryResult] = querier.log(input_uri, embedding, inferences, preview=preview)
     return result

@@ -60,6 +60,7 @@ class _Item:
     inferences: Any
     on_result: OnResult | None
     result: QueryResult | None = None  # the answer already given (a QuerySession's), stored with the record
+    preview: str | None = None
 
 
 _workers: weakref.WeakSet[BackgroundWorker] = weakref.WeakSet()
@@ -107,13 +108,15 @@ class BackgroundWorker:
         inferences: Any = None,
         on_result: OnResult | None = None,
         result: QueryResult | None = None,
+        preview: str | None = None,
     ) -> bool:
         """Queue one production record; False (and counted) if it had to be dropped. Never blocks.
 
         ``result`` is the answer already given for it, stored with it; without one, and with ``on_result``, the
         worker asks for the answer (in a batch), stores it with the record and passes it to ``on_result``.
+        ``preview`` is the record's preview (``records.preview_of``).
         """
-        return self._worker.submit(_Item(embedding_set, vector, input_uri, inferences, on_result, result))
+        return self._worker.submit(_Item(embedding_set, vector, input_uri, inferences, on_result, result, preview))
 
     def stats(self) -> dict[str, Any]:
         """Counters: queued now, spill files, dropped per reason, sent, spilled, replayed, send failures."""
@@ -172,6 +175,7 @@ class _Delivery(Handler[_Item]):
                 [it.input_uri for it in group],
                 inferences=[it.inferences for it in group],
                 results=[it.result for it in group],
+                previews=[it.preview for it in group],
             )
             try:
                 if spill_first:
