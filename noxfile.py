@@ -1,10 +1,12 @@
-"""Sessions: ``tests`` (default), ``lint``, ``bench``, ``demo``. ``nox -l`` lists them."""
+"""Sessions: ``tests`` (default), ``client``, ``lint``, ``bench``, ``demo``. ``nox -l`` lists them."""
 
 from __future__ import annotations
 
 import os
 
 import nox
+
+_PYPROJECT = nox.project.load_toml("pyproject.toml")
 
 nox.options.sessions = ["tests"]
 nox.options.reuse_existing_virtualenvs = True
@@ -25,7 +27,14 @@ def tests(session: nox.Session) -> None:
     session.install("-e", ".[test]")
     session.env.setdefault("HF_HUB_OFFLINE", "1")
     session.env.setdefault("TRANSFORMERS_OFFLINE", "1")
-    session.env["CHROMA_TEST_MODE"] = "1"
+    session.run("pytest", *(session.posargs or ["tests"]))
+
+
+@nox.session(default=False)
+def client(session: nox.Session) -> None:
+    """The suite on a client-only install (``pip install .``, no extras): what needs an extra skips."""
+    # The package with its core dependencies only, and the test runner from pyproject's test-core.
+    session.install(".", *_PYPROJECT["project"]["optional-dependencies"]["test-core"])
     session.run("pytest", *(session.posargs or ["tests"]))
 
 

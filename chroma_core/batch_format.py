@@ -9,7 +9,8 @@
     …
     {"chroma_trailer":1,"count":2,"sha256":"<hex digest of every byte before this line>"}
 
-``label`` is optional; so is ``result``, the answer Chroma gave for a production input (a JSON object).
+``label`` is optional; so are ``result``, the answer Chroma gave for a production input (a JSON object), and
+``preview``, a short text to show for the input (at most 500 characters).
 Readers also accept ``"embedding": [0.1, 0.2, …]`` and a record without ``id`` (its id
 is then ``<batch_id>:<line number>``, stable across re-uploads). A file ending in ``.gz`` is written gzipped;
 any gzipped file is recognised by its magic bytes when read. The full specification is ``docs/batch-format.md``.
@@ -37,7 +38,7 @@ from chroma_core.atomic import atomic_write
 from chroma_core.embedding_set import EmbeddingSet
 from chroma_core.errors import BatchFormatError, ChromaError
 from chroma_core.json_text import json_text, loads
-from chroma_core.records import MODES, BatchHeader, Records
+from chroma_core.records import MODES, PREVIEW_MAX, BatchHeader, Records
 from chroma_core.types import QueryResult
 
 __all__ = [
@@ -55,7 +56,8 @@ __all__ = [
 
 FORMAT_VERSION = 1
 _CHUNK_ROWS = 4096
-_Row = tuple[np.ndarray, str, str, Any, Any, float, Any]  # vector, id, uri, inferences, label, time, result
+# vector, id, uri, inferences, label, time, result, preview
+_Row = tuple[np.ndarray, str, str, Any, Any, float, Any, str | None]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -132,6 +134,9 @@ def _record_lines(header: BatchHeader, records: Records, start: int, stop: int) 
         result = records.result(i)
         if result is not None:
             label_part += f',"result":{json_text(result.stored())}'
+        preview = records.preview(i)
+        if preview is not None:
+            label_part += f',"preview":{encode_basestring(preview)}'
         time = records.times[i]
         parts.append(
             f'{{"id":{encode_basestring(records.ids[i])},"input_uri":{encode_basestring(records.input_uris[i])},'
@@ -288,7 +293,10 @@ class BatchReader:
                 raise ValueError(
                     "'result' must be a JSON object holding the answer Chroma gave for this input, or absent"
                 ) from None
-        return vector, rid, uri, obj.get("inferences"), obj.get("label"), float(t), result
+        preview = obj.get("preview")
+        if preview is not None and (not isinstance(preview, str) or len(preview) > PREVIEW_MAX):
+            raise ValueError(f"'preview' must be a string of at most {PREVIEW_MAX} characters, or absent")
+        return vector, rid, uri, obj.get("inferences"), obj.get("label"), float(t), result, preview
 
     def chunks(self, size: int = _CHUNK_ROWS) -> Iterator[Records]:
         """Yield the good records in chunks of at most ``size``; bad lines go to ``problems``."""
@@ -369,6 +377,7 @@ class BatchReader:
             times=[r[5] for r in buf],
             lines=lines,
             results=[r[6] for r in buf] if any(r[6] is not None for r in buf) else [],
+            previews=[r[7] for r in buf] if any(r[7] is not None for r in buf) else [],
         )
 
     def _check_trailer(self, obj: dict[str, Any], line: int) -> None:

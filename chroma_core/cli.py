@@ -7,6 +7,7 @@ success: a batch file had problems, its good records were still read (and, for u
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -18,6 +19,7 @@ from chroma_core.batch_format import BatchReader, header_json
 from chroma_core.config import Config, load_config
 from chroma_core.errors import ChromaError, InvalidEmbeddingError
 from chroma_core.export import export_set
+from chroma_core.server.settings import LOG_LEVELS, MIB, ServerSettings
 from chroma_core.transport import transport_for
 from chroma_core.types import QueryRequest, SelectRequest
 from chroma_core.vectors import decode_base64, to_vector
@@ -25,6 +27,9 @@ from chroma_core.vectors import decode_base64, to_vector
 __all__ = ["main"]
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_PARTIAL = 0, 1, 2, 3
+
+#: The service's defaults, read from its settings (no server dependency is loaded to know them).
+_SERVER = ServerSettings()
 
 _EPILOG = "exit codes: 0 ok, 1 error (nothing done), 2 usage error, 3 partial (file problems; good records kept)"
 
@@ -166,21 +171,22 @@ def _export(args: argparse.Namespace) -> int:
 
 def _serve(args: argparse.Namespace) -> int:
     try:
-        from chroma_core.server.app import Limits
         from chroma_core.server.run import serve
     except ImportError as exc:
         raise ChromaError(
             f"the service needs the [server] extra ({exc.name} is missing): pip install 'chroma-ml[server]'"
         ) from None
-    limits = Limits(max_body_bytes=args.max_body_mb * 1024 * 1024)
-    serve(
+    settings = ServerSettings(
         host=args.host,
         port=args.port,
         persist_directory=args.persist_directory,
         keys_file=args.keys_file,
-        limits=limits,
         log_level=args.log_level,
+        limits=_SERVER.limits
+        if args.max_body_mb is None
+        else dataclasses.replace(_SERVER.limits, max_body_bytes=args.max_body_mb * MIB),
     )
+    serve(settings)
     return EXIT_OK
 
 
@@ -202,7 +208,7 @@ def _parser() -> argparse.ArgumentParser:
         "--persist-directory",
         dest="persist_directory",
         metavar="DIR",
-        help="where the embedded engine keeps its data (default ./.chroma)",
+        help=f"where the embedded engine keeps its data (default ./{Config.persist_directory})",
     )
     common.add_argument(
         "--api-key",
@@ -289,16 +295,25 @@ def _parser() -> argparse.ArgumentParser:
         help="run the Chroma service (needs the [server] extra)",
         description="Run the HTTP service. Binds to loopback unless --host says otherwise.",
     )
-    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
-    p.add_argument("--persist-directory", default=".chroma-server", help="where the service keeps its data")
+    p.add_argument("--host", default=_SERVER.host, help=f"address to bind (default {_SERVER.host})")
+    p.add_argument("--port", type=int, default=_SERVER.port, help=f"port (default {_SERVER.port})")
+    p.add_argument(
+        "--persist-directory",
+        default=_SERVER.persist_directory,
+        help=f"where the service keeps its data (default ./{_SERVER.persist_directory})",
+    )
     p.add_argument(
         "--keys-file",
         default=os.environ.get("CHROMA_SERVER_KEYS_FILE"),
         help='JSON {"<api key>": "<application_id>"}; without it only loopback clients are served',
     )
-    p.add_argument("--max-body-mb", type=int, default=256, help="largest request body accepted (MiB)")
-    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    p.add_argument(
+        "--max-body-mb",
+        type=int,
+        metavar="MIB",
+        help=f"largest request body accepted, in MiB (default {_SERVER.limits.max_body_mib})",
+    )
+    p.add_argument("--log-level", default=_SERVER.log_level, choices=LOG_LEVELS)
     p.set_defaults(run=_serve)
 
     p = sub.add_parser("inspect", epilog=_EPILOG, help="check a batch file: header, record count, validity")

@@ -3,23 +3,23 @@
 A listener is any object with optional ``batch_saved(header, records)`` and
 ``queried(embedding_set, vectors, input_uris, inferences, results)`` methods, registered under a name (registering
 the same name again replaces it). Listeners are called after the
-event, in the caller's thread; whatever a listener raises is logged and never reaches the session's caller.
+event, in the caller's thread; whatever a listener raises goes to the internal-error guard (``chroma_core.guard``:
+logged once, counted) and never reaches the session's caller.
 """
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections.abc import Sequence
 from typing import Any
 
 from chroma_core.embedding_set import EmbeddingSet
+from chroma_core.guard import capture_internal_exceptions
 from chroma_core.records import BatchHeader, Records
 from chroma_core.types import QueryResult
 
 __all__ = ["emit_batch_saved", "emit_queried", "listeners", "register", "unregister"]
 
-logger = logging.getLogger("chroma")
 _lock = threading.Lock()
 _listeners: dict[str, Any] = {}
 
@@ -46,12 +46,8 @@ def _emit(method: str, *args: Any) -> None:
         fn = getattr(listener, method, None)
         if fn is None:
             continue
-        try:
+        with capture_internal_exceptions(f"listener {name!r} in {method}"):
             fn(*args)
-        except Exception:
-            if getattr(listener, "reraise", False):
-                raise
-            logger.exception("chroma: listener %r failed in %s; the session goes on", name, method)
 
 
 def emit_batch_saved(header: BatchHeader, records: Records) -> None:

@@ -20,10 +20,36 @@ from chroma_core.embedding_set import EmbeddingSet
 from chroma_core.types import QueryResult
 from chroma_core.vectors import Matrix
 
-__all__ = ["MODES", "BatchHeader", "Mode", "Records", "new_batch", "new_batch_id", "utc_timestamp"]
+__all__ = [
+    "MODES",
+    "PREVIEW_MAX",
+    "BatchHeader",
+    "Mode",
+    "Records",
+    "new_batch",
+    "new_batch_id",
+    "preview_of",
+    "utc_timestamp",
+]
 
 Mode = Literal["training", "production"]
 MODES: tuple[Mode, ...] = ("training", "production")
+#: The longest preview kept with a record, in characters: a preview is for a person to recognise the input
+#: (a truncated text, a file name, "image 640x480 RGB"), not a copy of it.
+PREVIEW_MAX = 500
+
+
+def preview_of(value: object, limit: int = PREVIEW_MAX) -> str | None:
+    """A record's preview: ``value`` as one line of text, at most ``limit`` characters (cut with an ellipsis).
+
+    >>> preview_of("a  long\n text", limit=8)
+    'a long …'
+    """
+    if value is None:
+        return None
+    text = " ".join(str(value).split())
+    limit = max(1, min(limit, PREVIEW_MAX))
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def new_batch_id() -> str:
@@ -63,12 +89,17 @@ class Records:
     lines: list[int] = dataclasses.field(default_factory=list)
     #: Production records may carry the answer Chroma gave for them; empty means none do.
     results: list[QueryResult | None] = dataclasses.field(default_factory=list)
+    #: A short text to show for each record instead of its uri (see :func:`preview_of`); empty means none have one.
+    previews: list[str | None] = dataclasses.field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.vectors)
 
     def result(self, i: int) -> QueryResult | None:
         return self.results[i] if self.results else None
+
+    def preview(self, i: int) -> str | None:
+        return self.previews[i] if self.previews else None
 
     @classmethod
     def empty(cls, dimension: int) -> Records:
@@ -88,6 +119,8 @@ class Records:
             out.lines += p.lines
         if any(p.results for p in parts):
             out.results = [p.result(i) for p in parts for i in range(len(p))]
+        if any(p.previews for p in parts):
+            out.previews = [p.preview(i) for p in parts for i in range(len(p))]
         return out
 
 
@@ -101,12 +134,13 @@ def new_batch(
     labels: Sequence[Any] | None = None,
     times: Sequence[float] | None = None,
     results: Sequence[QueryResult | None] | None = None,
+    previews: Sequence[str | None] | None = None,
     batch_id: str | None = None,
 ) -> tuple[BatchHeader, Records]:
     """A new batch of ``vectors`` (float32 rows), each record's id ``<batch_id>:<row>``.
 
-    Missing columns default to None (``inferences``, ``labels``) and to now (``times``); ``results`` are kept only
-    when at least one is given.
+    Missing columns default to None (``inferences``, ``labels``) and to now (``times``); ``results`` and
+    ``previews`` are kept only when at least one is given.
     """
     n = len(vectors)
     batch_id = batch_id or new_batch_id()
@@ -119,5 +153,6 @@ def new_batch(
         [None] * n if labels is None else list(labels),
         [time.time()] * n if times is None else list(times),
         results=list(results) if results is not None and any(r is not None for r in results) else [],
+        previews=list(previews) if previews is not None and any(p is not None for p in previews) else [],
     )
     return header, records

@@ -22,14 +22,14 @@ import numpy as np
 from chroma_core import hooks
 from chroma_core.batch_format import write_batch
 from chroma_core.config import Config, load_config
+from chroma_core.delivery import BackgroundWorker, shared_worker, spill_directory_for
 from chroma_core.embedding_set import EmbeddingSet
 from chroma_core.errors import InvalidEmbeddingError, InvalidEmbeddingSetError, NothingToSaveError
 from chroma_core.paths import check_template, render_template
-from chroma_core.records import BatchHeader, Mode, Records, new_batch
+from chroma_core.records import BatchHeader, Mode, Records, new_batch, preview_of
 from chroma_core.transport import Transport, transport_for
 from chroma_core.types import QueryRequest, QueryResult, Thresholds, UploadReport
 from chroma_core.vectors import check_dimension, to_matrix
-from chroma_core.worker import BackgroundWorker, shared_worker, spill_directory_for
 
 __all__ = ["QuerySession", "SavedBatch", "TrainingSession", "log"]
 
@@ -66,6 +66,7 @@ class _Buffer:
         "lock",
         "matrix",
         "n",
+        "previews",
         "shape",
         "times",
         "uris",
@@ -81,6 +82,7 @@ class _Buffer:
         self.uris: list[str] = []
         self.inferences: list[Any] = []
         self.labels: list[Any] = []
+        self.previews: list[str | None] = []
         self.times: list[float] = []
         self.lock = threading.Lock()
 
@@ -92,7 +94,14 @@ class _Buffer:
         self.matrix = grown
         self.capacity = len(grown)
 
-    def append_rows(self, rows: np.ndarray, uris: Sequence[str], infs: Sequence[Any], labels: Sequence[Any]) -> None:
+    def append_rows(
+        self,
+        rows: np.ndarray,
+        uris: Sequence[str],
+        infs: Sequence[Any],
+        labels: Sequence[Any],
+        previews: Sequence[str | None],
+    ) -> None:
         with self.lock:
             if self.dim is None:
                 self.dim = rows.shape[1]
@@ -106,6 +115,7 @@ class _Buffer:
             self.uris.extend(uris)
             self.inferences.extend(infs)
             self.labels.extend(labels)
+            self.previews.extend(previews)
             t = _now()
             self.times.extend([t] * len(rows))
 
@@ -121,11 +131,12 @@ class _Buffer:
                 inferences=self.inferences,
                 labels=self.labels,
                 times=self.times,
+                previews=self.previews,
             )
             self.matrix = np.empty((0, self.dim), dtype=np.float32)
             self.capacity = 0
             self.n = 0
-            self.uris, self.inferences, self.labels, self.times = [], [], [], []
+            self.uris, self.inferences, self.labels, self.previews, self.times = [], [], [], [], []
             return batch
 
 
@@ -265,12 +276,14 @@ class TrainingSession(_Session):
         inferences: Any = None,
         *,
         label: Any = None,
+        preview: str | Sequence[str | None] | None = None,
         embedding_set: SetLike | None = None,
     ) -> None:
         """Buffer one embedding (or a batch: a 2-d array with a list of ``input_uri``).
 
         ``inferences`` is any JSON-serialisable value (the model's outputs); ``label`` is the training label when
-        it is known, used to check whether production predictions agree with their neighbours.
+        it is known, used to check whether production predictions agree with their neighbours; ``preview`` is a
+        short text shown for the input instead of its uri (the text itself, a file name), cut to 500 characters.
         """
         buf = self._default if embedding_set is None else None
         # Fast path: one native float32 vector of the buffer's shape, a str uri. Checks are ordered cheapest
@@ -294,6 +307,7 @@ class TrainingSession(_Session):
                 buf.uris.append(input_uri)
                 buf.inferences.append(inferences)
                 buf.labels.append(label)
+                buf.previews.append(None if preview is None else preview_of(preview))
                 buf.times.append(_now())
             return
         if buf is None:
@@ -306,7 +320,11 @@ class TrainingSession(_Session):
         rows = to_matrix(embedding, batch=batch)
         uris = _uris(input_uri, len(rows))
         buf.append_rows(
-            rows, uris, _per_row(inferences, len(rows), "inferences", batch), _per_row(label, len(rows), "label", batch)
+            rows,
+            uris,
+            _per_row(inferences, len(rows), "inferences", batch),
+            _per_row(label, len(rows), "label", batch),
+            [preview_of(p) for p in _per_row(preview, len(rows), "preview", batch)],
         )
 
     @property
@@ -427,9 +445,14 @@ class QuerySession(_Session):
         embedding: Any,
         inferences: Any = None,
         *,
+        preview: str | Sequence[str | None] | None = None,
         embedding_set: SetLike | None = None,
     ) -> Any:
-        """Return a :class:`QueryResult` for one embedding, or a list of them for a batch."""
+        """Return a :class:`QueryResult` for one embedding, or a list of them for a batch.
+
+        ``preview`` (a string, or a list for a batch) is stored with the production record and shown for it by
+        ``chroma select``, exports and the page.
+        """
         es = self._set(embedding_set)
         batch = not isinstance(input_uri, str)
         if batch and not isinstance(input_uri, Sequence):
@@ -437,11 +460,12 @@ class QuerySession(_Session):
         rows = to_matrix(embedding, batch=batch)
         uris = _uris(input_uri, len(rows))
         infs = _per_row(inferences, len(rows), "inferences", batch)
+        previews = [preview_of(p) for p in _per_row(preview, len(rows), "preview", batch)]
         results = self.transport.query(QueryRequest(es.id, rows, tuple(uris), tuple(infs), self.thresholds))
         if self.store:
             submit = self._storage().submit
-            for row, uri, inf, result in zip(rows, uris, infs, results, strict=True):
-                submit(es, row, uri, inf, None, result)
+            for row, uri, inf, result, shown in zip(rows, uris, infs, results, previews, strict=True):
+                submit(es, row, uri, inf, None, result, shown)
         hooks.emit_queried(es, rows, uris, infs, results)
         return results if batch else results[0]
 
@@ -478,6 +502,7 @@ def log(
     inferences: Any = None,
     training_mode: bool = True,
     label: Any = None,
+    preview: str | Sequence[str | None] | None = None,
     chroma_config: str | os.PathLike[str] | None = None,
     chroma_json: str | None = None,
     chroma_server_url: str | None = None,
@@ -496,9 +521,9 @@ def log(
     )
     if training_mode:
         trainer = TrainingSession(embedding_set, **kwargs)
-        trainer.log(input_uri, embedding, inferences, label=label)
+        trainer.log(input_uri, embedding, inferences, label=label, preview=preview)
         trainer.save()
         return None
     with QuerySession(embedding_set, **kwargs) as querier:
-        result: QueryResult | list[QueryResult] = querier.log(input_uri, embedding, inferences)
+        result: QueryResult | list[QueryResult] = querier.log(input_uri, embedding, inferences, preview=preview)
     return result

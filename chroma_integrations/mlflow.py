@@ -25,7 +25,6 @@ import functools
 import json
 import logging
 import os
-import queue
 import shutil
 import tempfile
 import threading
@@ -38,10 +37,11 @@ import numpy as np
 
 from chroma_core import hooks
 from chroma_core.batch_format import read_batch, write_batch
+from chroma_core.delivery import Handler, Tally, Worker
 from chroma_core.embedding_set import EmbeddingSet
+from chroma_core.guard import capture_internal_exceptions
 from chroma_core.records import BatchHeader, Records, new_batch
 from chroma_core.types import QueryResult
-from chroma_integrations._guard import capture_internal_exceptions, test_mode
 
 try:
     import mlflow
@@ -85,8 +85,11 @@ class _Job:
     step: int = 0
 
 
-class _Attacher:
-    """Receives session events (a ``chroma_core.hooks`` listener) and attaches them to runs in the background."""
+class _Attacher(Handler[_Job]):
+    """Receives session events (a ``chroma_core.hooks`` listener) and attaches them to runs in the background.
+
+    The background part is a :class:`chroma_core.delivery.Worker` whose handler is this object (``process``).
+    """
 
     def __init__(
         self, *, only_set: str | None, silent: bool, exclusive: bool, attach_timeout: float, query_batch_size: int
@@ -96,9 +99,7 @@ class _Attacher:
         self.exclusive = exclusive
         self.attach_timeout = attach_timeout
         self.query_batch_size = query_batch_size
-        self.reraise = test_mode()
         self.staging = Path(tempfile.mkdtemp(prefix="chroma-mlflow-"))
-        self._jobs: queue.Queue[_Job | None] = queue.Queue()
         self._failed: dict[str, list[_Job]] = collections.defaultdict(list)
         self._manifests: dict[tuple[str, str], dict[str, Any]] = {}
         self._tagged: dict[str, list[str]] = collections.defaultdict(list)
@@ -107,10 +108,11 @@ class _Attacher:
             collections.defaultdict(list)
         )
         self._lock = threading.Lock()
-        self._idle = threading.Condition(self._lock)
-        self._inflight = 0
-        self._thread = threading.Thread(target=self._run, name="chroma-mlflow", daemon=True)
-        self._thread.start()
+        # Jobs are small (a file name, a few metrics); the bound only keeps a dead tracking server from growing
+        # memory without end. A dropped job's batch stays in the staging folder, which the warning names.
+        self._worker: Worker[_Job] = Worker(
+            self, name="chroma-mlflow", tally=Tally("MLflow attachments", str(self.staging)), queue_size=100_000
+        )
 
     # ---- events (the caller's thread: cheap, never raising) ----------------------------------------------------
 
@@ -200,20 +202,15 @@ class _Attacher:
         )
 
     def _enqueue(self, job: _Job) -> None:
-        with self._lock:
-            self._inflight += 1
-        self._jobs.put(job)
+        self._worker.submit(job)
 
     # ---- the background thread -----------------------------------------------------------------------------------
 
-    def _run(self) -> None:
-        while True:
-            job = self._jobs.get()
-            if job is None:
-                return
+    def process(self, items: list[_Job]) -> None:
+        for job in items:
             try:
                 self._attach(job)
-            except Exception as exc:
+            except Exception as exc:  # the tracking server is down or slow: kept, and retried when the run ends
                 with self._lock:
                     self._failed[job.run_id].append(job)
                 self._warn(
@@ -221,10 +218,6 @@ class _Attacher:
                     job.run_id,
                     type(exc).__name__,
                 )
-            finally:
-                with self._lock:
-                    self._inflight -= 1
-                    self._idle.notify_all()
 
     def _attach(self, job: _Job) -> None:
         client = MlflowClient(tracking_uri=job.tracking_uri)
@@ -284,11 +277,9 @@ class _Attacher:
             retry = self._failed.pop(run_id, [])
         for job in retry:
             self._enqueue(job)
-        deadline = time.monotonic() + self.attach_timeout
+        self._worker.flush(self.attach_timeout)
+        left = self._worker.pending
         with self._lock:
-            while self._inflight and time.monotonic() < deadline:
-                self._idle.wait(max(0.01, deadline - time.monotonic()))
-            left = self._inflight
             failed = [j for j in self._failed.get(run_id, []) if j.kind == "batch"]
         if left or failed:
             self._warn(
@@ -301,7 +292,8 @@ class _Attacher:
             )
 
     def close(self) -> None:
-        self._jobs.put(None)
+        """Stop taking jobs; what is queued is still attached, in the background (this does not wait)."""
+        self._worker.close(0)
 
 
 def _patched_end_run(original: Callable[..., Any]) -> Callable[..., Any]:

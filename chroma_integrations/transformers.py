@@ -31,9 +31,9 @@ from typing import Any, Literal
 import numpy as np
 
 from chroma_core.errors import ChromaError
+from chroma_core.guard import capture_internal_exceptions
 from chroma_core.sessions import QuerySession, TrainingSession
 from chroma_core.types import QueryResult
-from chroma_integrations._guard import capture_internal_exceptions
 
 try:
     import torch

@@ -157,6 +157,7 @@ class Engine:
             [r.label for r in stored],
             [r.time for r in stored],
             results=[r.result for r in stored] if any(r.result is not None for r in stored) else [],
+            previews=[r.preview for r in stored] if any(r.preview is not None for r in stored) else [],
         )
         embedding_set = EmbeddingSet.from_dict(info.embedding_set)
         header = BatchHeader(f"{set_id[:16]}-{mode}-{start}", embedding_set, mode, info.dimension, utc_timestamp())

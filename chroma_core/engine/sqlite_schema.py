@@ -4,9 +4,9 @@ Layouts (``PRAGMA user_version``):
 
 - 0, before production results: ``records`` without a ``result`` column (possibly no other table).
 - 0, with results: ``records.result`` holds each production answer as JSON text.
-- 2, now: the answer as typed columns (:data:`~chroma_core.engine.answers.ANSWER_COLUMNS`) with an index on time;
-  ``sets`` carries a ``revision`` (bumped by deletes) and the generation of each mode's vector file; ``state``
-  keeps small JSON values per set.
+- 2, now: the answer as typed columns (:data:`~chroma_core.engine.answers.ANSWER_COLUMNS`) with an index on
+  time, and a ``preview`` text per record; ``sets`` carries a ``revision`` (bumped by deletes) and the generation
+  of each mode's vector file; ``state`` keeps small JSON values per set.
 
 :func:`migrate` brings any of them to the current layout in one transaction, under the store's write lock, when a
 store is opened; a second process that opens the store meanwhile waits, then finds it current.
@@ -42,7 +42,7 @@ CREATE TABLE IF NOT EXISTS state (
 _ANSWER_TYPES = ("INTEGER", "INTEGER", "INTEGER", *["REAL"] * 8, "TEXT")
 _RECORDS = (
     "CREATE TABLE {name} (set_id TEXT NOT NULL, mode TEXT NOT NULL, id TEXT NOT NULL, row INTEGER NOT NULL, "
-    "batch_id TEXT NOT NULL, input_uri TEXT NOT NULL, inferences TEXT, label TEXT, time REAL NOT NULL, "
+    "batch_id TEXT NOT NULL, input_uri TEXT NOT NULL, inferences TEXT, label TEXT, time REAL NOT NULL, preview TEXT, "
     + ", ".join(f"{c} {t}" for c, t in zip(ANSWER_COLUMNS, _ANSWER_TYPES, strict=True))
     + ", PRIMARY KEY (set_id, mode, id)) WITHOUT ROWID"
 )

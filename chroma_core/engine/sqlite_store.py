@@ -46,14 +46,14 @@ except ImportError:  # pragma: no cover
 __all__ = ["SQLiteStore"]
 
 _SET_COLUMNS = "id, key_json, dimension, created_at, training, production, revision"
-_BASE_COLUMNS = "row, id, input_uri, inferences, label, time"
+_BASE_COLUMNS = "row, id, input_uri, inferences, label, time, preview"
 _RECORD_COLUMNS = f"{_BASE_COLUMNS}, {', '.join(ANSWER_COLUMNS)}"
 # Fixed column names only (no user input): the S608 notes below are about string-built SQL in general.
-_BASE = "set_id, mode, id, row, batch_id, input_uri, inferences, label, time"
-_INSERT = f"INSERT INTO records ({_BASE}) VALUES ({','.join('?' * 9)})"  # noqa: S608
+_BASE = "set_id, mode, id, row, batch_id, input_uri, inferences, label, time, preview"
+_INSERT = f"INSERT INTO records ({_BASE}) VALUES ({','.join('?' * 10)})"  # noqa: S608
 # Records without an answer (all training ones) leave its columns out: binding 12 NULLs doubled the insert's cost.
 _INSERT_ANSWERED = "INSERT INTO records ({}, {}) VALUES ({})".format(  # noqa: S608
-    _BASE, ", ".join(ANSWER_COLUMNS), ",".join("?" * (9 + len(ANSWER_COLUMNS)))
+    _BASE, ", ".join(ANSWER_COLUMNS), ",".join("?" * (10 + len(ANSWER_COLUMNS)))
 )
 _ANSWERS = f"SELECT row, time, {', '.join(ANSWER_COLUMNS[:-1])} FROM records WHERE set_id=? AND mode='production'"  # noqa: S608
 
@@ -284,6 +284,7 @@ class SQLiteStore:
                 None if records.inferences[i] is None else json_text(records.inferences[i]),
                 None if records.labels[i] is None else json_text(records.labels[i]),
                 records.times[i],
+                records.preview(i),
             )
             for j, i in enumerate(keep)
         )
@@ -434,5 +435,6 @@ def _stored(rec: Sequence[Any], set_id: str) -> StoredRecord:
         None if rec[3] is None else loads(rec[3]),
         None if rec[4] is None else loads(rec[4]),
         rec[5],
-        None if len(rec) < 9 or rec[8] is None else result_of(rec[6:], rec[2], set_id),
+        None if len(rec) < 10 or rec[9] is None else result_of(rec[7:], rec[2], set_id),
+        rec[6],
     )

@@ -60,6 +60,8 @@ class StoredRecord(NamedTuple):
     time: float
     #: The answer Chroma gave for a production input (rebuilt from its columns), or None.
     result: QueryResult | None = None
+    #: A short text to show for the input instead of its uri (``Records.previews``), or None.
+    preview: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)

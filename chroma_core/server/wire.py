@@ -20,7 +20,17 @@ from chroma_core.errors import (
     UnknownEmbeddingSetError,
 )
 
-__all__ = ["API_PREFIX", "BATCH_CONTENT_TYPES", "ERRORS", "IDEMPOTENCY_HEADER", "KEY_HEADER", "code_for", "is_loopback"]
+__all__ = [
+    "API_PREFIX",
+    "APPLICATION_HEADER",
+    "BATCH_CONTENT_TYPES",
+    "ERRORS",
+    "IDEMPOTENCY_HEADER",
+    "KEY_HEADER",
+    "ApiError",
+    "code_for",
+    "is_loopback",
+]
 
 API_PREFIX = "/v1"
 KEY_HEADER = "X-Chroma-Api-Key"
@@ -58,6 +68,21 @@ _BY_CLASS: list[tuple[type[ChromaError], str]] = [
     (BatchFormatError, "batch_format"),
     (ConfigError, "invalid_thresholds"),
 ]
+
+
+class ApiError(Exception):
+    """Raised by the server to answer with one of the codes in :data:`ERRORS` (its HTTP status follows).
+
+    For refusals that are about the request rather than about Chroma's data (keys, limits, media types); the
+    service's handlers turn our own :class:`ChromaError` into its code with :func:`code_for`. Never raised to users.
+    """
+
+    def __init__(self, code: str, message: str) -> None:
+        if code not in ERRORS:
+            raise ValueError(f"unknown wire error code {code!r}")
+        super().__init__(message)
+        self.code = code
+        self.status = ERRORS[code][0]
 
 
 def is_loopback(host: str | None) -> bool:

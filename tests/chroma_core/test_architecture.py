@@ -48,6 +48,10 @@ def _under(module: str, prefix: str) -> bool:
         ("chroma_core.sessions", "chroma_core.engine"),
         ("chroma_core", "chroma_integrations"),
         ("chroma_core", "chroma"),
+        # The server's rooms the client and the CLI read hold no engine: the wire contract, settings, JSON models.
+        ("chroma_core.server.wire", "chroma_core.engine"),
+        ("chroma_core.server.settings", "chroma_core.engine"),
+        ("chroma_core.server.schema", "chroma_core.engine"),
         # The engine works over the Store contract; only engine.py's open_engine names the SQLite store.
         *[
             (user, f"chroma_core.engine.{sqlite}")
@@ -63,6 +67,21 @@ def test_no_arrow(importer, forbidden):
         if _under(m, importer)
         for i in imported
         if _under(i, forbidden) and not (forbidden == "chroma" and i.startswith("chroma_"))
+    )
+    assert not bad, bad
+
+
+def test_outside_the_server_only_its_wire_contract_and_settings_are_imported():
+    """The client shares the wire contract, the CLI reads the settings (and starts ``run`` on ``serve``)."""
+    allowed = {"chroma_core.server.wire", "chroma_core.server.settings"}
+    bad = sorted(
+        f"{m} -> {i}"
+        for m, imported in IMPORTS.items()
+        if not _under(m, "chroma_core.server")
+        for i in imported
+        if _under(i, "chroma_core.server")
+        and i not in allowed
+        and (m, i) != ("chroma_core.cli", "chroma_core.server.run")
     )
     assert not bad, bad
 
@@ -91,6 +110,12 @@ def test_the_types_module_imports_nothing_heavier_than_numpy():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
     leaked = [m for m in eval(out.stdout) if not m.startswith("_") and m not in sys.stdlib_module_names]
     assert leaked == []
+
+
+def test_the_guard_and_the_generic_worker_stand_alone():
+    """The guard imports nothing of ours (everything may use it); the generic worker only the guard."""
+    assert IMPORTS["chroma_core.guard"] == set()
+    assert IMPORTS["chroma_core.delivery.worker"] <= {"chroma_core.guard"}
 
 
 def test_only_the_sqlite_store_uses_sqlite():

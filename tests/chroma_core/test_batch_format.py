@@ -12,7 +12,7 @@ from hypothesis.extra import numpy as hnp
 from chroma_core.batch_format import BatchReader, read_batch, write_batch
 from chroma_core.embedding_set import EmbeddingSet
 from chroma_core.errors import BatchFormatError
-from chroma_core.records import BatchHeader, Records, new_batch_id
+from chroma_core.records import PREVIEW_MAX, BatchHeader, Records, new_batch_id, preview_of
 from chroma_core.types import Neighbor, QueryResult
 from tests.conftest import SET
 
@@ -236,3 +236,26 @@ def test_production_results_round_trip_and_a_bad_one_is_reported(tmp_path):
     lines[2] = json.dumps(bad) + "\n"
     (tmp_path / "bad.jsonl").write_text("".join(lines))
     assert any(p.line == 3 and "answer" in p.reason for p in read_batch(tmp_path / "bad.jsonl")[2])
+
+
+def test_previews_round_trip_and_a_bad_one_is_reported(tmp_path):
+    header, records = make(n=3)
+    records.previews = ["a text to recognise the input by", None, 'é 日本語 "quoted"']
+    path = write_batch(tmp_path / "p.jsonl", header, records)
+    _, back, problems = read_batch(path)
+    assert not problems and back.previews == records.previews and back.preview(1) is None
+    lines = path.read_text().splitlines(keepends=True)
+    bad = json.loads(lines[1])
+    bad["preview"] = "x" * 501
+    lines[1] = json.dumps(bad) + "\n"
+    (tmp_path / "bad.jsonl").write_text("".join(lines))
+    _, good, problems = read_batch(tmp_path / "bad.jsonl")
+    assert len(good) == 2 and any(p.line == 2 and "'preview'" in p.reason for p in problems)
+
+
+def test_preview_of_is_one_bounded_line():
+    assert preview_of(None) is None
+    assert preview_of("  two\n\tlines  ") == "two lines"
+    long = preview_of("word " * 400)
+    assert len(long) == PREVIEW_MAX and long.endswith("…")
+    assert preview_of(12.5) == "12.5"

@@ -256,3 +256,18 @@ def test_query_result_to_dict_is_json():
     d = chroma.QuerySession(SET).log(input_uri="/q", embedding=x[1]).to_dict()
     assert json.loads(json.dumps(d)) == d
     assert chroma.QueryResult.from_dict(d).to_dict() == d
+
+
+def test_previews_are_kept_with_the_records_they_name(tmp_path):
+    s = chroma.TrainingSession(embedding_set=SET)
+    s.bufferlocal(file=str(tmp_path / "b-$timestamp.jsonl"))
+    s.log(input_uri="/a", embedding=np.ones(4, np.float32), preview="the  first\ninput")  # the fast path
+    s.log(input_uri="/b", embedding=[1.0, 2.0, 3.0, 4.0])  # the general path, no preview
+    s.log(input_uri=["/c", "/d"], embedding=np.ones((2, 4)), preview=["x" * 600, None])
+    with pytest.raises(InvalidEmbeddingError, match="preview must be a list"):
+        s.log(input_uri=["/e", "/f"], embedding=np.ones((2, 4)), preview="one for two")
+    (saved,) = s.save()
+    _, records, problems = read_batch(saved.path)
+    assert not problems
+    assert records.previews[:2] == ["the first input", None]
+    assert len(records.previews[2]) == 500 and records.previews[3] is None

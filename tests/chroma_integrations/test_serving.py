@@ -5,15 +5,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import multiprocessing
+import pickle
+import threading
 import time
 
 import numpy as np
 import pytest
 
 import chroma
+from chroma_core import guard
+from chroma_core.delivery import WorkerOptions
 from chroma_core.engine.store import SQLiteStore
-from chroma_core.worker import WorkerOptions
-from chroma_integrations.serving import Recommended, recommend
+from chroma_integrations.serving import Recommended, Recommender, recommend
+from tests.chroma_core.delivery.audit import watch
 from tests.conftest import SET, ChromaServer, clusters
 
 SET_ID = chroma.embedding_set_id(SET)
@@ -99,17 +103,18 @@ def test_user_exceptions_pass_through_untouched():
     assert info.value is err
 
 
-def test_chroma_errors_never_break_the_prediction(monkeypatch, caplog):
+def test_chroma_errors_never_break_the_prediction(internal_errors, caplog):
     @recommend(embedding=lambda x: x["missing"], embedding_set=SET)  # our side fails: KeyError in the extractor
     def predict(x):
         return 42
 
-    with pytest.raises(KeyError):  # test mode re-raises what the guard swallowed
-        predict({})
-    monkeypatch.setenv("CHROMA_TEST_MODE", "0")
     with caplog.at_level(logging.ERROR, logger="chroma"):
-        assert predict({}) == 42
-    assert "recommend failed" in caplog.text
+        assert [predict({}) for _ in range(3)] == [42, 42, 42]  # swallowed, always: there is no test mode
+    captured = internal_errors.take()
+    assert [what for what, _ in captured] == ["recommend"] * 3
+    assert all(isinstance(exc, KeyError) for _, exc in captured)
+    assert caplog.text.count("recommend failed") == 1  # one traceback; the repeats are counted
+    assert guard.error_counts()["recommend"] == 3
 
 
 def test_sync_mode_returns_results_within_budget():
@@ -133,14 +138,19 @@ def test_sync_mode_past_the_budget_returns_without_results(tmp_path):
     class Slow(Scripted):
         pass
 
+    release = threading.Event()
+    answered = threading.Event()
     with Slow([]) as server:
         original = server.server.RequestHandlerClass.do_POST
 
-        def slow_post(handler):
-            time.sleep(1.0)
-            return original(handler)
+        def held_post(handler):
+            release.wait(30)  # the service answers only once the prediction has come back
+            try:
+                return original(handler)
+            finally:
+                answered.set()
 
-        server.server.RequestHandlerClass.do_POST = slow_post
+        server.server.RequestHandlerClass.do_POST = held_post
         predict, _ = make(
             mode="sync",
             budget_ms=100,
@@ -148,11 +158,55 @@ def test_sync_mode_past_the_budget_returns_without_results(tmp_path):
             chroma_server_url=server.url,
             worker_options=WorkerOptions(spill_max_bytes=0),
         )
-        t0 = time.perf_counter()
         out = predict(np.ones(8, np.float32))
-        elapsed = time.perf_counter() - t0
+        # It returned while the query was still held: the caller did not wait for the answer. (How long the
+        # budget takes is measured in benchmarks/bench_serving.py.)
+        assert not answered.is_set()
+        release.set()
+        assert answered.wait(30)
     assert out.prediction == 8.0 and out.results == [None]
-    assert elapsed < 0.5, elapsed
+    assert predict.chroma_stats()["over_budget"] == 1
+
+
+def test_sync_mode_without_an_answer_gives_none_and_says_so_once(caplog):
+    seen = []
+    predict, _ = make(mode="sync", budget_ms=5000, return_results=True, on_result=lambda u, r: seen.append((u, r)))
+    with caplog.at_level(logging.WARNING, logger="chroma"):
+        outs = [predict(np.full(8, float(i), np.float32)) for i in range(1, 4)]  # no training data: no answers
+    assert [o.results for o in outs] == [[None]] * 3
+    assert seen == [(f"in/{i * 1000}", None) for i in range(1, 4)]
+    assert caplog.text.count("could not answer") == 1
+    assert predict.chroma_flush(10) and predict.chroma_stats()["unanswered"] == 3
+    assert production_count() == 3  # stored all the same
+
+
+def test_switched_off_and_on_at_run_time(monkeypatch):
+    predict, calls = make()
+    x = np.ones(8, np.float32)
+    assert predict(x) == 8.0 and predict.chroma_flush(10)
+    predict.chroma.enabled = False
+    assert predict(x) == 8.0
+    monkeypatch.setenv("CHROMA_DISABLED", "1")
+    predict.chroma.enabled = True
+    assert predict(x) == 8.0
+    monkeypatch.delenv("CHROMA_DISABLED")
+    assert predict(x) == 8.0 and predict.chroma_flush(10)
+    assert len(calls) == 4  # exactly once per call, on or off
+    assert predict.chroma_stats()["sent"] == 2  # only the calls made while it was on
+
+
+def test_the_decorator_pickles_without_its_process_state():
+    predict, _ = make()
+    assert predict(np.ones(8, np.float32)) == 8.0  # the worker, its thread and a pool exist now
+    recommender = predict.chroma
+    state = recommender.__getstate__()
+    assert state["_process"] is None and state["_lock"] is None
+    cloudpickle = pytest.importorskip("cloudpickle")  # what MLflow pickles models with
+    again = pickle.loads(cloudpickle.dumps(predict))
+    assert isinstance(again.chroma, Recommender) and again.chroma._process is None
+    assert again(np.full(8, 2.0, np.float32)) == 16.0  # set up again, lazily, on first use
+    assert again.chroma_flush(10) and predict.chroma_flush(10)
+    assert production_count() == 2
 
 
 @pytest.mark.slow
@@ -163,10 +217,11 @@ def test_service_down_spills_then_replays_in_order_exactly_once(tmp_path):
         worker_options=WorkerOptions(batch_size=10, flush_interval=0.05, retry_backoff_max=0.5),
     )
     xs = np.random.default_rng(1).normal(size=(100, 8)).astype(np.float32)
-    t0 = time.perf_counter()
-    for x in xs:
-        predict(x)
-    assert time.perf_counter() - t0 < 2.0  # predictions never waited for the dead service
+    predict(xs[0])  # set up (config read, worker made) on the first call
+    with watch(thread=threading.current_thread()) as caller:
+        for x in xs[1:]:
+            predict(x)
+    assert caller.events == []  # predictions never touched the network or the disk: nothing to wait for
     deadline = time.monotonic() + 20
     while predict.chroma_stats().get("spilled", 0) < 100 and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -219,7 +274,6 @@ def test_survives_fork():
 @pytest.mark.slow
 def test_ten_thousand_predictions_while_the_service_is_killed_twice(tmp_path):
     server = ChromaServer(tmp_path / "data").start()
-    budget_ms = 50.0
     predict, _ = make(
         chroma_server_url=server.url, worker_options=WorkerOptions(flush_interval=0.05, retry_backoff_max=0.5)
     )
@@ -227,22 +281,25 @@ def test_ten_thousand_predictions_while_the_service_is_killed_twice(tmp_path):
     xs = rng.normal(size=(10_000, 8)).astype(np.float32)
     uris_x = xs.copy()
     uris_x[:, 0] = np.arange(10_000) / 1000 + 0.0001  # unique input names: in/<i>
-    worst = 0.0
+    predict(uris_x[0])  # set up on the first call
     try:
-        for i, x in enumerate(uris_x):
-            if i in (3000, 6500):
-                server.kill()
-            if i in (4500, 8000):
-                server.start()
-            t0 = time.perf_counter()
-            assert predict(x) == pytest.approx(float(x.sum()))
-            worst = max(worst, time.perf_counter() - t0)
+        with watch(thread=threading.current_thread()) as caller:
+            for i, x in enumerate(uris_x[1:], 1):
+                if i in (3000, 6500):
+                    with caller.pause():
+                        server.kill()
+                if i in (4500, 8000):
+                    with caller.pause():
+                        server.start()
+                assert predict(x) == pytest.approx(float(x.sum()))
+        # No prediction did I/O on the caller's thread, so none could wait on the dead service. (The time each
+        # call takes, service up and down, is measured in benchmarks/bench_serving.py.)
+        assert caller.events == []
         assert predict.chroma_flush(60), predict.chroma_stats()
         stats = predict.chroma_stats()
         info = chroma.QuerySession(SET, chroma_server_url=server.url).transport.get_set(SET_ID)
         assert info.production == 10_000, stats
         assert stats["dropped"] == {}
-        assert worst * 1000 < budget_ms, f"a prediction waited {worst * 1000:.1f} ms"
     finally:
         server.stop()
 

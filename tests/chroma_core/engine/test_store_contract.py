@@ -227,6 +227,17 @@ def test_rows_by_range_and_by_position(store):
     assert store.vectors("no-such-set", "training").size == 0
 
 
+def test_previews_are_kept_with_their_records(store):
+    header, records = new_batch(
+        A, "production", vectors_of(0, 3), ["/a", "/b", "/c"], previews=["cat on a mat", None, "x"]
+    )
+    put(store, header, records)
+    put(store, *batch(A, n=2))  # records without previews
+    assert [r.preview for r in store.records(A.id, "production")] == ["cat on a mat", None, "x"]
+    assert [r.preview for r in store.records_at(A.id, "production", [2])] == ["x"]
+    assert [r.preview for r in store.records(A.id, "training")] == [None, None]
+
+
 # ---- answers ------------------------------------------------------------------------------------------------------
 
 

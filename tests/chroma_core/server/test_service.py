@@ -1,4 +1,8 @@
-"""The service, over real HTTP on 127.0.0.1, through the real transport and CLI."""
+"""The service, over real HTTP on 127.0.0.1, through the real transport and CLI.
+
+Most tests take a fresh application on the module's shared server (``chroma_server``, ``keyed_server``); the
+ones that need a server without keys, other flags, or a server to stop start their own.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,10 @@ import sys
 
 import numpy as np
 import pytest
+
+pytest.importorskip("fastapi")
+pytest.importorskip("uvicorn")
+
 import requests
 
 import chroma
@@ -77,16 +85,16 @@ def test_cli_against_the_service(chroma_server, tmp_path):
 
 
 def test_tenants_are_isolated(keyed_server):
-    url = keyed_server.url
-    train(url, api_key="key-alpha-123456")
-    beta = chroma.QuerySession(embedding_set=SET, chroma_server_url=url, api_key="key-beta-1234567")
+    url, alpha_keys, beta_key = keyed_server.url, keyed_server.alpha.keys, keyed_server.beta.key
+    train(url, api_key=alpha_keys[0])
+    beta = chroma.QuerySession(embedding_set=SET, chroma_server_url=url, api_key=beta_key)
     with pytest.raises(chroma.UnknownEmbeddingSetError):
         beta.log(input_uri="/q", embedding=np.ones(16))
     assert beta.transport.list_sets() == []
     assert beta.transport.get_set(SET_ID) is None
     # beta writing "the same" set writes its own set; alpha's is untouched
-    train(url, api_key="key-beta-1234567", n_per=5)
-    alpha = chroma.QuerySession(embedding_set=SET, chroma_server_url=url, api_key="key-alpha-second")
+    train(url, api_key=beta_key, n_per=5)
+    alpha = chroma.QuerySession(embedding_set=SET, chroma_server_url=url, api_key=alpha_keys[1])
     assert alpha.transport.get_set(SET_ID).training == 200
     assert beta.transport.get_set(SET_ID).training == 25
 
@@ -98,16 +106,17 @@ def test_wrong_missing_and_mismatched_keys(keyed_server):
     assert missing.status_code == 401 and missing.json()["error"]["code"] == "unauthorized"
     wrong = requests.get(base + "/sets", headers={"Authorization": "Bearer nope-nope-nope"}, timeout=5)
     assert wrong.status_code == 401 and "invalid API key" in wrong.json()["error"]["message"]
-    ok = requests.get(base + "/sets", headers={"X-Chroma-Api-Key": "key-beta-1234567"}, timeout=5)
+    beta_key, alpha = keyed_server.beta.key, keyed_server.alpha.application
+    ok = requests.get(base + "/sets", headers={"X-Chroma-Api-Key": beta_key}, timeout=5)
     assert ok.status_code == 200
     claimed = requests.get(
-        base + "/sets", headers={"X-Chroma-Api-Key": "key-beta-1234567", "X-Chroma-Application-Id": "alpha"}, timeout=5
+        base + "/sets", headers={"X-Chroma-Api-Key": beta_key, "X-Chroma-Application-Id": alpha}, timeout=5
     )
     assert claimed.status_code == 403
     with pytest.raises(chroma.TransportError, match="invalid API key"):
         chroma.QuerySession(SET, chroma_server_url=keyed_server.url, api_key="wrong-key-123").transport.list_sets()
     log = keyed_server.log.read_text()
-    assert "key-alpha-123456" not in log and "nope-nope-nope" not in log
+    assert keyed_server.alpha.key not in log and beta_key not in log and "nope-nope-nope" not in log
 
 
 def _batch_bytes(tmp_path, n=10, dim=8, gz=False) -> bytes:
@@ -120,54 +129,93 @@ def _batch_bytes(tmp_path, n=10, dim=8, gz=False) -> bytes:
     return path.read_bytes()
 
 
-def test_upload_errors(tmp_path):
-    server = ChromaServer(tmp_path / "data", extra=("--max-body-mb", "1")).start()
+@pytest.fixture(scope="module")
+def loopback_server(tmp_path_factory):
+    """A server without keys (loopback clients only, one application) and a 1 MiB body limit.
+
+    Its one application is shared: only test_upload_errors writes to it (and counts what it holds).
+    """
+    server = ChromaServer(tmp_path_factory.mktemp("loopback") / "data", extra=("--max-body-mb", "1"))
     try:
-        url = server.url + "/v1/batches"
-        ndjson = {"Content-Type": "application/x-ndjson"}
-        assert requests.post(url, data=_batch_bytes(tmp_path), headers=ndjson, timeout=10).json()["stored"] == 10
-        wrong_type = requests.post(url, data=_batch_bytes(tmp_path), headers={"Content-Type": "text/plain"}, timeout=10)
-        assert wrong_type.status_code == 415 and wrong_type.json()["error"]["code"] == "unsupported_media_type"
-        big = _batch_bytes(tmp_path, n=1000, dim=384)
-        assert len(big) > 1024 * 1024
-        too_big = requests.post(url, data=big, headers=ndjson, timeout=30)
-        assert too_big.status_code == 413 and too_big.json()["error"]["code"] == "payload_too_large"
-        chunked = requests.post(url, data=iter([big[:600_000], big[600_000:]]), headers=ndjson, timeout=30)
-        assert chunked.status_code == 413  # no Content-Length: counted while streaming
-        garbage = requests.post(url, data=b"not json at all\n", headers=ndjson, timeout=10)
-        assert garbage.status_code == 400 and garbage.json()["error"]["code"] == "batch_format"
-        lines = _batch_bytes(tmp_path, n=5).splitlines(keepends=True)
-        lines[2] = b"{oops\n"
-        partial = requests.post(url, data=b"".join(lines), headers=ndjson, timeout=10).json()
-        assert partial["stored"] == 4 and not partial["ok"] and partial["problems"][0].startswith("line 3:")
-        gz = requests.post(
-            url, data=_batch_bytes(tmp_path, gz=True), headers={**ndjson, "Content-Encoding": "gzip"}, timeout=10
-        )
-        assert gz.status_code == 200 and gz.json()["stored"] == 10
-        gz_unlabelled = gzip.compress(_batch_bytes(tmp_path))
-        assert requests.post(url, data=gz_unlabelled, headers=ndjson, timeout=10).json()["stored"] == 10
-        sets = requests.get(server.url + "/v1/sets", timeout=5).json()["sets"]
-        assert sets[0]["training"] == 10 + 4 + 10 + 10  # nothing from the rejected uploads
+        yield server.start()
     finally:
         server.stop()
+
+
+def test_upload_errors(loopback_server, tmp_path):
+    server = loopback_server
+    url = server.url + "/v1/batches"
+    ndjson = {"Content-Type": "application/x-ndjson"}
+    assert requests.post(url, data=_batch_bytes(tmp_path), headers=ndjson, timeout=10).json()["stored"] == 10
+    wrong_type = requests.post(url, data=_batch_bytes(tmp_path), headers={"Content-Type": "text/plain"}, timeout=10)
+    assert wrong_type.status_code == 415 and wrong_type.json()["error"]["code"] == "unsupported_media_type"
+    big = _batch_bytes(tmp_path, n=1000, dim=384)
+    assert len(big) > 1024 * 1024
+    too_big = requests.post(url, data=big, headers=ndjson, timeout=30)
+    assert too_big.status_code == 413 and too_big.json()["error"]["code"] == "payload_too_large"
+    chunked = requests.post(url, data=iter([big[:600_000], big[600_000:]]), headers=ndjson, timeout=30)
+    assert chunked.status_code == 413  # no Content-Length: counted while streaming
+    garbage = requests.post(url, data=b"not json at all\n", headers=ndjson, timeout=10)
+    assert garbage.status_code == 400 and garbage.json()["error"]["code"] == "batch_format"
+    lines = _batch_bytes(tmp_path, n=5).splitlines(keepends=True)
+    lines[2] = b"{oops\n"
+    partial = requests.post(url, data=b"".join(lines), headers=ndjson, timeout=10).json()
+    assert partial["stored"] == 4 and not partial["ok"] and partial["problems"][0].startswith("line 3:")
+    gz = requests.post(
+        url, data=_batch_bytes(tmp_path, gz=True), headers={**ndjson, "Content-Encoding": "gzip"}, timeout=10
+    )
+    assert gz.status_code == 200 and gz.json()["stored"] == 10
+    gz_unlabelled = gzip.compress(_batch_bytes(tmp_path))
+    assert requests.post(url, data=gz_unlabelled, headers=ndjson, timeout=10).json()["stored"] == 10
+    sets = requests.get(server.url + "/v1/sets", timeout=5).json()["sets"]
+    assert sets[0]["training"] == 10 + 4 + 10 + 10  # nothing from the rejected uploads
 
 
 def test_query_errors(chroma_server):
     train(chroma_server.url)
     base = f"{chroma_server.url}/v1/sets/{SET_ID}/query"
-    too_many = requests.post(base, json={"embeddings": [[0.0] * 16] * 1025}, timeout=30)
+    auth = chroma_server.headers
+    too_many = requests.post(base, json={"embeddings": [[0.0] * 16] * 1025}, headers=auth, timeout=30)
     assert too_many.status_code == 413 and too_many.json()["error"]["code"] == "too_many_embeddings"
-    bad_b64 = requests.post(base, json={"embeddings": ["***"]}, timeout=5)
+    bad_b64 = requests.post(base, json={"embeddings": ["***"]}, headers=auth, timeout=5)
     assert bad_b64.status_code == 422 and bad_b64.json()["error"]["code"] == "invalid_embedding"
-    dim = requests.post(base, json={"embeddings": [[1.0, 2.0]]}, timeout=5)
+    dim = requests.post(base, json={"embeddings": [[1.0, 2.0]]}, headers=auth, timeout=5)
     assert dim.json()["error"]["code"] == "dimension_mismatch"
     with pytest.raises(chroma.InvalidEmbeddingError, match="dimension"):
         chroma.QuerySession(SET, chroma_server_url=chroma_server.url).log(input_uri="/a", embedding=[1.0, 2.0])
-    malformed = requests.post(base, data=b"{", headers={"Content-Type": "application/json"}, timeout=5)
+    malformed = requests.post(base, data=b"{", headers={**auth, "Content-Type": "application/json"}, timeout=5)
     assert malformed.status_code == 422 and malformed.json()["error"]["code"] == "invalid_request"
-    assert requests.get(chroma_server.url + "/v1/nope", timeout=5).json()["error"]["code"] == "not_found"
-    thresholds = requests.post(base, json={"embeddings": [[0.0] * 16], "thresholds": {"bogus": 1}}, timeout=5)
+    assert requests.get(chroma_server.url + "/v1/nope", headers=auth, timeout=5).json()["error"]["code"] == "not_found"
+    thresholds = requests.post(
+        base, json={"embeddings": [[0.0] * 16], "thresholds": {"bogus": 1}}, headers=auth, timeout=5
+    )
     assert thresholds.status_code == 422 and "unknown threshold" in thresholds.json()["error"]["message"]
+
+
+def test_request_objects_refuse_bad_fields_with_a_422_naming_them(chroma_server):
+    train(chroma_server.url)
+    auth = chroma_server.headers
+    query = f"{chroma_server.url}/v1/sets/{SET_ID}/query"
+    select = f"{chroma_server.url}/v1/sets/{SET_ID}/select"
+
+    def post(url, body):
+        if isinstance(body, bytes):
+            return requests.post(url, data=body, headers={**auth, "Content-Type": "application/json"}, timeout=10)
+        return requests.post(url, json=body, headers=auth, timeout=10)
+
+    one = [[0.0] * 16]
+    assert post(query, {"embeddings": one, "thresholds": {"neighbors": 10, "k": 12}}).status_code == 200
+    for thresholds, field in [({"k": 2.5}, "thresholds.k"), ({"neighbors": -1}, "thresholds.neighbors")]:
+        r = post(query, {"embeddings": one, "thresholds": thresholds})
+        assert r.status_code == 422 and field in r.json()["error"]["message"], r.text
+    nan = post(query, b'{"embeddings": [[0.0]], "thresholds": {"novelty": NaN}}')
+    assert nan.status_code == 422 and "thresholds.novelty" in nan.json()["error"]["message"]
+    # select: the request is checked before the engine is asked (the set has no production data: a 404 otherwise)
+    assert post(select, {"n": 5}).json()["error"]["code"] == "no_production_data"
+    for body, field in [({"n": 0}, "n must"), ({"diversity": 2}, "diversity"), (b'{"since": NaN}', "since")]:
+        r = post(select, body)
+        assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_request", r.text
+        assert field in r.json()["error"]["message"], r.text
 
 
 def _asgi_get(app, path: str, client: tuple[str, int]) -> tuple[int, dict]:
@@ -212,8 +260,8 @@ def test_non_loopback_clients_refused_without_keys(tmp_path):
     assert _asgi_get(app, "/v1/sets", ("::1", 5000))[0] == 200
 
 
-def test_start_message_says_loopback_only(chroma_server):
-    assert "serving loopback clients only" in chroma_server.log.read_text()
+def test_start_message_says_loopback_only(loopback_server):
+    assert "serving loopback clients only" in loopback_server.log.read_text()
 
 
 def test_openapi_document(chroma_server):
@@ -277,7 +325,7 @@ def test_concurrent_uploads_to_one_set_lose_nothing(chroma_server):
 
     def client(c: int) -> None:
         try:
-            t = HTTPTransport(load_config(chroma_url=chroma_server.url, environ={}))
+            t = HTTPTransport(load_config(chroma_url=chroma_server.url, api_key=chroma_server.key, environ={}))
             rng = np.random.default_rng(c)
             for b in range(10):
                 bid = f"c{c}-b{b}"
@@ -302,7 +350,9 @@ def test_concurrent_uploads_to_one_set_lose_nothing(chroma_server):
     for th in threads:
         th.join()
     assert errors == []
-    info = HTTPTransport(load_config(chroma_url=chroma_server.url, environ={})).get_set(es.id)
+    info = HTTPTransport(load_config(chroma_url=chroma_server.url, api_key=chroma_server.key, environ={})).get_set(
+        es.id
+    )
     assert info is not None and info.training == 6 * 10 * 30
 
 
@@ -354,5 +404,10 @@ def test_production_records_select_and_export_through_the_service(chroma_server,
         chroma.select(SET, since=1e12, chroma_server_url=chroma_server.url)
     with pytest.raises(chroma.UnknownEmbeddingSetError):
         chroma.select("0" * 40, chroma_server_url=chroma_server.url)
-    r = requests.get(f"{chroma_server.url}/v1/sets/{SET_ID}/records", params={"mode": "nope"}, timeout=10)
+    r = requests.get(
+        f"{chroma_server.url}/v1/sets/{SET_ID}/records",
+        params={"mode": "nope"},
+        headers=chroma_server.headers,
+        timeout=10,
+    )
     assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_request"
