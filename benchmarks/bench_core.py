@@ -21,6 +21,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _util import best_of, per_call, verdict
 
 import chroma
+from chroma_core.engine import open_engine
 
 
 def bench_log() -> None:
@@ -136,14 +137,25 @@ def bench_query(sizes: tuple[int, ...] = (10_000, 100_000), dim: int = 384, quer
             with chroma.TrainingSession(embedding_set=es, persist_directory=d) as s:
                 s.log(input_uri=[f"/t/{i}" for i in range(n)], embedding=x)
             session = chroma.QuerySession(embedding_set=es, persist_directory=d)
-            t0 = time.perf_counter()
+            began = t0 = time.perf_counter()
             session.log(input_uri="warm", embedding=q[0])
             first = time.perf_counter() - t0
-            lat = []
-            for i in range(queries):
-                t0 = time.perf_counter()
-                session.log(input_uri=f"/q/{i}", embedding=q[i])
-                lat.append(time.perf_counter() - t0)
+
+            def timed(tag: str, session: chroma.QuerySession = session, q: np.ndarray = q) -> list[float]:
+                out = []
+                for i in range(queries):
+                    t0 = time.perf_counter()
+                    session.log(input_uri=f"/q/{tag}/{i}", embedding=q[i])
+                    out.append(time.perf_counter() - t0)
+                return out
+
+            # A large set's index is built in the background: queries meanwhile are answered by exact search.
+            store = open_engine(d).store
+            building = n >= 20_000 and store.nearest(chroma.embedding_set_id(es), q[:0], 1) is None
+            during = timed("building") if building else []
+            assert not building or store.wait_for_index(chroma.embedding_set_id(es), timeout=1800)  # type: ignore[attr-defined]
+            ready = time.perf_counter() - began
+            lat = timed("ready")
             xn = x / np.linalg.norm(x, axis=1, keepdims=True)
             base = []
             for i in range(queries):
@@ -155,6 +167,7 @@ def bench_query(sizes: tuple[int, ...] = (10_000, 100_000), dim: int = 384, quer
                 base.append(time.perf_counter() - t0)
             uris = [str(i) for i in range(queries)]
             batch_t = best_of(lambda s=session, e=q, u=uris: s.log(input_uri=u, embedding=e), 3)
+            session.close()  # its worker stores the logged inputs: done before the folder is removed
         p50, p99 = np.percentile(lat, [50, 99]) * 1e3
         b50, b99 = np.percentile(base, [50, 99]) * 1e3
         print(
@@ -162,6 +175,12 @@ def bench_query(sizes: tuple[int, ...] = (10_000, 100_000), dim: int = 384, quer
             f"p99 {b99:6.2f} ms (baseline)   batched {queries / batch_t:7.0f} q/s   first query (loads+calibrates) "
             f"{first * 1e3:.0f} ms"
         )
+        if during:
+            d50, d99 = np.percentile(during, [50, 99]) * 1e3
+            print(
+                f"           while its index builds in the background: p50 {d50:6.2f} ms  p99 {d99:6.2f} ms (exact "
+                f"search); index ready {ready:.1f} s after the first query began"
+            )
 
 
 if __name__ == "__main__":

@@ -27,8 +27,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import numpy as np
 
 from chroma_core.embedding_set import EmbeddingSet
-from chroma_core.engine.engine import Engine
-from chroma_core.engine.store import SQLiteStore
+from chroma_core.engine import Engine, SQLiteStore
 from chroma_core.records import BatchHeader, Records
 from chroma_core.types import QueryRequest
 
@@ -52,7 +51,7 @@ def trained_engine(
     directory: str, held_out: str, vectors: np.ndarray, labels: list[str]
 ) -> tuple[Engine, EmbeddingSet]:
     """An embedded engine (exact search: the reference) holding ``vectors`` as training data with ``labels``."""
-    engine = Engine(SQLiteStore(directory), ann_threshold=10**9)
+    engine = Engine(SQLiteStore(directory, ann_threshold=None))
     es = EmbeddingSet.from_dict({"data": "fortunes", "held_out": held_out})
     n = len(vectors)
     ids = [f"t{i}" for i in range(n)]

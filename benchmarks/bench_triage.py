@@ -25,7 +25,7 @@ from _util import best_of, verdict
 
 import chroma
 from chroma_core.engine.engine import open_engine
-from chroma_core.engine.selection import priority
+from chroma_core.engine.selection import priorities
 
 DIM = 384
 
@@ -101,9 +101,10 @@ def bench_select(directory: str, train: np.ndarray, prod: np.ndarray, truth: np.
     set_id = chroma.embedding_set_id(es)
 
     def top_by_priority() -> list[int]:
-        answers = engine.store.column(set_id, "production", "result")
-        scored = [(priority(a), i) for i, a in enumerate(answers) if a and a["training_recommended"]]
-        return [i for _, i in sorted(scored, reverse=True)[:n]]
+        answers = engine.store.answers(set_id)
+        recommended = answers.take(answers.training_recommended)
+        order = np.argsort(-priorities(recommended), kind="stable")[:n]
+        return [int(r) for r in recommended.rows[order]]
 
     top: list[int] = []
 

@@ -146,7 +146,11 @@ class UploadReport:
 
 @dataclasses.dataclass(frozen=True)
 class SetInfo:
-    """An embedding set as stored: its dict, dimension and record counts."""
+    """An embedding set as stored: its dict, dimension and record counts.
+
+    ``revision`` is bumped whenever stored records are removed (rows after them are renumbered), so whoever
+    cached a set's rows knows to read them again.
+    """
 
     id: str
     embedding_set: dict[str, Any]
@@ -154,6 +158,7 @@ class SetInfo:
     training: int
     production: int
     created_at: float = 0.0
+    revision: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -173,6 +178,7 @@ class SetInfo:
             int(data["training"]),
             int(data["production"]),
             float(data.get("created_at", 0.0)),
+            int(data.get("revision", 0)),
         )
 
 

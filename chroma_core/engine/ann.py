@@ -5,10 +5,11 @@ float16 or int8 natively (float16 halves the memory at recall@10 of 0.999 here),
 rebuild, and saves/loads one file. Scores are never taken from the reduced-precision index: the engine re-ranks the
 candidates it returns with the exact float32 vectors.
 
-The index file ``training.usearch`` sits beside ``training.f32`` with a JSON sidecar recording how many rows it
-covers and its SHA-256. On open, a file whose checksum does not match (corrupt, truncated, edited) is discarded and
-rebuilt from the stored vectors, with a warning: a damaged index can cost time, never a wrong answer. Rows added
-since the file was saved are added on open.
+The index file sits beside the vectors it indexes, with a JSON sidecar recording how many rows it covers, its
+SHA-256 and whatever identifies the data it was built from (the SQLite store passes its set's creation time). On
+open, a file whose checksum or identity does not match (corrupt, truncated, edited, or left from a deleted set) is
+discarded and rebuilt from the stored vectors, with a warning: a damaged index can cost time, never a wrong answer.
+Rows added since the file was saved are added on open.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import logging
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -78,7 +80,8 @@ def _sha256(path: Path) -> str:
 class ANNIndex:
     """usearch HNSW over normalised vectors; rows are numbered in insertion order, like the store's."""
 
-    def __init__(self, dimension: int, dtype: str = "f16", *, expansion_search: int = 64) -> None:
+    def __init__(self, dimension: int, dtype: str = "f16", *, expansion_search: int = 64, threads: int = 0) -> None:
+        """``threads``: cores an add may use (0: all); a background build passes 1 to leave the rest to queries."""
         from usearch.index import Index
 
         if dtype not in _BYTES:
@@ -94,6 +97,7 @@ class ANNIndex:
             expansion_search=expansion_search,
         )
         self._saved = 0
+        self._threads = threads
 
     def __len__(self) -> int:
         return len(self._index)
@@ -102,7 +106,7 @@ class ANNIndex:
         if len(vectors):
             start = len(self._index)
             self._index.add(
-                np.arange(start, start + len(vectors)), np.ascontiguousarray(vectors, np.float32), threads=0
+                np.arange(start, start + len(vectors)), np.ascontiguousarray(vectors, np.float32), threads=self._threads
             )
 
     def search(self, queries: Matrix, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -116,30 +120,44 @@ class ANNIndex:
 
     # ---- persistence --------------------------------------------------------------------------------------------
 
-    def save(self, path: Path) -> None:
-        """Write the index and its sidecar atomically (temp file, fsync, rename)."""
+    def save(self, path: Path, identity: dict[str, Any] | None = None) -> None:
+        """Write the index and its sidecar atomically (temp file, fsync, rename); ``identity`` goes in the sidecar."""
         tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
         self._index.save(str(tmp))
         os.replace(tmp, path)
         meta = {"count": len(self), "dtype": self.dtype, "dimension": self.dimension, "sha256": _sha256(path)}
+        meta.update(identity or {})
         with atomic_write(path.with_suffix(".json")) as f:
             f.write(json.dumps(meta).encode())
         self._saved = len(self)
 
-    def save_if_grown(self, path: Path, fraction: float = 0.1) -> None:
-        if len(self) - self._saved > max(1, fraction * max(self._saved, 1)) or not path.exists():
-            self.save(path)
+    def grown(self, path: Path, fraction: float = 0.1) -> bool:
+        """Whether the index has grown by more than ``fraction`` since it was saved (or was never saved)."""
+        return len(self) - self._saved > max(1, fraction * max(self._saved, 1)) or not path.exists()
 
     @classmethod
-    def open(cls, path: Path, dimension: int, dtype: str, count: int, vectors: Callable[[int], Matrix]) -> ANNIndex:
-        """Load ``path`` if it is intact and matches; add rows it lacks; else rebuild from ``vectors(start)``."""
-        index = cls(dimension, dtype)
+    def open(
+        cls,
+        path: Path,
+        dimension: int,
+        dtype: str,
+        count: int,
+        vectors: Callable[[int], Matrix],
+        *,
+        identity: dict[str, Any] | None = None,
+        threads: int = 0,
+    ) -> ANNIndex:
+        """Load ``path`` if it is intact and matches (``identity`` too); add rows it lacks; else rebuild from
+        ``vectors(start)``."""
+        index = cls(dimension, dtype, threads=threads)
         meta_path = path.with_suffix(".json")
         if path.exists() and meta_path.exists():
             try:
                 meta = json.loads(meta_path.read_text())
                 if (meta.get("dimension"), meta.get("dtype")) != (dimension, dtype) or meta.get("count", 0) > count:
                     raise ValueError("the index does not match the stored set")
+                if any(meta.get(key) != value for key, value in (identity or {}).items()):
+                    raise ValueError("it was built for other data (a deleted set)")
                 if _sha256(path) != meta.get("sha256"):
                     raise ValueError("checksum mismatch")
                 index._index.load(str(path))
@@ -151,7 +169,7 @@ class ANNIndex:
                 logger.warning(
                     "chroma: the index %s is unusable (%s); rebuilding it from the stored vectors", path, exc
                 )
-                index = cls(dimension, dtype)
+                index = cls(dimension, dtype, threads=threads)
         check_memory(count, dimension, dtype, what=f"index {path.parent.name}")
         if len(index) < count:
             index.add(vectors(len(index)))

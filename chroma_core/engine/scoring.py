@@ -23,7 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from chroma_core.engine.index import ExactIndex, VectorIndex, normalize
+from chroma_core.engine.index import normalize
+from chroma_core.engine.search import Neighbours
 from chroma_core.types import Neighbor, QueryRequest, QueryResult, Thresholds
 from chroma_core.vectors import Matrix
 
@@ -98,14 +99,28 @@ class Calibration:
 
 
 class SetModel:
-    """One set's training data in memory: the index, the records' uris and labels, and the calibration."""
+    """One set's training data in memory: its search, the records' uris and labels, and the calibration.
 
-    def __init__(self, set_id: str, dimension: int, *, calibration_sample: int = 1000, seed: int = 0) -> None:
+    ``state`` is where calibrations are kept between processes (a store's ``read_state``/``write_state``), valid
+    for the set's ``revision`` and training size they were computed at.
+    """
+
+    def __init__(
+        self,
+        set_id: str,
+        dimension: int,
+        *,
+        search: Neighbours | None = None,
+        revision: int = 0,
+        state: tuple[Callable[[str], dict[str, Any] | None], Callable[[str, dict[str, Any]], object]] | None = None,
+        calibration_sample: int = 1000,
+        seed: int = 0,
+    ) -> None:
         self.set_id = set_id
         self.dimension = dimension
-        self.index: VectorIndex = ExactIndex(dimension)
-        # For an approximate index: fetches stored float32 rows, to re-rank candidates and calibrate exactly.
-        self.row_source: Callable[[np.ndarray], np.ndarray] | None = None
+        self.search = search if search is not None else Neighbours(dimension)
+        self.revision = revision
+        self._state = state
         self.uris: list[str] = []
         self.labels: list[str | None] = []  # canonical JSON keys of the training labels
         self.raw_labels: list[Any] = []
@@ -119,37 +134,17 @@ class SetModel:
 
     def row_vectors(self, rows: np.ndarray) -> Matrix:
         """Normalised float32 training vectors by row (exact, whatever the index's precision)."""
-        if isinstance(self.index, ExactIndex):
-            out: Matrix = self.index.vectors[rows]
-            return out
-        assert self.row_source is not None
-        return normalize(self.row_source(rows))
+        return self.search.row_vectors(rows)
 
     def _search(self, queries: Matrix, k: int) -> tuple[np.ndarray, np.ndarray]:
-        if isinstance(self.index, ExactIndex):
-            return self.index.search(queries, k)
-        # Approximate candidates, re-ranked with the exact vectors: reduced precision never changes a score.
-        n = len(self)
-        kc = min(n, max(2 * k, k + 10))
-        _, cand = self.index.search(queries, kc)
-        cand = np.where((cand >= 0) & (cand < n), cand, 0)
-        vecs = self.row_vectors(cand.ravel()).reshape(len(queries), cand.shape[1], -1)
-        sims = np.einsum("qd,qkd->qk", queries, vecs)
-        # A candidate listed twice (padding) must not take two places.
-        for i in range(len(cand)):
-            _, first = np.unique(cand[i], return_index=True)
-            dup = np.ones(cand.shape[1], bool)
-            dup[first] = False
-            sims[i, dup] = -np.inf
-        order = np.argsort(-sims, axis=1, kind="stable")[:, :k]
-        return np.take_along_axis(sims, order, axis=1), np.take_along_axis(cand, order, axis=1)
+        return self.search.search(queries, k)
 
     def add(
         self, vectors: Matrix | None, uris: Sequence[str], labels: Sequence[Any], inferences: Sequence[Any]
     ) -> None:
-        """Add training rows; ``vectors=None`` when the index already holds them (a loaded approximate index)."""
-        if vectors is not None:
-            self.index.add(normalize(vectors))
+        """Add training rows; ``vectors`` are those of the rows the store's index does not cover (None: none)."""
+        if vectors is not None and len(vectors):
+            self.search.add(normalize(vectors))
         self.uris.extend(uris)
         for label, inf in zip(labels, inferences, strict=False):
             lab = label if label is not None else predicted_label(inf)
@@ -181,8 +176,15 @@ class SetModel:
         n = len(self)
         k = min(th.k, n - 1)
         cached = self._calibrations.get((th.percentile, th.duplicate_percentile, k))
-        if cached is not None:
-            return cached
+        if cached is None:
+            cached = self._calibrations[(th.percentile, th.duplicate_percentile, k)] = self._calibrate(th, n, k)
+        return cached
+
+    def _calibrate(self, th: Thresholds, n: int, k: int) -> Calibration:
+        key = f"calibration/{th.percentile:g}/{th.duplicate_percentile:g}/{k}/{th.min_training}"
+        kept = self._state[0](key) if self._state is not None else None
+        if kept is not None and (kept.get("revision"), kept.get("n_training")) == (self.revision, n):
+            return Calibration(**{f.name: kept[f.name] for f in dataclasses.fields(Calibration)})
         m = min(n, self.calibration_sample)
         sample = np.sort(self._rng.choice(n, size=m, replace=False)) if m < n else np.arange(n)
         queries = self.row_vectors(sample)
@@ -200,7 +202,8 @@ class SetModel:
             uncertainty=float(np.percentile(unc, p)) if len(unc) >= th.min_training else None,
             label_disagreement=max(0.5, float(np.percentile(dis, p))) if len(dis) >= th.min_training else None,
         )
-        self._calibrations[(th.percentile, th.duplicate_percentile, k)] = cal
+        if self._state is not None:  # so another process (or replica) gives the same answers without recomputing
+            self._state[1](key, {**dataclasses.asdict(cal), "revision": self.revision})
         return cal
 
     def query(self, request: QueryRequest) -> list[QueryResult]:

@@ -12,17 +12,19 @@ Relevance is a candidate's *priority*: by how much its strongest signal exceeds 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
+from chroma_core.engine.answers import SCORES, THRESHOLDS, Answers
 from chroma_core.engine.index import normalize
 from chroma_core.engine.store import Store
 from chroma_core.errors import NoProductionDataError, UnknownEmbeddingSetError
 from chroma_core.types import Pick, QueryRequest, QueryResult, Selection, SelectRequest
 
-__all__ = ["pool", "priority", "select", "spread"]
+__all__ = ["pool", "priorities", "priority", "select", "spread"]
 
 #: The signals that make an input worth labelling, each with the threshold it is compared with.
 _SIGNALS = ("novelty", "uncertainty", "label_disagreement")
@@ -31,16 +33,31 @@ _SIGNALS = ("novelty", "uncertainty", "label_disagreement")
 POOL_PER_PICK, POOL_MIN = 50, 20_000
 
 
+def _priorities(scores: np.ndarray, limits: np.ndarray) -> np.ndarray:
+    """Row-wise max of ``score / threshold`` over the signals; 0 where none has both a score and a positive limit."""
+    usable = np.isfinite(scores) & np.isfinite(limits) & (limits > 0)
+    ratios = np.where(usable, scores / np.where(usable, limits, 1.0), 0.0)
+    return np.maximum(ratios.max(axis=1, initial=0.0), 0.0)  # type: ignore[no-any-return]
+
+
+def priorities(answers: Answers) -> np.ndarray:
+    """How far the strongest signal of each answer exceeds its threshold (``score / threshold``), as float64."""
+    columns = [SCORES.index(name) for name in _SIGNALS]
+    limits = [THRESHOLDS.index(name) for name in _SIGNALS]
+    return _priorities(answers.scores[:, columns], answers.thresholds[:, limits])
+
+
 def priority(result: Mapping[str, Any]) -> float:
-    """How far the strongest signal of a stored answer exceeds its threshold (``score / threshold``)."""
+    """:func:`priorities` of one answer given as a dict (``QueryResult.to_dict()``)."""
     scores = result.get("scores") or {}
     thresholds = result.get("thresholds") or {}
-    best = 0.0
-    for name in _SIGNALS:
-        score, limit = scores.get(name), thresholds.get(name)
-        if isinstance(score, (int, float)) and isinstance(limit, (int, float)) and limit > 0:
-            best = max(best, float(score) / float(limit))
-    return best
+
+    def number(value: Any) -> float:
+        return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else np.nan
+
+    row = np.array([[number(scores.get(name)) for name in _SIGNALS]])
+    limit = np.array([[number(thresholds.get(name)) for name in _SIGNALS]])
+    return float(_priorities(row, limit)[0])
 
 
 def spread(
@@ -91,65 +108,62 @@ def pool(priorities: Sequence[float] | np.ndarray, n: int) -> np.ndarray:
 def select(store: Store, score: Callable[[QueryRequest], list[QueryResult]], request: SelectRequest) -> Selection:
     """The ``n`` production inputs of ``store`` most worth labelling, spread over the space.
 
-    Each input is judged by the answer stored with it; inputs stored without one (uploaded batches, the
-    decorator's async mode) and, with ``rescore=True``, all of them are judged now by ``score`` against the
-    current training data. ``since`` (seconds since the epoch) keeps only inputs logged from then on.
+    Each input is judged by the answer stored with it (one columnar read of the typed answer columns); inputs
+    stored without one (uploaded batches, the decorator's async mode) and, with ``rescore=True``, all of them are
+    judged now by ``score`` against the current training data. ``since`` (seconds since the epoch) keeps only
+    inputs logged from then on.
     """
     set_id, n = request.set_id, request.n
-    info = store.get_set(set_id)
-    if info is None:
+    if store.get_set(set_id) is None:
         raise UnknownEmbeddingSetError(set_id)
-    count = info.production
-    rows = np.arange(count)
-    if request.since is not None and count:
-        times = np.asarray(store.column(set_id, "production", "time")[:count], dtype=np.float64)
-        rows = rows[times >= request.since]
-    if not len(rows):
+    answers = store.answers(set_id, since=request.since)
+    if not len(answers):
         raise NoProductionDataError.for_set(set_id, request.since)
-    stored = store.column(set_id, "production", "result")[:count]
-    answers: list[dict[str, Any] | None] = [stored[r] for r in rows.tolist()]
-    vectors = store.vectors(set_id, "production")[:count][rows]
-    missing = [i for i, a in enumerate(answers) if a is None or request.rescore]
+    missing = np.arange(len(answers)) if request.rescore else np.flatnonzero(~answers.answered)
+    fresh: dict[int, QueryResult] = {}  # position in ``answers`` -> the answer given now
     for start in range(0, len(missing), 2048):
         part = missing[start : start + 2048]
-        records = store.records(set_id, "production", rows[part].tolist())
-        fresh = score(
+        rows = answers.rows[part]
+        records = store.records_at(set_id, "production", rows)
+        results = score(
             QueryRequest(
                 set_id,
-                vectors[part],
+                store.vectors_at(set_id, "production", rows),
                 tuple(r.input_uri for r in records),
                 tuple(r.inferences for r in records),
                 request.thresholds,
             )
         )
-        for i, result in zip(part, fresh, strict=True):
-            answers[i] = result.stored()
-    recommended = [i for i, a in enumerate(answers) if a is not None and a.get("training_recommended")]
-    priorities = np.array([priority(answers[i] or {}) for i in recommended], dtype=np.float64)
-    kept = pool(priorities, n)
-    candidates = [recommended[i] for i in kept.tolist()]
-    distances = [(answers[i] or {}).get("thresholds", {}).get("near_duplicate") for i in candidates]
-    known = [float(d) for d in distances if isinstance(d, (int, float))]
-    duplicate_distance = float(np.median(known)) if known else 0.02
+        fresh.update(zip(part.tolist(), results, strict=True))
+    if fresh:
+        answers = answers.with_results(list(fresh), list(fresh.values()))
+    recommended = np.flatnonzero(answers.training_recommended)
+    ranked = priorities(answers.take(recommended))
+    kept = pool(ranked, n)
+    candidates = recommended[kept]
+    distances = answers.threshold("near_duplicate")[candidates]
+    known = distances[np.isfinite(distances)]
+    duplicate_distance = float(np.median(known)) if len(known) else 0.02
+    vectors = store.vectors_at(set_id, "production", answers.rows[candidates])
     chosen, similarity, dropped = spread(
-        vectors[candidates], priorities[kept], n, diversity=request.diversity, duplicate_distance=duplicate_distance
+        vectors, ranked[kept], n, diversity=request.diversity, duplicate_distance=duplicate_distance
     )
-    picked = store.records(set_id, "production", [int(rows[candidates[c]]) for c in chosen])
+    positions = [int(candidates[c]) for c in chosen]
+    picked = store.records_at(set_id, "production", answers.rows[positions])
     picks = []
-    for rank, (c, sim, record) in enumerate(zip(chosen, similarity, picked, strict=True), start=1):
-        answer = answers[candidates[c]]
-        assert answer is not None
-        result = QueryResult.from_dict({**answer, "input_uri": record.input_uri, "set_id": set_id})
+    for rank, (c, position, sim, record) in enumerate(zip(chosen, positions, similarity, picked, strict=True), 1):
+        result = fresh.get(position, record.result)
+        assert result is not None
         picks.append(
             Pick(
                 rank,
                 record.id,
                 record.input_uri,
-                float(priorities[kept[c]]),
-                result,
+                float(ranked[kept[c]]),
+                dataclasses.replace(result, input_uri=record.input_uri, set_id=set_id),
                 record.inferences,
                 record.time,
                 sim,
             )
         )
-    return Selection(set_id, tuple(picks), len(rows), len(recommended), dropped, len(missing))
+    return Selection(set_id, tuple(picks), len(answers), len(recommended), dropped, len(missing))

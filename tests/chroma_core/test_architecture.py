@@ -52,6 +52,12 @@ def _under(module: str, prefix: str) -> bool:
         ("chroma_core.server.wire", "chroma_core.engine"),
         ("chroma_core.server.settings", "chroma_core.engine"),
         ("chroma_core.server.schema", "chroma_core.engine"),
+        # The engine works over the Store contract; only engine.py's open_engine names the SQLite store.
+        *[
+            (user, f"chroma_core.engine.{sqlite}")
+            for user in ("chroma_core.engine.scoring", "chroma_core.engine.selection", "chroma_core.engine.search")
+            for sqlite in ("sqlite_store", "sqlite_schema", "sqlite_files", "sqlite_index", "sqlite_delete")
+        ],
     ],
 )
 def test_no_arrow(importer, forbidden):
@@ -110,3 +116,17 @@ def test_the_guard_and_the_generic_worker_stand_alone():
     """The guard imports nothing of ours (everything may use it); the generic worker only the guard."""
     assert IMPORTS["chroma_core.guard"] == set()
     assert IMPORTS["chroma_core.delivery.worker"] <= {"chroma_core.guard"}
+
+
+def test_only_the_sqlite_store_uses_sqlite():
+    """SQL and files stay behind the Store contract: the rest of the engine could run over any store."""
+    users = sorted(
+        ".".join(path.relative_to(ROOT).with_suffix("").parts)
+        for path in (ROOT / "chroma_core").rglob("*.py")
+        if any(
+            (isinstance(node, ast.Import) and any(a.name == "sqlite3" for a in node.names))
+            or (isinstance(node, ast.ImportFrom) and node.module == "sqlite3")
+            for node in ast.walk(ast.parse(path.read_text()))
+        )
+    )
+    assert users == [f"chroma_core.engine.sqlite_{m}" for m in ("delete", "schema", "store")]

@@ -51,7 +51,7 @@ def log_production(vectors, groups, **session_kwargs):
 def stored(mode="production"):
     engine = open_engine(".chroma")
     info = engine.get_set(SET_ID)
-    return engine.store.record_range(SET_ID, mode, 0, info.production if mode == "production" else info.training)
+    return engine.store.records(SET_ID, mode, 0, info.production if mode == "production" else info.training)
 
 
 # ---- storing production records -------------------------------------------------------------------------------------
@@ -64,10 +64,8 @@ def test_query_session_stores_each_input_with_the_answer_it_gave():
     records = stored()
     assert [r.input_uri for r in records] == [r.input_uri for r in results]
     for record, result in zip(records, results, strict=True):
-        assert record.result == result.stored()
-        assert (
-            chroma.QueryResult.from_dict({**record.result, "input_uri": record.input_uri, "set_id": SET_ID}) == result
-        )
+        assert record.result.stored() == result.stored()
+        assert record.result == result
     vecs = open_engine(".chroma").store.vectors(SET_ID, "production")
     np.testing.assert_array_equal(vecs, vectors)
 
@@ -91,7 +89,7 @@ def test_module_level_log_in_query_mode_stores_too():
     result = chroma.log(input_uri="/m", embedding=x[0] * 3, embedding_set=SET, training_mode=False)
     assert result.input_uri == "/m"
     (record,) = stored()
-    assert record.input_uri == "/m" and record.result["recommendation"] == result.recommendation
+    assert record.input_uri == "/m" and record.result.recommendation == result.recommendation
 
 
 def test_stored_production_survives_a_chdir_after_the_session_was_made(tmp_path, monkeypatch):
@@ -123,7 +121,7 @@ def test_a_store_written_before_results_existed_is_upgraded(tmp_path):
     db.commit()
     db.close()
     store = SQLiteStore(old)
-    (record,) = store.record_range("s", "training", 0, 1)
+    (record,) = store.records("s", "training", 0, 1)
     assert (record.input_uri, record.label, record.result) == ("/a", "cat", None)
     SQLiteStore(old)  # a second open finds the column already there
 

@@ -128,8 +128,8 @@ def test_sync_mode_returns_results_within_budget():
     assert out.results[0] is not None and out.results[0].not_useful
     assert seen == [(f"in/{int(x[3][0] * 1000)}", out.results[0])]
     assert predict.chroma_flush(10)
-    (record,) = SQLiteStore(".chroma").record_range(SET_ID, "production", 0, 1)
-    assert record.result == out.results[0].stored()
+    (record,) = SQLiteStore(".chroma").records(SET_ID, "production", 0, 1)
+    assert record.result.stored() == out.results[0].stored()
 
 
 def test_sync_mode_past_the_budget_returns_without_results(tmp_path):
@@ -313,9 +313,9 @@ def test_async_answers_given_to_on_result_are_stored_with_the_records():
     for row in x[:10]:
         predict(row + 0.001)
     assert predict.chroma_flush(10)
-    records = SQLiteStore(".chroma").record_range(SET_ID, "production", 0, 10)
+    records = SQLiteStore(".chroma").records(SET_ID, "production", 0, 10)
     assert len(records) == len(seen) == 10
     for record in records:
-        assert record.result == seen[record.input_uri].stored()
-        assert record.result["recommendation"] == "not_useful"
+        assert record.result.stored() == seen[record.input_uri].stored()
+        assert record.result.recommendation == "not_useful"
     assert chroma.select(SET, n=3).considered == 10

@@ -1,14 +1,16 @@
 from __future__ import annotations
 
 import logging
+import threading
+import time
 
 import numpy as np
 import pytest
 
 from chroma_core.embedding_set import EmbeddingSet
-from chroma_core.engine import ann
+from chroma_core.engine import SQLiteStore, ann
 from chroma_core.engine.engine import Engine
-from chroma_core.engine.store import SQLiteStore
+from chroma_core.engine.sqlite_files import index_path
 from chroma_core.errors import StorageError
 from chroma_core.records import BatchHeader, Records
 from chroma_core.types import QueryRequest
@@ -23,15 +25,17 @@ def fill(store: SQLiteStore, x: np.ndarray, start: int = 0, batch: str = "b") ->
     header = BatchHeader(batch, ES, "training", x.shape[1], "t")
     store.put(
         header,
-        Records(
-            x,
-            [f"{batch}:{i}" for i in range(n)],
-            [f"/{start + i}" for i in range(n)],
-            [None] * n,
-            [None] * n,
-            [0.0] * n,
-        ),
-        complete=True,
+        [
+            Records(
+                x,
+                [f"{batch}:{i}" for i in range(n)],
+                [f"/{start + i}" for i in range(n)],
+                [None] * n,
+                [None] * n,
+                [0.0] * n,
+            )
+        ],
+        complete=lambda: True,
     )
 
 
@@ -50,14 +54,22 @@ def answers(engine: Engine, q: np.ndarray):
     ]
 
 
+def indexed(directory, timeout: float = 120) -> SQLiteStore:
+    """A store over ``directory`` whose background index of the set is ready."""
+    store = SQLiteStore(directory, ann_threshold=500)
+    assert store.wait_for_index(ES.id, timeout)
+    return store
+
+
 def test_approximate_index_answers_like_exact_search(tmp_path, data):
     x, q = data
     fill(SQLiteStore(tmp_path / "a"), x)
     fill(SQLiteStore(tmp_path / "e"), x)
-    approx = Engine(SQLiteStore(tmp_path / "a"), ann_threshold=500)
-    exact = Engine(SQLiteStore(tmp_path / "e"), ann_threshold=10**9)
+    approx = Engine(indexed(tmp_path / "a"))
+    exact = Engine(SQLiteStore(tmp_path / "e", ann_threshold=None))
     a, e = answers(approx, q), answers(exact, q)
-    assert isinstance(approx._models[ES.id].index, ann.ANNIndex)
+    assert approx._models[ES.id].search.start == 2000  # every row is reached through the store's index
+    assert exact._models[ES.id].search.start == 0
     same_neighbours = np.mean([len(set(x[1]) & set(y[1])) / len(y[1]) for x, y in zip(a, e, strict=True)])
     assert same_neighbours >= 0.95
     # candidates are re-ranked with the exact float32 vectors: the same neighbour gets the same similarity
@@ -71,39 +83,70 @@ def test_approximate_index_answers_like_exact_search(tmp_path, data):
 
 def test_index_persists_loads_and_grows_incrementally(tmp_path, data, caplog):
     x, q = data
-    store = SQLiteStore(tmp_path)
+    store = SQLiteStore(tmp_path, ann_threshold=500)
     fill(store, x[:1500])
-    first = Engine(store, ann_threshold=500)
+    first = Engine(store)
+    with caplog.at_level(logging.INFO, logger="chroma"):
+        first.query(QueryRequest.of(ES, q[:1], ["x"]))  # starts the build; answered by exact search meanwhile
+        assert store.wait_for_index(ES.id, 120)
+    assert "indexing set" in caplog.text and "is ready: 1500 rows in" in caplog.text
     before = answers(first, q)
-    path = store.vector_path(ES.id, "training").with_suffix(".usearch")
+    path = index_path(tmp_path, ES.id, 0)
     assert path.exists() and path.with_suffix(".json").exists()
     fill(store, x[1500:], start=1500, batch="c")  # more training data arrives
+    caplog.clear()
     with caplog.at_level(logging.WARNING, logger="chroma"):
-        second = Engine(SQLiteStore(tmp_path), ann_threshold=500)  # a new process: loads the file, adds the rest
+        second = Engine(indexed(tmp_path))  # a new process: loads the file, adds the rest
         after = answers(second, q)
-        assert len(second._models[ES.id]) == 2000
+        assert len(second._models[ES.id]) == 2000 and second._models[ES.id].search.start == 2000
         first.query(QueryRequest.of(ES, q[:1], ["x"]))  # the first engine notices the new rows too
         assert len(first._models[ES.id]) == 2000
     assert "rebuilding" not in caplog.text
     assert len(before) == len(after)
 
 
+def test_first_query_after_a_large_save_never_waits_for_the_build(tmp_path, data, monkeypatch):
+    x, q = data
+    store = SQLiteStore(tmp_path, ann_threshold=500)
+    fill(store, x[:1000])
+    gate = threading.Event()
+    real_open = ann.ANNIndex.open
+
+    def slow_open(*args, **kwargs):
+        assert gate.wait(60)  # the build takes "forever" until the test lets it go
+        return real_open(*args, **kwargs)
+
+    monkeypatch.setattr(ann.ANNIndex, "open", slow_open)
+    engine = Engine(store)
+    assert len(answers(engine, q)) == len(q)  # answered while the index is still being built
+    model = engine._models[ES.id]
+    assert model.search.start == 0 and not store.wait_for_index(ES.id, timeout=0.1)
+    fill(store, x[1000:], start=1000, batch="c")
+    exact = answers(engine, q)
+    assert len(model) == 2000 and model.search.start == 0  # new rows are searched exactly meanwhile
+    gate.set()
+    assert store.wait_for_index(ES.id, 120)
+    time.sleep(1.1)  # the engine asks a store that had no index again after a second
+    later = answers(engine, q)
+    assert model.search.start == 2000  # the index took over: the engine no longer keeps those vectors
+    assert np.mean([a[0] == b[0] for a, b in zip(exact, later, strict=True)]) >= 0.9
+
+
 def test_corrupt_index_is_detected_and_rebuilt_never_a_wrong_answer(tmp_path, data, caplog):
     x, q = data
-    store = SQLiteStore(tmp_path)
-    fill(store, x)
-    good = answers(Engine(store, ann_threshold=500), q)
-    path = store.vector_path(ES.id, "training").with_suffix(".usearch")
+    fill(SQLiteStore(tmp_path), x)
+    good = answers(Engine(indexed(tmp_path)), q)
+    path = index_path(tmp_path, ES.id, 0)
     raw = bytearray(path.read_bytes())
     raw[len(raw) // 2 : len(raw) // 2 + 64] = b"\xff" * 64
     path.write_bytes(bytes(raw))
     with caplog.at_level(logging.WARNING, logger="chroma"):
-        again = answers(Engine(SQLiteStore(tmp_path), ann_threshold=500), q)
+        again = answers(Engine(indexed(tmp_path)), q)
     assert "checksum mismatch" in caplog.text and "rebuilding" in caplog.text
     assert [a[0] for a in again] == [g[0] for g in good]
     path.write_bytes(b"garbage")
     with caplog.at_level(logging.WARNING, logger="chroma"):
-        assert [a[0] for a in answers(Engine(SQLiteStore(tmp_path), ann_threshold=500), q)] == [g[0] for g in good]
+        assert [a[0] for a in answers(Engine(indexed(tmp_path)), q)] == [g[0] for g in good]
 
 
 def test_reduced_precision_and_memory_refusal():

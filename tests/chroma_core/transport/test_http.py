@@ -208,5 +208,5 @@ def test_server_killed_and_restarted_mid_stream_holds_every_record_once(tmp_path
 
     store_dirs = list((tmp_path / "data" / "applications").iterdir())
     store = SQLiteStore(store_dirs[0])
-    uris = [r.input_uri for r in store.records(es.id, "training", range(n_batches * per_batch))]
+    uris = [r.input_uri for r in store.records(es.id, "training", 0, n_batches * per_batch)]
     assert len(set(uris)) == n_batches * per_batch

@@ -1,0 +1,131 @@
+"""Nearest training rows of one set: the store's index where it reaches, exact search over the rest.
+
+A store may index a set's first ``covered`` training rows (``Store.nearest``; the SQLite store builds its index in
+the background). :class:`Neighbours` keeps in memory only the normalised vectors of the rows after those, searches
+them exactly, and re-ranks the store's candidates with their exact float32 vectors, so a reduced-precision index
+never changes a score. While no index is ready, every row is searched exactly; as the index catches up, the exact
+part shrinks to the rows it does not cover yet.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+import numpy as np
+
+from chroma_core.engine.index import ExactIndex, normalize
+from chroma_core.engine.store import Candidates
+from chroma_core.vectors import Matrix
+
+__all__ = ["Neighbours"]
+
+#: How often to ask a store that had no index for a set whether it has one now.
+_PROBE_EVERY_S = 1.0
+
+
+class Neighbours:
+    """Cosine nearest training rows, rows numbered like the store's (see the module docstring).
+
+    ``candidates(queries, k)`` is the store's ``nearest`` for this set, ``rows(rows)`` its ``vectors_at`` and
+    ``vectors(start, stop)`` its ``vectors``; without them every row is searched exactly. ``start``: how many
+    leading rows the store's index covers already (their vectors are never loaded).
+    """
+
+    def __init__(
+        self,
+        dimension: int,
+        *,
+        candidates: Callable[[Matrix, int], Candidates | None] | None = None,
+        rows: Callable[[np.ndarray], Matrix] | None = None,
+        vectors: Callable[[int, int], Matrix] | None = None,
+        start: int = 0,
+    ) -> None:
+        self.dimension = dimension
+        self._candidates = candidates
+        self._rows = rows
+        self._vectors = vectors
+        self._state = (start, ExactIndex(dimension))  # (first row searched exactly, its index): swapped as one
+        self._lock = threading.Lock()
+        self._next_probe = 0.0 if start else time.monotonic() + _PROBE_EVERY_S
+
+    def __len__(self) -> int:
+        start, exact = self._state
+        return start + len(exact)
+
+    @property
+    def start(self) -> int:
+        """Rows before this one are reached through the store's index; the rest are searched exactly."""
+        return self._state[0]
+
+    def add(self, vectors: Matrix) -> None:
+        """Append normalised rows (they continue the numbering)."""
+        with self._lock:
+            self._state[1].add(vectors)
+
+    def _cover(self, covered: int) -> None:
+        """Let the store's index serve the first ``covered`` rows; search exactly only the rows after them."""
+        with self._lock:
+            start, exact = self._state
+            if covered == start:
+                return
+            fresh = ExactIndex(self.dimension)
+            if covered > start:  # the index caught up
+                fresh.add(exact.vectors[covered - start :])
+            else:  # the index was dropped (e.g. its set was compacted): those rows are ours again
+                assert self._vectors is not None
+                fresh.add(normalize(self._vectors(covered, start)))
+                fresh.add(exact.vectors)
+            self._state = (covered, fresh)
+
+    def _ask(self, queries: Matrix, k: int) -> Candidates | None:
+        if self._candidates is None or (not self.start and time.monotonic() < self._next_probe):
+            return None
+        found = self._candidates(queries, k)
+        if found is None:
+            self._next_probe = time.monotonic() + _PROBE_EVERY_S
+        self._cover(min(found.covered, len(self)) if found is not None else 0)
+        return found
+
+    def row_vectors(self, rows: np.ndarray) -> Matrix:
+        """Normalised float32 vectors of ``rows`` (exact, whatever the index's precision)."""
+        start, exact = self._state
+        rows = np.asarray(rows, dtype=np.int64)
+        if not start:
+            mine: Matrix = exact.vectors[rows]
+            return mine
+        out = np.empty((len(rows), self.dimension), dtype=np.float32)
+        ours = rows >= start
+        out[ours] = exact.vectors[rows[ours] - start]
+        if not ours.all():
+            assert self._rows is not None
+            out[~ours] = normalize(self._rows(rows[~ours]))
+        return out
+
+    def search(self, queries: Matrix, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Top-``k`` (similarities, rows) for each normalised query, most similar first."""
+        found = self._ask(queries, min(len(self), max(2 * k, k + 10)))
+        start, exact = self._state
+        sims, rows = exact.search(queries, k)
+        if not start:
+            return sims, rows
+        rows = rows + start
+        if found is None or not found.rows.size:
+            return sims, rows
+        # The store's candidates, re-ranked with the exact vectors, then merged with the exact search of the rest.
+        cand = found.rows
+        valid = (cand >= 0) & (cand < start)
+        cand = np.where(valid, cand, 0)
+        vecs = self.row_vectors(cand.ravel()).reshape(len(queries), cand.shape[1], -1)
+        cand_sims = np.einsum("qd,qkd->qk", queries, vecs)
+        cand_sims[~valid] = -np.inf
+        for i in range(len(cand)):  # a candidate listed twice (padding) must not take two places
+            _, first = np.unique(cand[i], return_index=True)
+            dup = np.ones(cand.shape[1], bool)
+            dup[first] = False
+            cand_sims[i, dup] = -np.inf
+        all_sims = np.concatenate([cand_sims, sims], axis=1)
+        all_rows = np.concatenate([cand, rows], axis=1)
+        order = np.argsort(-all_sims, axis=1, kind="stable")[:, :k]
+        return np.take_along_axis(all_sims, order, axis=1), np.take_along_axis(all_rows, order, axis=1)

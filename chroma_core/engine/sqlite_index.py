@@ -1,0 +1,191 @@
+"""The SQLite store's approximate nearest-neighbour indexes, built and extended in the background.
+
+A set with at least ``ann_threshold`` training vectors gets a usearch index (:mod:`chroma_core.engine.ann`: its
+settings, precision and integrity checks) in a file beside its vectors. The first ``nearest`` call for such a set
+starts a background thread that loads the saved index (or builds it, on one core, leaving the other to queries),
+then adds any newer rows; until it is ready ``nearest`` answers None, and afterwards it covers the rows indexed so
+far, so the engine searches the rest exactly and a query never waits for a build. A delete that renumbers a set's
+training rows changes the vector file's generation, which drops the index and builds a new one.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from chroma_core.engine import ann
+from chroma_core.engine import sqlite_files as files
+from chroma_core.engine.index import normalize
+from chroma_core.engine.store import Candidates
+from chroma_core.vectors import Matrix
+
+if TYPE_CHECKING:
+    from chroma_core.engine.sqlite_store import SQLiteStore
+
+__all__ = ["SQLiteIndexes"]
+
+logger = logging.getLogger("chroma")
+_EXTEND_ROWS = 128  # rows added per step to a live index: a query waits for one step at most
+
+
+class _Entry:
+    """One set's index: ``identity`` (its creation time and training file generation) names the data it covers."""
+
+    def __init__(self, identity: tuple[float, int]) -> None:
+        self.identity = identity
+        self.index: ann.ANNIndex | None = None
+        self.lock = threading.Lock()  # a search and an add never run at once on one usearch index
+        self.worker: threading.Thread | None = None
+        self.failed = False
+
+    def busy(self) -> bool:
+        return self.worker is not None and self.worker.is_alive()
+
+
+class SQLiteIndexes:
+    """The indexes of one :class:`SQLiteStore` (``threshold=None``: no index, every search is the engine's)."""
+
+    def __init__(self, store: SQLiteStore, threshold: int | None, dtype: str) -> None:
+        if dtype not in ("f32", "f16", "i8"):
+            raise ValueError(f"index dtype must be one of f32, f16, i8, not {dtype!r}")
+        self._store = store
+        self._threshold = threshold
+        self._dtype = dtype
+        self._entries: dict[str, _Entry] = {}
+        self._lock = threading.Lock()
+        self._changed = threading.Condition()
+        self._closed = False
+
+    def _current(self, set_id: str) -> tuple[int, int, int, float] | None:
+        """The training partition, if it is large enough to index (and an index can be built here)."""
+        if self._threshold is None or self._closed or not ann.available():
+            return None
+        part = self._store.partition(set_id, "training")
+        return part if part is not None and part[1] >= self._threshold else None
+
+    def _entry(self, set_id: str, part: tuple[int, int, int, float]) -> _Entry:
+        """The set's entry for the data now stored, with a worker started if the index lags behind it."""
+        identity = (part[3], part[2])
+        with self._lock:
+            entry = self._entries.get(set_id)
+            if entry is None or entry.identity != identity:
+                entry = self._entries[set_id] = _Entry(identity)
+            lagging = entry.index is None or len(entry.index) < part[1]
+            if lagging and not entry.failed and not entry.busy():
+                entry.worker = threading.Thread(
+                    target=self._work, args=(set_id, entry), name=f"chroma-index-{set_id[:8]}", daemon=True
+                )
+                entry.worker.start()
+            return entry
+
+    def nearest(self, set_id: str, queries: Matrix, k: int) -> Candidates | None:
+        part = self._current(set_id)
+        if part is None:
+            return None
+        entry = self._entry(set_id, part)
+        index = entry.index
+        if index is None:
+            return None
+        with entry.lock:
+            covered = len(index)
+            if len(queries) and covered and k > 0:
+                _, rows = index.search(queries, k)
+            else:
+                rows = np.empty((len(queries), 0), dtype=np.int64)
+        return Candidates(rows, covered)
+
+    def wait(self, set_id: str, timeout: float | None = None) -> bool:
+        """Until the set's index covers every training row and is saved (True), or ``timeout`` (False)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            part = self._current(set_id)
+            if part is None:
+                return False
+            entry = self._entry(set_id, part)
+            if entry.index is not None and len(entry.index) >= part[1] and not entry.busy():
+                return True
+            if entry.failed:
+                return False
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                return False
+            with self._changed:
+                self._changed.wait(0.2 if left is None else min(0.2, left))
+
+    def forget(self, set_id: str, *, remove_files: bool) -> None:
+        """Drop the set's index (its data is being deleted); with ``remove_files``, its files of every generation."""
+        with self._lock:
+            self._entries.pop(set_id, None)
+        if remove_files:
+            folder = self._store.directory / "sets" / set_id
+            for pattern in ("training*.usearch", "training*.json"):
+                for path in folder.glob(pattern):
+                    path.unlink(missing_ok=True)
+
+    def close(self) -> None:
+        self._closed = True  # a worker stops at its next step
+        with self._lock:
+            self._entries.clear()
+
+    # ---- the background worker ---------------------------------------------------------------------------------
+
+    def _still(self, set_id: str, entry: _Entry) -> tuple[int, int, int, float] | None:
+        part = None if self._closed else self._store.partition(set_id, "training")
+        return part if part is not None and (part[3], part[2]) == entry.identity else None
+
+    def _work(self, set_id: str, entry: _Entry) -> None:
+        try:
+            part = self._still(set_id, entry)
+            if part is None:
+                return
+            dim, count, gen, created = part
+            path = files.index_path(self._store.directory, set_id, gen)
+            if entry.index is None:
+                started = time.perf_counter()
+                logger.info(
+                    "chroma: indexing set %s (%d training vectors, %s) in the background", set_id, count, self._dtype
+                )
+                entry.index = ann.ANNIndex.open(
+                    path,
+                    dim,
+                    self._dtype,
+                    count,
+                    lambda first: normalize(self._store.vectors(set_id, "training", first, count)),
+                    identity={"set_created": created},
+                    threads=1,
+                )
+                logger.info(
+                    "chroma: the index of set %s is ready: %d rows in %.1f s",
+                    set_id,
+                    len(entry.index),
+                    time.perf_counter() - started,
+                )
+            index = entry.index
+            while (part := self._still(set_id, entry)) is not None and len(index) < part[1]:
+                start = len(index)
+                chunk = normalize(self._store.vectors(set_id, "training", start, min(part[1], start + _EXTEND_ROWS)))
+                with entry.lock:
+                    index.add(chunk)
+            if index.grown(path):
+                self._save(set_id, entry, index, path)
+        except Exception as exc:  # the engine keeps answering by exact search
+            entry.failed = True
+            logger.warning("chroma: cannot index set %s (%s); its queries use exact search", set_id, exc)
+        finally:
+            with self._changed:
+                self._changed.notify_all()
+
+    def _save(self, set_id: str, entry: _Entry, index: ann.ANNIndex, path: Path) -> None:
+        # Under the write lock, after checking the set is still the one indexed: a set deleted (or compacted)
+        # meanwhile must not get this index back.
+        with self._store._write_lock():
+            part = self._still(set_id, entry)
+            if part is not None:
+                started = time.perf_counter()
+                index.save(path, {"set_created": part[3]})
+                logger.info("chroma: saved the index of set %s (%.1f s)", set_id, time.perf_counter() - started)
