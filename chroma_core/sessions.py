@@ -21,15 +21,16 @@ import numpy as np
 
 from chroma_core import hooks
 from chroma_core.batch_format import write_batch
+from chroma_core.buffer import Buffer
 from chroma_core.config import Config, load_config
 from chroma_core.delivery import BackgroundWorker, shared_worker, spill_directory_for
 from chroma_core.embedding_set import EmbeddingSet
-from chroma_core.errors import InvalidEmbeddingError, InvalidEmbeddingSetError, NothingToSaveError
+from chroma_core.errors import InvalidEmbeddingSetError, NothingToSaveError
+from chroma_core.inputs import read_logged
 from chroma_core.paths import check_template, render_template
-from chroma_core.records import BatchHeader, Mode, Records, new_batch, preview_of
+from chroma_core.records import BatchHeader, Mode, Records, preview_of
 from chroma_core.transport import Transport, transport_for
 from chroma_core.types import QueryRequest, QueryResult, Thresholds, UploadReport
-from chroma_core.vectors import check_dimension, to_matrix
 
 __all__ = ["QuerySession", "SavedBatch", "TrainingSession", "log"]
 
@@ -54,92 +55,6 @@ class SavedBatch:
     upload: UploadReport | None
 
 
-class _Buffer:
-    """Rows of one embedding set, appended into a growing float32 matrix (no per-row arrays)."""
-
-    __slots__ = (
-        "capacity",
-        "dim",
-        "embedding_set",
-        "inferences",
-        "labels",
-        "lock",
-        "matrix",
-        "n",
-        "previews",
-        "shape",
-        "times",
-        "uris",
-    )
-
-    def __init__(self, embedding_set: EmbeddingSet, dim: int | None) -> None:
-        self.embedding_set = embedding_set
-        self.dim = dim
-        self.shape: tuple[int, ...] = () if dim is None else (dim,)
-        self.matrix = np.empty((0, 0), dtype=np.float32)
-        self.capacity = 0
-        self.n = 0
-        self.uris: list[str] = []
-        self.inferences: list[Any] = []
-        self.labels: list[Any] = []
-        self.previews: list[str | None] = []
-        self.times: list[float] = []
-        self.lock = threading.Lock()
-
-    def _grow(self, need: int) -> None:
-        assert self.dim is not None
-        grown = np.empty((max(need, 2 * len(self.matrix), 256), self.dim), dtype=np.float32)
-        if self.n:
-            grown[: self.n] = self.matrix[: self.n]
-        self.matrix = grown
-        self.capacity = len(grown)
-
-    def append_rows(
-        self,
-        rows: np.ndarray,
-        uris: Sequence[str],
-        infs: Sequence[Any],
-        labels: Sequence[Any],
-        previews: Sequence[str | None],
-    ) -> None:
-        with self.lock:
-            if self.dim is None:
-                self.dim = rows.shape[1]
-                self.shape = (self.dim,)
-            check_dimension(rows.shape[1], self.dim, "embedding")
-            need = self.n + len(rows)
-            if need > self.capacity:
-                self._grow(need)
-            self.matrix[self.n : need] = rows
-            self.n = need
-            self.uris.extend(uris)
-            self.inferences.extend(infs)
-            self.labels.extend(labels)
-            self.previews.extend(previews)
-            t = _now()
-            self.times.extend([t] * len(rows))
-
-    def take(self, mode: Mode) -> tuple[BatchHeader, Records]:
-        """Detach the buffered rows as a new batch and reset the buffer."""
-        with self.lock:
-            assert self.dim is not None
-            batch = new_batch(
-                self.embedding_set,
-                mode,
-                self.matrix[: self.n],
-                self.uris,
-                inferences=self.inferences,
-                labels=self.labels,
-                times=self.times,
-                previews=self.previews,
-            )
-            self.matrix = np.empty((0, self.dim), dtype=np.float32)
-            self.capacity = 0
-            self.n = 0
-            self.uris, self.inferences, self.labels, self.previews, self.times = [], [], [], [], []
-            return batch
-
-
 @dataclasses.dataclass
 class _Pending:
     """A batch taken out of the buffer by save(); kept, with its batch id, until it is fully saved."""
@@ -148,37 +63,6 @@ class _Pending:
     records: Records
     path: Path | None = None
     written: bool = False
-
-
-def _uris(input_uri: Any, n: int) -> list[str]:
-    if isinstance(input_uri, str):
-        if n != 1:
-            raise InvalidEmbeddingError(
-                f"a batch of {n} embeddings needs a list of {n} input_uri values, got one string."
-            )
-        uris = [input_uri]
-    elif isinstance(input_uri, Sequence):
-        uris = list(input_uri)
-        if len(uris) != n:
-            raise InvalidEmbeddingError(f"got {len(uris)} input_uri values for {n} embeddings; they must match.")
-    else:
-        raise InvalidEmbeddingError(
-            f"input_uri must be a string (or a list of strings), not {type(input_uri).__name__}."
-        )
-    for uri in uris:
-        if not isinstance(uri, str) or not uri:
-            raise InvalidEmbeddingError(f"input_uri must be a non-empty string, got {uri!r}.")
-    return uris
-
-
-def _per_row(value: Any, n: int, name: str, batch: bool) -> list[Any]:
-    if not batch:
-        return [value]
-    if value is None:
-        return [None] * n
-    if not isinstance(value, Sequence) or isinstance(value, (str, bytes)) or len(value) != n:
-        raise InvalidEmbeddingError(f"for a batch of {n} embeddings, {name} must be a list of {n} values (or None).")
-    return list(value)
 
 
 class _Session:
@@ -248,9 +132,9 @@ class TrainingSession(_Session):
     def __init__(self, embedding_set: SetLike | None = None, **kwargs: Any) -> None:
         super().__init__(embedding_set, **kwargs)
         self._file: str | None = None
-        self._buffers: dict[str, _Buffer] = {}
+        self._buffers: dict[str, Buffer] = {}
         self._pending: list[_Pending] = []
-        self._default: _Buffer | None = None
+        self._default: Buffer | None = None
         self._save_lock = threading.Lock()
 
     def bufferlocal(self, file: str | os.PathLike[str]) -> TrainingSession:
@@ -260,13 +144,13 @@ class TrainingSession(_Session):
         self._file = template
         return self
 
-    def _buffer(self, embedding_set: SetLike | None) -> _Buffer:
+    def _buffer(self, embedding_set: SetLike | None) -> Buffer:
         es = self._set(embedding_set)
         buf = self._buffers.get(es.id)
         if buf is None:
             if self._file is not None:
                 check_template(self._file, es.key)
-            buf = self._buffers[es.id] = _Buffer(es, self.transport.known_dimension(es.id))
+            buf = self._buffers[es.id] = Buffer(es, self.transport.known_dimension(es.id))
         return buf
 
     def log(
@@ -314,18 +198,8 @@ class TrainingSession(_Session):
             buf = self._buffer(embedding_set)
             if embedding_set is None:
                 self._default = buf
-        batch = not isinstance(input_uri, str)
-        if batch and not isinstance(input_uri, Sequence):
-            _uris(input_uri, 1)  # raises the input_uri type error before any embedding error
-        rows = to_matrix(embedding, batch=batch)
-        uris = _uris(input_uri, len(rows))
-        buf.append_rows(
-            rows,
-            uris,
-            _per_row(inferences, len(rows), "inferences", batch),
-            _per_row(label, len(rows), "label", batch),
-            [preview_of(p) for p in _per_row(preview, len(rows), "preview", batch)],
-        )
+        logged = read_logged(input_uri, embedding, inferences, label, preview)
+        buf.append_rows(logged.rows, logged.uris, logged.inferences, logged.labels, logged.previews)
 
     @property
     def pending(self) -> int:
@@ -454,13 +328,7 @@ class QuerySession(_Session):
         ``chroma select``, exports and the page.
         """
         es = self._set(embedding_set)
-        batch = not isinstance(input_uri, str)
-        if batch and not isinstance(input_uri, Sequence):
-            _uris(input_uri, 1)
-        rows = to_matrix(embedding, batch=batch)
-        uris = _uris(input_uri, len(rows))
-        infs = _per_row(inferences, len(rows), "inferences", batch)
-        previews = [preview_of(p) for p in _per_row(preview, len(rows), "preview", batch)]
+        rows, uris, infs, _, previews, batch = read_logged(input_uri, embedding, inferences, None, preview)
         results = self.transport.query(QueryRequest(es.id, rows, tuple(uris), tuple(infs), self.thresholds))
         if self.store:
             submit = self._storage().submit
