@@ -83,7 +83,8 @@ def _should_upload(args: argparse.Namespace) -> int:
         except ValueError as exc:
             raise ChromaError(f"--inferences is not valid JSON ({exc}).") from None
     transport = transport_for(_config(args))
-    result = transport.query(QueryRequest(args.embedding_set, vector[None, :], (args.input_uri,), (inferences,)))[0]
+    set_id = transport.set_id(args.set_id)
+    result = transport.query(QueryRequest(set_id, vector[None, :], (args.input_uri,), (inferences,)))[0]
     _print(result.to_dict())
     return EXIT_OK
 
@@ -137,8 +138,9 @@ def _since(value: str | None) -> float | None:
 
 
 def _select(args: argparse.Namespace) -> int:
-    request = SelectRequest(args.set_id, args.n, args.diversity, _since(args.since), args.rescore)
-    selection = transport_for(_config(args)).select(request)
+    transport = transport_for(_config(args))
+    request = SelectRequest(transport.set_id(args.set_id), args.n, args.diversity, _since(args.since), args.rescore)
+    selection = transport.select(request)
     if args.json:
         _print(selection.to_dict())
         return EXIT_OK
@@ -162,9 +164,9 @@ def _select(args: argparse.Namespace) -> int:
 
 def _export(args: argparse.Namespace) -> int:
     modes = ("training", "production") if args.mode == "all" else (args.mode,)
-    report = export_set(
-        transport_for(_config(args)), args.set_id, args.output, format=args.format, modes=modes, overwrite=args.force
-    )
+    transport = transport_for(_config(args))
+    set_id = transport.set_id(args.set_id)
+    report = export_set(transport, set_id, args.output, format=args.format, modes=modes, overwrite=args.force)
     _print(report.to_dict())
     return EXIT_OK
 
@@ -190,8 +192,18 @@ def _serve(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _set_argument(parser: argparse.ArgumentParser, *flags: str, dest: str = "set_id") -> None:
-    parser.add_argument(*flags, dest=dest, required=True, metavar="ID", help="the embedding set id (see `chroma sets`)")
+def _set_argument(parser: argparse.ArgumentParser) -> None:
+    # One spelling (--set) for every command; the seed's -embedding_set and the long forms keep working.
+    parser.add_argument(
+        "--set",
+        "--embedding-set",
+        "--embedding_set",
+        "-embedding_set",
+        dest="set_id",
+        required=True,
+        metavar="SET",
+        help="the embedding set: its id, a unique id prefix (8+ hex digits, see `chroma sets`) or its dict as JSON",
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -243,7 +255,7 @@ def _parser() -> argparse.ArgumentParser:
         help="ask whether one embedding is worth labelling",
         description="Print Chroma's recommendation for one embedding as JSON.",
     )
-    _set_argument(p, "-embedding_set", "--embedding-set", "--embedding_set", dest="embedding_set")
+    _set_argument(p)
     p.add_argument(
         "embedding",
         metavar="BASE64_EMBEDDING",
@@ -261,7 +273,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Rank the stored production inputs that were recommended for training, spread the picks over "
         "the embedding space (maximal marginal relevance), and leave out near duplicates of a pick.",
     )
-    _set_argument(p, "--set", "--embedding-set", "-embedding_set")
+    _set_argument(p)
     p.add_argument("-n", type=int, default=100, help="how many inputs to pick (default 100)")
     p.add_argument("--diversity", type=float, default=0.5, help="0 = priority order, 1 = spread only (default 0.5)")
     p.add_argument("--since", metavar="TIME", help="only inputs logged from TIME on (epoch seconds or ISO date)")
@@ -278,7 +290,7 @@ def _parser() -> argparse.ArgumentParser:
         help="write a set's records and results to a Parquet or JSONL file",
         description="Export an embedding set for sharing (docs/export.md). The file appears whole or not at all.",
     )
-    _set_argument(p, "--set", "--embedding-set", "-embedding_set")
+    _set_argument(p)
     p.add_argument("--format", choices=["parquet", "jsonl"], help="default: from the output file name")
     p.add_argument("--mode", choices=["all", "training", "production"], default="all", help="which records")
     p.add_argument("-o", "--output", required=True, metavar="FILE", help="where to write (.parquet, .jsonl[.gz])")

@@ -17,7 +17,17 @@ from typing import Union
 
 from chroma_core.errors import InvalidEmbeddingSetError
 
-__all__ = ["EmbeddingSet", "Scalar", "SetRef", "canonical_json", "embedding_set_id", "set_id_of"]
+__all__ = [
+    "MIN_PREFIX",
+    "EmbeddingSet",
+    "Scalar",
+    "SetRef",
+    "canonical_json",
+    "embedding_set_id",
+    "is_full_id",
+    "parse_set_ref",
+    "set_id_of",
+]
 
 Scalar = Union[str, int, float, bool, None]
 
@@ -95,14 +105,46 @@ class EmbeddingSet:
         return value if isinstance(value, EmbeddingSet) else cls.from_dict(value)
 
 
-#: How callers name a set: its dict, an :class:`EmbeddingSet`, or its id.
+#: How callers name a set: its dict, an :class:`EmbeddingSet`, its id, or a unique prefix of its id (8+ hex).
 SetRef = Union[EmbeddingSet, Mapping[str, object], str]
+
+#: The shortest id prefix accepted for a set: 8 hex digits (as ``chroma sets`` and the demo print them).
+MIN_PREFIX = 8
+_ID_LENGTH = 40
+_HEX = frozenset("0123456789abcdef")
+
+
+def parse_set_ref(ref: SetRef) -> EmbeddingSet | str:
+    """An :class:`EmbeddingSet` for a dict; for a string, the id or id prefix it is (lower-cased), checked.
+
+    A JSON object in a string (as a command line passes it) is read as the set's dict.
+    """
+    if isinstance(ref, EmbeddingSet):
+        return ref
+    if isinstance(ref, str):
+        text = ref.strip()
+        if text.startswith("{"):
+            try:
+                raw = json.loads(text)
+            except ValueError as exc:
+                raise InvalidEmbeddingSetError(f"embedding set {ref!r} looks like JSON but is not ({exc}).") from None
+            return EmbeddingSet.from_dict(raw)
+        text = text.lower()
+        if not MIN_PREFIX <= len(text) <= _ID_LENGTH or not set(text) <= _HEX:
+            raise InvalidEmbeddingSetError(
+                f"{ref!r} does not name an embedding set: give the set's dict (e.g. {{'model': 'bert', 'layer': "
+                f"'context'}}), its 40-character id, or a unique prefix of at least {MIN_PREFIX} hex digits "
+                "(see `python -m chroma sets`)."
+            )
+        return text
+    return EmbeddingSet.from_dict(ref)
 
 
 def set_id_of(ref: SetRef) -> str:
-    """The id of a set named by its dict, an :class:`EmbeddingSet` or the id itself."""
-    if isinstance(ref, str):
-        return ref
-    if isinstance(ref, EmbeddingSet):
-        return ref.id
-    return EmbeddingSet.from_dict(ref).id
+    """The id (or, for a string, the id prefix) of a set named by its dict, an :class:`EmbeddingSet` or a string."""
+    parsed = parse_set_ref(ref)
+    return parsed if isinstance(parsed, str) else parsed.id
+
+
+def is_full_id(text: str) -> bool:
+    return len(text) == _ID_LENGTH

@@ -11,6 +11,7 @@ The tree::
     ├── NothingToSaveError (ValueError)        save() with nothing logged
     ├── BatchFormatError (ValueError)          a batch file that cannot be read at all
     ├── UnknownEmbeddingSetError (LookupError) a set id the engine has never seen
+    ├── AmbiguousSetError (LookupError)        an id prefix that names several sets
     ├── NoProductionDataError (LookupError)    select/export of production records a set does not hold
     ├── StorageError (OSError)                 the persist directory cannot be read or written
     └── TransportError                         the engine could not be reached or refused a request
@@ -22,6 +23,7 @@ Each message says what was wrong and what to do about it. Callers that only care
 from __future__ import annotations
 
 __all__ = [
+    "AmbiguousSetError",
     "BatchFormatError",
     "ChromaError",
     "ConfigError",
@@ -83,6 +85,18 @@ class UnknownEmbeddingSetError(ChromaError, LookupError):
             "Run `python -m chroma sets` to list the known sets, or save/upload training data first."
         )
         self.set_id = set_id
+
+
+class AmbiguousSetError(ChromaError, LookupError):
+    """An id prefix that names more than one stored set."""
+
+    def __init__(self, prefix: str, matches: list[str]) -> None:
+        shown = ", ".join(matches[:5]) + (" ..." if len(matches) > 5 else "")
+        super().__init__(
+            f"the id prefix {prefix!r} names {len(matches)} embedding sets ({shown}); give more digits of the id."
+        )
+        self.prefix = prefix
+        self.matches = matches
 
 
 class NoProductionDataError(ChromaError, LookupError):

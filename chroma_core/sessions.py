@@ -24,7 +24,7 @@ from chroma_core.batch_format import write_batch
 from chroma_core.buffer import Buffer
 from chroma_core.config import Config, load_config
 from chroma_core.delivery import BackgroundWorker, shared_worker, spill_directory_for
-from chroma_core.embedding_set import EmbeddingSet
+from chroma_core.embedding_set import EmbeddingSet, SetRef, parse_set_ref
 from chroma_core.errors import InvalidEmbeddingSetError, NothingToSaveError
 from chroma_core.inputs import read_logged
 from chroma_core.paths import check_template, render_template
@@ -41,7 +41,7 @@ _NDARRAY = np.ndarray
 _isfinite = math.isfinite
 _now = time.time
 
-SetLike = EmbeddingSet | Mapping[str, Any]
+SetLike = SetRef
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,7 +89,8 @@ class _Session:
         )
         # Resolved now: the engine (and the query sessions' storage thread) may be opened after a chdir.
         self.config = dataclasses.replace(config, persist_directory=os.path.abspath(config.persist_directory))
-        self.embedding_set = None if embedding_set is None else EmbeddingSet.coerce(embedding_set)
+        # A dict is a set at once; an id (or id prefix) is checked now and looked up on first use.
+        self._set_ref = None if embedding_set is None else parse_set_ref(embedding_set)
         self._transport = transport
         self._owns_transport = transport is None
 
@@ -99,14 +100,27 @@ class _Session:
             self._transport = transport_for(self.config)
         return self._transport
 
+    @property
+    def embedding_set(self) -> EmbeddingSet | None:
+        """The session's set (None if each ``log()`` names its own); an id given for it is looked up once."""
+        ref = self._set_ref
+        if isinstance(ref, str):
+            self._set_ref = ref = self._lookup(ref)
+        return ref
+
+    def _lookup(self, ref: str) -> EmbeddingSet:
+        return EmbeddingSet.from_dict(self.transport.find_set(ref).embedding_set)
+
     def _set(self, embedding_set: SetLike | None) -> EmbeddingSet:
         if embedding_set is not None:
-            return EmbeddingSet.coerce(embedding_set)
-        if self.embedding_set is None:
+            parsed = parse_set_ref(embedding_set)
+            return self._lookup(parsed) if isinstance(parsed, str) else parsed
+        es = self.embedding_set
+        if es is None:
             raise InvalidEmbeddingSetError(
                 f"no embedding_set: pass it to {type(self).__name__}(embedding_set={{...}}) or to log()."
             )
-        return self.embedding_set
+        return es
 
     def close(self) -> None:
         """Release the transport if this session created it."""
@@ -115,7 +129,8 @@ class _Session:
             self._transport = None
 
     def __repr__(self) -> str:
-        set_id = self.embedding_set.id[:12] if self.embedding_set else None
+        ref = self._set_ref
+        set_id = (ref if isinstance(ref, str) else ref.id)[:12] if ref is not None else None
         return f"<{type(self).__name__} set={set_id} url={self.config.chroma_url or 'embedded'}>"
 
 

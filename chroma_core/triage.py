@@ -44,14 +44,16 @@ def select(
     Recommended inputs are ranked by how far their strongest signal exceeds its threshold; maximal marginal
     relevance then trades that priority against similarity to the inputs already picked (``diversity`` from 0,
     priority order, to 1, spread only), and near duplicates of a pick are dropped. ``embedding_set`` is the set's
-    dict or its id; ``since`` (seconds since the epoch) keeps only inputs logged from then on; ``rescore=True``
-    judges every input against the current training data instead of the answer stored with it. Configuration
-    keywords (``chroma_server_url``, ``persist_directory``, ...) are those of sessions.
+    dict, its id or a unique id prefix (8+ hex digits); ``since`` (seconds since the epoch) keeps only inputs
+    logged from then on; ``rescore=True`` judges every input against the current training data instead of the
+    answer stored with it. Configuration keywords (``chroma_server_url``, ``persist_directory``, ...) are those of
+    sessions.
     """
-    request = SelectRequest(set_id_of(embedding_set), n, diversity, since, rescore, Thresholds.coerce(thresholds))
+    set_id_of(embedding_set)  # a malformed reference is refused before anything is opened
+    th = Thresholds.coerce(thresholds)
     tr, owned = _transport(transport, config)
     try:
-        return tr.select(request)
+        return tr.select(SelectRequest(tr.set_id(embedding_set), n, diversity, since, rescore, th))
     finally:
         if owned:
             tr.close()
@@ -74,7 +76,7 @@ def export(
     """
     tr, owned = _transport(transport, config)
     try:
-        return export_set(tr, set_id_of(embedding_set), path, format=format, modes=modes, overwrite=overwrite)
+        return export_set(tr, tr.set_id(embedding_set), path, format=format, modes=modes, overwrite=overwrite)
     finally:
         if owned:
             tr.close()

@@ -324,7 +324,8 @@ class QueryRequest:
         """
         matrix = to_matrix(vectors, batch=True)
         infs = None if inferences is None else tuple(inferences)
-        return cls(set_id_of(embedding_set), matrix, tuple(input_uris), infs, Thresholds.coerce(thresholds))
+        set_id = embedding_set if isinstance(embedding_set, str) else set_id_of(embedding_set)
+        return cls(set_id, matrix, tuple(input_uris), infs, Thresholds.coerce(thresholds))
 
     def __len__(self) -> int:
         return len(self.vectors)

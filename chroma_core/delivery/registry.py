@@ -58,8 +58,11 @@ def shutdown(timeout: float | None = None) -> None:
     Runs at interpreter exit, each worker bounded by its ``exit_timeout`` unless ``timeout`` is given.
     """
     with _shared_lock:
+        # Strong references first: clearing the registry may drop the last one to a shared worker, and a worker
+        # gone from the weak set before it is closed would lose what it still holds.
+        workers = all_workers()
         _shared.clear()
-    for worker in all_workers():
+    for worker in workers:
         worker.close(worker.options.exit_timeout if timeout is None else timeout)
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import abc
 import os
 
+from chroma_core.embedding_set import SetRef, is_full_id, parse_set_ref
+from chroma_core.errors import AmbiguousSetError, UnknownEmbeddingSetError
 from chroma_core.records import BatchHeader, Mode, Records
 from chroma_core.types import QueryRequest, QueryResult, Selection, SelectRequest, SetInfo, UploadReport
 
@@ -39,6 +41,30 @@ class Transport(abc.ABC):
 
     @abc.abstractmethod
     def list_sets(self) -> list[SetInfo]: ...
+
+    def set_id(self, ref: SetRef) -> str:
+        """The full id of the set ``ref`` names: its dict, its id, or a unique id prefix (looked up)."""
+        parsed = parse_set_ref(ref)
+        if not isinstance(parsed, str):
+            return parsed.id
+        return parsed if is_full_id(parsed) else self.find_set(parsed).id
+
+    def find_set(self, ref: SetRef) -> SetInfo:
+        """The stored set ``ref`` names; :class:`UnknownEmbeddingSetError` if none, :class:`AmbiguousSetError`
+        if an id prefix names several."""
+        parsed = parse_set_ref(ref)
+        if not isinstance(parsed, str) or is_full_id(parsed):
+            set_id = parsed if isinstance(parsed, str) else parsed.id
+            info = self.get_set(set_id)
+            if info is None:
+                raise UnknownEmbeddingSetError(set_id)
+            return info
+        matches = [s for s in self.list_sets() if s.id.startswith(parsed)]
+        if not matches:
+            raise UnknownEmbeddingSetError(parsed)
+        if len(matches) > 1:
+            raise AmbiguousSetError(parsed, sorted(s.id for s in matches))
+        return matches[0]
 
     def known_dimension(self, set_id: str) -> int | None:
         """The set's dimension if it can be had cheaply (no network), so log() can reject a mismatch at once."""

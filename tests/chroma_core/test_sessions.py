@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import subprocess
 import sys
 import textwrap
@@ -18,7 +19,7 @@ from chroma_core.errors import (
     InvalidPathError,
     NothingToSaveError,
 )
-from tests.conftest import SET, clusters
+from tests.conftest import ROOT, SET, clusters
 
 
 def training_count(set_dict=SET) -> int:
@@ -271,3 +272,19 @@ def test_previews_are_kept_with_the_records_they_name(tmp_path):
     assert not problems
     assert records.previews[:2] == ["the first input", None]
     assert len(records.previews[2]) == 500 and records.previews[3] is None
+
+
+def test_a_query_session_dropped_without_close_still_stores_its_records_at_exit(tmp_path):
+    # The shared worker's only strong reference is the registry; shutdown at exit must not let it go first.
+    code = textwrap.dedent(
+        """
+        import numpy as np, chroma
+        x = np.random.default_rng(0).normal(size=(90, 8)).astype(np.float32)
+        with chroma.TrainingSession({"model": "m"}) as s:
+            s.log(input_uri=[f"/t/{i}" for i in range(90)], embedding=x)
+        chroma.QuerySession({"model": "m"}).log(input_uri="/prod", embedding=x[0] + 0.5)
+        """
+    )
+    subprocess.run([sys.executable, "-c", code], cwd=tmp_path, check=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    info = chroma.TrainingSession({"model": "m"}).transport.get_set(chroma.embedding_set_id({"model": "m"}))
+    assert info is not None and info.production == 1

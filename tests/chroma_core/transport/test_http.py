@@ -93,7 +93,7 @@ def test_client_errors_are_not_retried_and_are_mapped():
     with Scripted([err]) as server:
         sleeps: list[float] = []
         with pytest.raises(chroma.DimensionMismatchError, match="dimension 3"):
-            transport(server.url, sleeps).query(QueryRequest.of("abc", np.ones((1, 3), np.float32), ["/a"]))
+            transport(server.url, sleeps).query(QueryRequest.of("abc" * 13 + "d", np.ones((1, 3), np.float32), ["/a"]))
     assert sleeps == [] and len(server.requests) == 1
 
 
