@@ -23,13 +23,13 @@ import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 from urllib.parse import urlsplit
 
 from chroma_core.errors import ConfigError
-from chroma_core.secret import Secret
+from chroma_core.secret import Secret, redact_url
 
-__all__ = ["Config", "load_config"]
+__all__ = ["Config", "ConfigOptions", "load_config"]
 
 _ENV = {
     "api_key": "CHROMA_API_KEY",
@@ -55,8 +55,32 @@ class Config:
         """True when no service URL is set: sessions use the in-process engine."""
         return not self.chroma_url
 
+    def __repr__(self) -> str:
+        # Every value as it is, except what could hold a credential: the key is masked, URLs lose their passwords.
+        shown = []
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if isinstance(value, str) and "://" in value:
+                value = redact_url(value)
+            shown.append(f"{field.name}={value!r}")
+        return f"Config({', '.join(shown)})"
+
 
 _KEYS = tuple(f.name for f in dataclasses.fields(Config))
+
+
+class ConfigOptions(TypedDict, total=False):
+    """The configuration keywords that sessions, ``select``, ``export`` and the integrations take (see the module
+    docstring for their precedence); typed so that an editor completes them."""
+
+    chroma_config: str | os.PathLike[str] | None  # a chroma.json to read (default ./chroma.json)
+    chroma_json: str | None  # chroma.json's contents as a string
+    chroma_server_url: str | None  # the service's URL (the seed's name for chroma_url)
+    chroma_url: str | None
+    api_key: str | None
+    application_id: str | None
+    http_proxy: str | None
+    persist_directory: str | os.PathLike[str] | None  # where the embedded engine keeps its data
 
 
 def _parse_json(text: str, origin: str) -> dict[str, Any]:
@@ -101,10 +125,36 @@ def _check_url(url: str) -> str:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise ConfigError(
-            f"chroma_url {url!r} is not an http(s) URL. Use e.g. 'http://127.0.0.1:8000', "
+            f"chroma_url {redact_url(url)!r} is not an http(s) URL. Use e.g. 'http://127.0.0.1:8000', "
             "or leave it unset to use the embedded engine."
         )
+    if "@" in parts.netloc:
+        # requests would turn it into Basic auth, which replaces the Bearer key: every call would be a 401.
+        raise ConfigError(
+            f"chroma_url {redact_url(url)!r} holds a user name or password; remove it and give the key as "
+            "api_key (in chroma.json) or CHROMA_API_KEY."
+        )
+    _check_port(url, "chroma_url")
     return url.rstrip("/")
+
+
+def _check_proxy(url: str) -> str:
+    parts = urlsplit(url)
+    if not parts.scheme or not parts.netloc:
+        raise ConfigError(
+            f"http_proxy {redact_url(url)!r} is not a URL; write it as 'http://[user:password@]host:port'."
+        )
+    _check_port(url, "http_proxy")
+    return url
+
+
+def _check_port(url: str, name: str) -> None:
+    try:
+        _ = urlsplit(url).port  # raises ValueError for a port that is not a number in range
+    except ValueError:
+        raise ConfigError(
+            f"{name} {redact_url(url)!r} has a port that is not a number from 0 to 65535; fix the port."
+        ) from None
 
 
 def load_config(
@@ -153,4 +203,6 @@ def load_config(
         raise ConfigError(f"api_key must be a string, not {type(api_key).__name__}.")
     if values.get("chroma_url"):
         values["chroma_url"] = _check_url(str(values["chroma_url"]))
+    if values.get("http_proxy"):
+        values["http_proxy"] = _check_proxy(str(values["http_proxy"]))
     return Config(**values)

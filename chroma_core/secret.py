@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["Secret"]
+__all__ = ["Secret", "redact_url"]
 
 
 class Secret:
@@ -38,3 +38,18 @@ class Secret:
         return "Secret('**********')" if self._value else "Secret('')"
 
     __str__ = __repr__
+
+
+def redact_url(url: str) -> str:
+    """``url`` with the password of its user info masked: ``http://me:***@proxy:3128``; the one place URLs with
+    credentials are made fit for a repr, a log line or an error message."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        scheme, rest = "", url
+    netloc, slash, path = rest.partition("/")
+    userinfo, at, host = netloc.rpartition("@")
+    if not at:
+        return url
+    user = userinfo.split(":", 1)[0]
+    masked = f"{user}:***" if ":" in userinfo else "***"
+    return f"{scheme}{sep}{masked}@{host}{slash}{path}"

@@ -15,24 +15,27 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, overload
 
 import numpy as np
 
 from chroma_core import hooks
 from chroma_core.batch_format import write_batch
 from chroma_core.buffer import Buffer
-from chroma_core.config import Config, load_config
+from chroma_core.config import Config, ConfigOptions, load_config
 from chroma_core.delivery import BackgroundWorker, shared_worker, spill_directory_for
 from chroma_core.embedding_set import EmbeddingSet, SetRef, parse_set_ref
-from chroma_core.errors import InvalidEmbeddingSetError, NothingToSaveError
+from chroma_core.errors import ConfigError, InvalidEmbeddingSetError, NothingToSaveError
 from chroma_core.inputs import read_logged
 from chroma_core.paths import check_template, render_template
 from chroma_core.records import BatchHeader, Mode, Records, preview_of
 from chroma_core.transport import Transport, transport_for
 from chroma_core.types import QueryRequest, QueryResult, Thresholds, UploadReport
 
-__all__ = ["QuerySession", "SavedBatch", "TrainingSession", "log"]
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+__all__ = ["QuerySession", "SavedBatch", "SessionOptions", "TrainingSession", "log"]
 
 logger = logging.getLogger("chroma")
 
@@ -65,28 +68,28 @@ class _Pending:
     written: bool = False
 
 
+class SessionOptions(ConfigOptions, total=False):
+    """What both sessions take besides their set: configuration keywords, or a ``Config`` / ``Transport`` made
+    already (a transport handed in is the caller's to close)."""
+
+    config: Config | None
+    transport: Transport | None
+
+
 class _Session:
     _mode: Mode
+    #: How long, in seconds, one call to a service may take with its retries (None: the transport's default).
+    _deadline: float | None = None
 
     def __init__(
         self,
         embedding_set: SetLike | None = None,
         *,
-        chroma_config: str | os.PathLike[str] | None = None,
-        chroma_json: str | None = None,
-        chroma_server_url: str | None = None,
-        api_key: str | None = None,
-        persist_directory: str | os.PathLike[str] | None = None,
         config: Config | None = None,
         transport: Transport | None = None,
+        **options: Unpack[ConfigOptions],
     ) -> None:
-        config = config or load_config(
-            chroma_config=chroma_config,
-            chroma_json=chroma_json,
-            chroma_server_url=chroma_server_url,
-            api_key=api_key,
-            persist_directory=persist_directory,
-        )
+        config = config or load_config(**options)
         # Resolved now: the engine (and the query sessions' storage thread) may be opened after a chdir.
         self.config = dataclasses.replace(config, persist_directory=os.path.abspath(config.persist_directory))
         # A dict is a set at once; an id (or id prefix) is checked now and looked up on first use.
@@ -97,7 +100,7 @@ class _Session:
     @property
     def transport(self) -> Transport:
         if self._transport is None:
-            self._transport = transport_for(self.config)
+            self._transport = transport_for(self.config, deadline=self._deadline)
         return self._transport
 
     @property
@@ -144,8 +147,8 @@ class TrainingSession(_Session):
 
     _mode: Mode = "training"
 
-    def __init__(self, embedding_set: SetLike | None = None, **kwargs: Any) -> None:
-        super().__init__(embedding_set, **kwargs)
+    def __init__(self, embedding_set: SetLike | None = None, **options: Unpack[SessionOptions]) -> None:
+        super().__init__(embedding_set, **options)
         self._file: str | None = None
         self._buffers: dict[str, Buffer] = {}
         self._pending: list[_Pending] = []
@@ -292,6 +295,11 @@ class QuerySession(_Session):
 
     ``thresholds`` overrides the calibrated ones, e.g. ``{"novelty": 0.4, "percentile": 99}``.
 
+    ``deadline`` (seconds, default 5) bounds how long one ``log()`` may wait for a service, retries included; then
+    it raises :class:`~chroma_core.errors.TransportError`. A query session answers inline, so it raises when it
+    cannot answer: in serving code that must never fail, use ``@recommend``
+    (``chroma_integrations.serving``), which never raises and keeps what it cannot send.
+
     Every logged embedding is stored as a production record of its set, with the answer given, so that
     ``chroma select`` can later pick which inputs to label; ``store=False`` keeps nothing. Storing happens on a
     background thread (batched, spilled to disk while a service is unreachable), so ``log()`` does not wait for
@@ -306,9 +314,13 @@ class QuerySession(_Session):
         *,
         thresholds: Thresholds | Mapping[str, Any] | None = None,
         store: bool = True,
-        **kwargs: Any,
+        deadline: float = 5.0,
+        **options: Unpack[SessionOptions],
     ) -> None:
-        super().__init__(embedding_set, **kwargs)
+        if isinstance(deadline, bool) or not isinstance(deadline, (int, float)) or not 0 < deadline <= 3600:
+            raise ConfigError(f"deadline must be a number of seconds from 0 to 3600, not {deadline!r}.")
+        self._deadline = float(deadline)
+        super().__init__(embedding_set, **options)
         self.thresholds = Thresholds.coerce(thresholds)
         self.store = store
         self._worker: BackgroundWorker | None = None
@@ -328,6 +340,28 @@ class QuerySession(_Session):
                 self._owns_worker = True
         return self._worker
 
+    @overload
+    def log(
+        self,
+        input_uri: str,
+        embedding: Any,
+        inferences: Any = None,
+        *,
+        preview: str | None = None,
+        embedding_set: SetLike | None = None,
+    ) -> QueryResult: ...
+
+    @overload
+    def log(
+        self,
+        input_uri: Sequence[str],
+        embedding: Any,
+        inferences: Any = None,
+        *,
+        preview: Sequence[str | None] | None = None,
+        embedding_set: SetLike | None = None,
+    ) -> list[QueryResult]: ...
+
     def log(
         self,
         input_uri: str | Sequence[str],
@@ -336,7 +370,7 @@ class QuerySession(_Session):
         *,
         preview: str | Sequence[str | None] | None = None,
         embedding_set: SetLike | None = None,
-    ) -> Any:
+    ) -> QueryResult | list[QueryResult]:
         """Return a :class:`QueryResult` for one embedding, or a list of them for a batch.
 
         ``preview`` (a string, or a list for a batch) is stored with the production record and shown for it by

@@ -11,18 +11,21 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from chroma_core.config import load_config
+from chroma_core.config import ConfigOptions, load_config
 from chroma_core.embedding_set import SetRef, set_id_of
 from chroma_core.export import ExportReport, export_set
 from chroma_core.transport import Transport, transport_for
 from chroma_core.types import Selection, SelectRequest, Thresholds
 
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
 __all__ = ["export", "select"]
 
 
-def _transport(transport: Transport | None, config: dict[str, Any]) -> tuple[Transport, bool]:
+def _transport(transport: Transport | None, config: ConfigOptions) -> tuple[Transport, bool]:
     if transport is not None:
         return transport, False
     return transport_for(load_config(**config)), True
@@ -37,7 +40,7 @@ def select(
     rescore: bool = False,
     thresholds: Thresholds | Mapping[str, Any] | None = None,
     transport: Transport | None = None,
-    **config: Any,
+    **config: Unpack[ConfigOptions],
 ) -> Selection:
     """The ``n`` stored production inputs of a set most worth labelling, spread over the embedding space.
 
@@ -67,7 +70,7 @@ def export(
     modes: Sequence[str] = ("training", "production"),
     overwrite: bool = False,
     transport: Transport | None = None,
-    **config: Any,
+    **config: Unpack[ConfigOptions],
 ) -> ExportReport:
     """Write a set's records (and the answers stored with production inputs) to a Parquet or JSONL file.
 

@@ -36,11 +36,11 @@ import inspect
 import os
 import threading
 from collections.abc import Callable, Sequence
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import numpy as np
 
-from chroma_core.config import Config, load_config
+from chroma_core.config import Config, ConfigOptions, load_config
 from chroma_core.delivery import BackgroundWorker, WorkerOptions, spill_directory_for, worker_transport
 from chroma_core.embedding_set import EmbeddingSet
 from chroma_core.errors import ChromaError
@@ -48,6 +48,9 @@ from chroma_core.guard import capture_internal_exception, capture_internal_excep
 from chroma_core.transport import Transport, transport_for
 from chroma_core.types import QueryRequest, QueryResult
 from chroma_core.vectors import to_matrix
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 __all__ = ["Recommended", "Recommender", "recommend", "stats"]
 
@@ -109,7 +112,7 @@ class Recommender:
         return_results: bool = False,
         enabled: bool = True,
         worker_options: WorkerOptions | None = None,
-        **config_kwargs: Any,
+        **config_kwargs: Unpack[ConfigOptions],
     ) -> None:
         if mode not in ("async", "sync"):
             raise ValueError(f"mode must be 'async' or 'sync', not {mode!r}")

@@ -17,15 +17,19 @@ if TYPE_CHECKING:
 __all__ = ["HTTPTransport", "LocalTransport", "Transport", "transport_for"]
 
 
-def transport_for(config: Config) -> Transport:
-    """The transport a config asks for: embedded without ``chroma_url``, HTTP with it."""
+def transport_for(config: Config, *, deadline: float | None = None) -> Transport:
+    """The transport a config asks for: embedded without ``chroma_url``, HTTP with it.
+
+    ``deadline`` bounds, in seconds, how long one call to the service may take with all its retries (the HTTP
+    transport's default is :class:`~chroma_core.transport.http.RetryPolicy`'s).
+    """
     if config.embedded:
         from chroma_core.transport.local import LocalTransport
 
         return LocalTransport(config.persist_directory)
-    from chroma_core.transport.http import HTTPTransport
+    from chroma_core.transport.http import HTTPTransport, RetryPolicy
 
-    return HTTPTransport(config)
+    return HTTPTransport(config, retry=None if deadline is None else RetryPolicy(deadline=deadline))
 
 
 def __getattr__(name: str) -> object:

@@ -14,6 +14,7 @@ import email.utils
 import gzip
 import io
 import json
+import logging
 import os
 import time
 import zlib
@@ -27,8 +28,9 @@ from tenacity import retry_if_exception, stop_after_attempt, stop_before_delay, 
 
 from chroma_core.batch_format import BatchReader, write_batch_to
 from chroma_core.config import Config
-from chroma_core.errors import TransportError, UnknownEmbeddingSetError
+from chroma_core.errors import ConfigError, TransportError, UnknownEmbeddingSetError
 from chroma_core.records import BatchHeader, Mode, Records
+from chroma_core.secret import Secret
 from chroma_core.server.wire import (
     API_PREFIX,
     APPLICATION_HEADER,
@@ -45,6 +47,31 @@ from chroma_core.version import __version__
 __all__ = ["HTTPTransport", "RetryPolicy"]
 
 _RETRY_STATUSES = frozenset({429, 502, 503, 504})
+_ADVICE = (
+    "In serving code that must never fail, use @recommend (chroma_integrations.serving): it never raises and keeps "
+    "what it cannot send; a QuerySession's deadline= sets how long it tries."
+)
+logger = logging.getLogger("chroma")
+
+
+def service_base(chroma_url: str) -> str:
+    """The API root for a ``chroma_url`` given with or without its version (``http://host:8000`` or ``.../v1``)."""
+    base = chroma_url.rstrip("/")
+    last = base.rsplit("/", 1)[-1]
+    if last == API_PREFIX.strip("/"):
+        return base
+    if len(last) > 1 and last[0] == "v" and last[1:].isdigit() and "/" in base.split("://", 1)[-1]:
+        raise ConfigError(
+            f"chroma_url {base!r} asks for API {last}, but this client speaks {API_PREFIX.strip('/')}: give the "
+            f"service's address without the version (e.g. {base[: -len(last) - 1]!r}) or with {API_PREFIX}."
+        )
+    return base + API_PREFIX
+
+
+def _password(url: str | None) -> str | None:
+    return None if not url else urlsplit(url).password
+
+
 _GZIP_QUERY_ABOVE = 16 * 1024
 
 
@@ -139,9 +166,7 @@ class HTTPTransport(Transport):
     ) -> None:
         if not config.chroma_url:
             raise TransportError("HTTPTransport needs chroma_url.")
-        self.base = config.chroma_url.rstrip("/")
-        if not self.base.endswith(API_PREFIX):
-            self.base += API_PREFIX
+        self.base = service_base(config.chroma_url)
         self.policy = retry or RetryPolicy()
         host = urlsplit(self.base).hostname
         self.compress = self.policy.compress if self.policy.compress is not None else not is_loopback(host)
@@ -157,6 +182,9 @@ class HTTPTransport(Transport):
             self.session.headers[APPLICATION_HEADER] = config.application_id
         if config.http_proxy:
             self.session.proxies = {"http": config.http_proxy, "https": config.http_proxy}
+        # What must never appear in an error message: requests' own errors quote the proxy URL and its password.
+        self._secrets = [s for s in (_password(config.http_proxy), config.api_key) if s]
+        self._warned_retry = False
 
     def __repr__(self) -> str:
         return f"<HTTPTransport {self.base}>"  # never the headers: they hold the key
@@ -165,38 +193,67 @@ class HTTPTransport(Transport):
         self.session.close()
 
     @contextlib.contextmanager
-    def _map_errors(self, what: str) -> Iterator[None]:
+    def _map_errors(self, what: str, tries: list[int]) -> Iterator[None]:
         """The one place where requests' and tenacity's errors become ours."""
         try:
             yield
         except _Retryable as exc:
             raise TransportError(
                 f"{what}: the Chroma service at {self.base} was still answering HTTP {exc.response.status_code} "
-                f"after {self.policy.attempts} attempts / {self.policy.deadline:.0f} s; nothing was lost on this "
-                "side, try again later."
+                f"after {self._tries(tries)}; nothing was lost on this side, try again later."
             ) from exc
         except requests.Timeout as exc:
-            raise TransportError(f"{what}: the Chroma service at {self.base} timed out after retries.") from exc
+            raise TransportError(
+                f"{what}: the Chroma service at {self.base} did not answer in time ({self._tries(tries)}). {_ADVICE}"
+            ) from exc
         except requests.ConnectionError as exc:
             raise TransportError(
-                f"{what}: cannot reach the Chroma service at {self.base} (after retries): {type(exc).__name__}. "
-                "Check chroma_url and that the service is running."
+                f"{what}: cannot reach the Chroma service at {self.base} ({self._tries(tries)}): {type(exc).__name__}. "
+                f"Check chroma_url and that the service is running. {_ADVICE}"
             ) from exc
         except requests.RequestException as exc:
-            raise TransportError(f"{what}: the request failed: {exc}") from exc
+            raise TransportError(f"{what}: the request failed: {self._scrub(str(exc))}") from exc
+
+    def _tries(self, tries: list[int]) -> str:
+        return f"{tries[0]} attempt{'s' * (tries[0] != 1)} within the {self.policy.deadline:g} s deadline"
+
+    def _scrub(self, text: str) -> str:
+        for secret in self._secrets:
+            value = secret.get_secret_value() if isinstance(secret, Secret) else secret
+            text = text.replace(value, "***")
+        return text
+
+    def _before_retry(self, state: tenacity.RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome else None
+        reason = f"HTTP {exc.response.status_code}" if isinstance(exc, _Retryable) else type(exc).__name__
+        # Once per outage at WARNING (the next success re-arms it); every further retry at DEBUG.
+        level = logging.DEBUG if self._warned_retry else logging.WARNING
+        self._warned_retry = True
+        logger.log(
+            level,
+            "chroma: the service at %s did not answer (%s); retrying for up to %g s",
+            self.base,
+            reason,
+            self.policy.deadline,
+        )
 
     def _request(self, method: str, path: str, what: str, **kwargs: Any) -> requests.Response:
         body = kwargs.pop("body_factory", None)
         policy = self.policy
+        started = time.monotonic()
+        tries = [0]  # attempts of this call, for its error message
 
         def attempt() -> requests.Response:
+            tries[0] += 1
             if body is not None:
                 kwargs["data"] = body()  # a fresh stream for every attempt
-            response = self.session.request(
-                method, self.base + path, timeout=(policy.connect_timeout, policy.read_timeout), **kwargs
-            )
+            # No attempt may outlast the call's deadline: each one's timeouts shrink to what is left of it.
+            left = max(0.05, policy.deadline - (time.monotonic() - started))
+            timeout = (min(policy.connect_timeout, left), min(policy.read_timeout, left))
+            response = self.session.request(method, self.base + path, timeout=timeout, **kwargs)
             if response.status_code in _RETRY_STATUSES:
                 raise _Retryable(response, _parse_retry_after(response.headers.get("Retry-After")))
+            self._warned_retry = False
             return response
 
         retrying = tenacity.Retrying(
@@ -207,9 +264,10 @@ class HTTPTransport(Transport):
             ),
             retry=retry_if_exception(_is_transient),
             sleep=self._sleep,
+            before_sleep=self._before_retry,
             reraise=True,
         )
-        with self._map_errors(what):
+        with self._map_errors(what, tries):
             response = retrying(attempt)
         raise_for_status(response)
         return response

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import logging
+import socket
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
@@ -12,7 +15,7 @@ import pytest
 import chroma
 from chroma_core.config import load_config
 from chroma_core.embedding_set import EmbeddingSet
-from chroma_core.errors import TransportError
+from chroma_core.errors import ConfigError, TransportError
 from chroma_core.records import BatchHeader, Records
 from chroma_core.transport.http import HTTPTransport, RetryPolicy, _parse_retry_after
 from chroma_core.types import QueryRequest
@@ -210,3 +213,71 @@ def test_server_killed_and_restarted_mid_stream_holds_every_record_once(tmp_path
     store = SQLiteStore(store_dirs[0])
     uris = [r.input_uri for r in store.records(es.id, "training", 0, n_batches * per_batch)]
     assert len(set(uris)) == n_batches * per_batch
+
+
+# ---- the address, the deadline, what is logged and what never is ----------------------------------------------------
+
+
+@pytest.mark.parametrize("suffix", ["", "/", "/v1", "/v1/"])
+def test_the_service_url_works_with_or_without_its_version(suffix):
+    with Scripted([]) as server:
+        assert transport(server.url + suffix, []).health()["status"] == "ok"
+        assert server.requests[0][1] == "/v1/health"
+
+
+def test_another_api_version_is_refused_with_the_fix():
+    with pytest.raises(ConfigError, match=r"speaks v1: give the service's address without the version .*'http://h:1'"):
+        transport("http://h:1/v2", [])
+
+
+class Silent:
+    """A server on 127.0.0.1 that accepts connections and never answers."""
+
+    def __enter__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        return self
+
+    def __exit__(self, *exc):
+        self.sock.close()
+
+
+def test_a_query_session_gives_up_at_its_deadline_and_says_what_to_do(caplog):
+    with Silent() as server, chroma.QuerySession(SET, chroma_server_url=server.url, deadline=0.5, store=False) as q:
+        started = time.monotonic()
+        with pytest.raises(TransportError) as info:
+            q.log(input_uri="/q", embedding=np.ones(4, np.float32))
+        elapsed = time.monotonic() - started
+    # Each attempt's timeouts shrink to what is left of the deadline (not 30 s of read timeout); the bound is loose.
+    assert elapsed < 5, elapsed
+    assert "0.5 s deadline" in str(info.value) and "@recommend" in str(info.value)
+
+
+def test_retries_are_logged_at_warning_once_per_outage(caplog):
+    dead = transport(f"http://127.0.0.1:{free_port()}", [], attempts=3)
+    with caplog.at_level(logging.DEBUG, logger="chroma"):
+        for _ in range(2):
+            with pytest.raises(TransportError):
+                dead.list_sets()
+    retries = [r for r in caplog.records if "retrying" in r.getMessage()]
+    assert [r.levelno for r in retries] == [logging.WARNING] + [logging.DEBUG] * 3
+
+
+def test_a_proxy_password_never_reaches_an_error():
+    config = load_config(
+        chroma_url="http://chroma.internal:8000", http_proxy=f"http://me:hunter2@127.0.0.1:{free_port()}", environ={}
+    )
+    with pytest.raises(TransportError) as info:
+        HTTPTransport(config, retry=RetryPolicy(attempts=1)).list_sets()
+    assert "hunter2" not in str(info.value) and "hunter2" not in repr(config)
+    with pytest.raises(ConfigError) as bad:
+        load_config(http_proxy="http://me:hunter2@proxy:99999", environ={})
+    assert "hunter2" not in str(bad.value) and "port" in str(bad.value)
+
+
+def test_credentials_in_chroma_url_are_refused_naming_api_key():
+    with pytest.raises(ConfigError, match="api_key") as info:
+        load_config(chroma_url="http://me:hunter2@chroma.internal:8000", environ={})
+    assert "hunter2" not in str(info.value)
