@@ -36,6 +36,7 @@ __all__ = [
     "StorageError",
     "TransportError",
     "UnknownEmbeddingSetError",
+    "with_advice",
 ]
 
 
@@ -118,3 +119,10 @@ class StorageError(ChromaError, OSError):
 
 class TransportError(ChromaError):
     """The engine could not be reached, or refused the request."""
+
+
+def with_advice(exc: ChromaError, advice: str) -> ChromaError:
+    """``exc`` with ``advice`` added to its message (same type, same traceback): what happened and what to do."""
+    message = str(exc.args[0]) if exc.args else str(exc)
+    exc.args = (message.rstrip() + advice, *exc.args[1:])
+    return exc

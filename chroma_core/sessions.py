@@ -25,7 +25,14 @@ from chroma_core.buffer import Buffer
 from chroma_core.config import Config, ConfigOptions, load_config
 from chroma_core.delivery import BackgroundWorker, shared_worker, spill_directory_for
 from chroma_core.embedding_set import EmbeddingSet, SetRef, parse_set_ref
-from chroma_core.errors import ConfigError, InvalidEmbeddingSetError, NothingToSaveError
+from chroma_core.errors import (
+    ChromaError,
+    ConfigError,
+    InvalidEmbeddingSetError,
+    NothingToSaveError,
+    StorageError,
+    with_advice,
+)
 from chroma_core.inputs import read_logged
 from chroma_core.paths import check_template, render_template
 from chroma_core.records import BatchHeader, Mode, Records, preview_of
@@ -66,6 +73,7 @@ class _Pending:
     records: Records
     path: Path | None = None
     written: bool = False
+    kept: Path | None = None  # where it waits on disk after a failed save
 
 
 class SessionOptions(ConfigOptions, total=False):
@@ -227,8 +235,11 @@ class TrainingSession(_Session):
     def save(self, *, upload: bool = True) -> list[SavedBatch]:
         """Write (if ``bufferlocal``) and upload (unless ``upload=False``) everything logged so far.
 
-        A batch that fails to save is kept, with its batch id, and retried by the next ``save()``; since uploads
-        are idempotent, a retry never stores a record twice.
+        Each batch is saved on its own: one that fails (a service down, a file that cannot be written) never
+        holds up the others. A failed batch is kept, with its batch id, in memory (the next ``save()`` retries it,
+        and uploads are idempotent, so a retry never stores a record twice) and on disk under the persist
+        directory's ``spill/training/``, so that it outlives the process; the error raised says where, and how
+        to upload it by hand.
         """
         with self._save_lock:
             for buf in self._buffers.values():
@@ -238,10 +249,20 @@ class TrainingSession(_Session):
                 raise NothingToSaveError(
                     "save() was called with nothing logged since the last save; call log(...) first."
                 )
-            saved = []
-            while self._pending:
-                saved.append(self._save_one(self._pending[0], upload))
-                self._pending.pop(0)
+            saved: list[SavedBatch] = []
+            failed: list[tuple[_Pending, Exception]] = []
+            for pending in list(self._pending):
+                try:
+                    saved.append(self._save_one(pending, upload))
+                except (ChromaError, OSError) as exc:
+                    failed.append((pending, exc))
+                    self._keep(pending)
+                    continue
+                self._pending.remove(pending)
+                if pending.kept is not None:
+                    pending.kept.unlink(missing_ok=True)
+            if failed:
+                raise self._not_saved(failed)
             return saved
 
     def _save_one(self, pending: _Pending, upload: bool) -> SavedBatch:
@@ -256,11 +277,48 @@ class TrainingSession(_Session):
                     "timestamp": header.created_at.rstrip("Z"),
                 }
                 pending.path = render_template(self._file, values)
-            write_batch(pending.path, header, pending.records, overwrite=False)
+            try:
+                write_batch(pending.path, header, pending.records, overwrite=False)
+            except OSError as exc:
+                raise StorageError(f"cannot write the batch file {str(pending.path)!r}: {exc.strerror or exc}") from exc
             pending.written = True
         report = self.transport.upload(header, pending.records) if upload else None
         hooks.emit_batch_saved(header, pending.records)
         return SavedBatch(header.batch_id, header.set_id, len(pending.records), pending.path, report)
+
+    @property
+    def kept_in(self) -> Path:
+        """Where batches that failed to save are kept on disk until a ``save()`` succeeds."""
+        return Path(self.config.persist_directory) / "spill" / "training"
+
+    def _keep(self, pending: _Pending) -> None:
+        """Put a batch that failed to save on disk (once), so it outlives the process; never raises."""
+        if pending.kept is not None:
+            return
+        path = self.kept_in / f"{pending.header.set_id[:12]}-{pending.header.batch_id}.jsonl"
+        try:
+            write_batch(path, pending.header, pending.records)
+        except OSError as exc:
+            logger.warning("chroma: cannot keep an unsaved batch in %s (%s); it stays in memory only", path, exc)
+            return
+        pending.kept = path
+
+    def _not_saved(self, failed: list[tuple[_Pending, Exception]]) -> Exception:
+        records = sum(len(p.records) for p, _ in failed)
+        first = failed[0][1]
+        where = (
+            f" They are also on disk in {str(self.kept_in)!r}: upload them with `python -m chroma upload-training "
+            f"{self.kept_in}/*.jsonl` if this process ends first."
+            if all(p.kept is not None for p, _ in failed)
+            else ""
+        )
+        advice = (
+            f" {records} record(s) in {len(failed)} batch(es) were not saved; they are kept and the next save() "
+            f"retries them (a retry never stores a record twice).{where}"
+        )
+        if isinstance(first, ChromaError):
+            return with_advice(first, advice)
+        return StorageError(f"{first}.{advice}")
 
     def __enter__(self) -> TrainingSession:
         return self
@@ -277,9 +335,21 @@ class TrainingSession(_Session):
 
     def __del__(self) -> None:
         try:
-            if self.pending:
+            if not self.pending:
+                return
+            kept = [p.kept for p in self._pending if p.kept is not None]
+            if kept:
                 logger.warning(
-                    "chroma: a TrainingSession with %d unsaved records was discarded; call save()", self.pending
+                    "chroma: a TrainingSession was discarded with %d unsaved records that its save() could not "
+                    "store; they are kept in %s: upload them with `python -m chroma upload-training %s/*.jsonl`",
+                    self.pending,
+                    self.kept_in,
+                    self.kept_in,
+                )
+            else:
+                logger.warning(
+                    "chroma: a TrainingSession with %d unsaved records was discarded without save(); call save()",
+                    self.pending,
                 )
         except Exception:  # noqa: S110 - never raise from a finalizer
             pass

@@ -23,7 +23,7 @@ from tests.conftest import ROOT, SET, clusters
 
 
 def training_count(set_dict=SET) -> int:
-    info = chroma.TrainingSession(SET).transport.get_set(chroma.embedding_set_id(set_dict))
+    info = chroma.TrainingSession(set_dict).transport.get_set(chroma.embedding_set_id(set_dict))
     return 0 if info is None else info.training
 
 
@@ -138,20 +138,45 @@ def test_session_without_set_needs_one_per_call():
 
 
 @pytest.mark.parametrize(
-    "value",
-    ["../../etc", "a/b", "a\\b", "..", "x..y"],
+    ("value", "part"),
+    [
+        ("../../etc", "_._.._etc"),
+        ("a/b", "a_b"),
+        ("a\\b", "a_b"),
+        ("..", "_."),
+        ("x..y", "x..y"),
+        ("sentence-transformers/all-MiniLM-L6-v2", "sentence-transformers_all-MiniLM-L6-v2"),
+    ],
 )
-def test_bufferlocal_never_writes_outside_its_directory(tmp_path, value):
+def test_bufferlocal_slugs_set_values_and_never_writes_outside_its_directory(tmp_path, value, part):
     s = chroma.TrainingSession(embedding_set={**SET, "layer": value})
-    with pytest.raises(InvalidPathError, match="path separator or '..'"):
-        s.bufferlocal(file=str(tmp_path / "out" / "chroma-$model-$layer-$timestamp.jsonl"))
-    # set given per call: refused at the first log, before anything is buffered
+    s.bufferlocal(file=str(tmp_path / "out" / "chroma-$model-$layer.jsonl"))
+    s.log(input_uri="/a", embedding=[1.0])
+    (saved,) = s.save()
+    assert saved.path == tmp_path / "out" / f"chroma-user-exp-abc-{part}.jsonl" and saved.path.exists()
+    # set given per call, and the value as a whole directory part: still inside out/
     s = chroma.TrainingSession()
-    s.bufferlocal(file=str(tmp_path / "out" / "chroma-$layer.jsonl"))
-    with pytest.raises(InvalidPathError):
-        s.log(input_uri="/a", embedding=[1.0], embedding_set={**SET, "layer": value})
-    assert s.pending == 0
-    assert not (tmp_path / "etc").exists() and list(tmp_path.rglob("*.jsonl")) == []
+    s.bufferlocal(file=str(tmp_path / "out" / "$layer" / "b-$batch_id.jsonl"))
+    s.log(input_uri="/a", embedding=[1.0], embedding_set={**SET, "layer": value})
+    (saved,) = s.save()
+    assert saved.path.parent == tmp_path / "out" / part
+    assert not (tmp_path / "etc").exists() and all(
+        p.is_relative_to(tmp_path / "out") for p in tmp_path.rglob("*.jsonl")
+    )
+
+
+def test_long_set_values_are_cut_and_a_name_too_long_is_refused_clearly(tmp_path):
+    long_a, long_b = "a" * 300, "a" * 299 + "b"
+    paths = []
+    for value in (long_a, long_b):
+        s = chroma.TrainingSession(embedding_set={"model": value})
+        s.bufferlocal(file=str(tmp_path / "chroma-$model.jsonl"))
+        s.log(input_uri="/a", embedding=[1.0])
+        paths.append(s.save()[0].path)
+    assert paths[0] != paths[1] and all(len(p.name) <= 80 for p in paths)
+    template = str(tmp_path / ("$model-" * 5 + "x.jsonl"))
+    with pytest.raises(InvalidPathError, match="255"):
+        chroma.TrainingSession(embedding_set={"model": long_a}).bufferlocal(file=template)
 
 
 @pytest.mark.parametrize(
@@ -196,6 +221,38 @@ def test_failed_save_keeps_the_batch_and_its_id(tmp_path, monkeypatch):
     assert saved[0].batch_id == calls[0]  # the retried batch kept its id, so a retry cannot duplicate
     assert len(list(tmp_path.glob("b-*.jsonl"))) == 2
     assert training_count() == 2
+    assert list(s.kept_in.glob("*.jsonl")) == []  # the copy kept on disk went once the batch was saved
+
+
+def test_a_failed_save_says_where_the_records_wait_and_they_can_be_uploaded_from_there(monkeypatch):
+    s = chroma.TrainingSession(embedding_set=SET)
+    s.log(input_uri=["/a", "/b"], embedding=np.ones((2, 3), np.float32))
+    with monkeypatch.context() as patch:
+        patch.setattr(s.transport, "upload", lambda h, r: (_ for _ in ()).throw(chroma.TransportError("down.")))
+        with pytest.raises(chroma.TransportError) as info:
+            s.save()
+    message = str(info.value)
+    assert message.startswith("down.") and "2 record(s) in 1 batch(es) were not saved" in message
+    assert str(s.kept_in) in message and "upload-training" in message
+    (kept,) = s.kept_in.glob("*.jsonl")
+    from chroma_core.cli import main
+
+    assert main(["upload-training", str(kept)]) == 0  # what a user does if the process ended
+    assert training_count() == 2
+
+
+def test_a_batch_that_cannot_be_written_does_not_hold_up_the_next(tmp_path):
+    (tmp_path / "a").write_text("a file where the batch's folder should be")
+    s = chroma.TrainingSession()
+    s.bufferlocal(file=str(tmp_path / "$model" / "b-$batch_id.jsonl"))
+    s.log(input_uri="/a", embedding=[1.0], embedding_set={"model": "a"})
+    s.log(input_uri="/b", embedding=[1.0], embedding_set={"model": "b"})
+    with pytest.raises(chroma.StorageError, match="cannot write the batch file"):
+        s.save()
+    assert training_count({"model": "b"}) == 1 and s.pending == 1  # b was saved; a waits
+    (tmp_path / "a").unlink()
+    (saved,) = s.save()
+    assert saved.set_id == chroma.embedding_set_id({"model": "a"}) and training_count({"model": "a"}) == 1
 
 
 def test_unsaved_session_warns(caplog):
@@ -288,3 +345,18 @@ def test_a_query_session_dropped_without_close_still_stores_its_records_at_exit(
     subprocess.run([sys.executable, "-c", code], cwd=tmp_path, check=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
     info = chroma.TrainingSession({"model": "m"}).transport.get_set(chroma.embedding_set_id({"model": "m"}))
     assert info is not None and info.production == 1
+
+
+def test_a_session_discarded_after_a_failed_save_says_where_its_records_are(caplog, monkeypatch):
+    s = chroma.TrainingSession(embedding_set=SET)
+    s.log(input_uri="/a", embedding=[1.0])
+    monkeypatch.setattr(s.transport, "upload", lambda h, r: (_ for _ in ()).throw(chroma.TransportError("down.")))
+    with pytest.raises(chroma.TransportError):
+        s.save()
+    kept_in = s.kept_in
+    with caplog.at_level(logging.WARNING, logger="chroma"):
+        del s
+        import gc
+
+        gc.collect()
+    assert "1 unsaved records that its save() could not store" in caplog.text and str(kept_in) in caplog.text
