@@ -6,8 +6,10 @@
 """
 
 from chroma_core.config import Config, load_config
+from chroma_core.deletion import delete, delete_set
 from chroma_core.embedding_set import EmbeddingSet, embedding_set_id
 from chroma_core.errors import (
+    AmbiguousSetError,
     BatchFormatError,
     ChromaError,
     ConfigError,
@@ -26,6 +28,7 @@ from chroma_core.sessions import QuerySession, SavedBatch, TrainingSession, log
 from chroma_core.triage import export, select
 from chroma_core.types import (
     TAGS,
+    DeleteReport,
     Neighbor,
     Pick,
     QueryRequest,
@@ -39,10 +42,12 @@ from chroma_core.types import (
 from chroma_core.version import __version__
 
 __all__ = [
+    "AmbiguousSetError",
     "BatchFormatError",
     "ChromaError",
     "Config",
     "ConfigError",
+    "DeleteReport",
     "DimensionMismatchError",
     "EmbeddingSet",
     "ExportReport",
@@ -68,6 +73,8 @@ __all__ = [
     "UnknownEmbeddingSetError",
     "UploadReport",
     "__version__",
+    "delete",
+    "delete_set",
     "embedding_set_id",
     "export",
     "load_config",

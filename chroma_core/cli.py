@@ -17,6 +17,7 @@ from typing import Any
 
 from chroma_core.batch_format import BatchReader, header_json
 from chroma_core.config import Config, load_config
+from chroma_core.deletion import delete, delete_set
 from chroma_core.errors import ChromaError, InvalidEmbeddingError
 from chroma_core.export import export_set
 from chroma_core.server.settings import LOG_LEVELS, MIB, ServerSettings
@@ -27,6 +28,11 @@ from chroma_core.vectors import decode_base64, to_vector
 __all__ = ["main"]
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_PARTIAL = 0, 1, 2, 3
+
+
+class UsageError(Exception):
+    """A command used wrongly (exit code 2), said in words rather than by argparse."""
+
 
 #: The service's defaults, read from its settings (no server dependency is loaded to know them).
 _SERVER = ServerSettings()
@@ -171,6 +177,32 @@ def _export(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _delete(args: argparse.Namespace) -> int:
+    uris = list(args.uri or [])
+    if args.uris_from:
+        with sys.stdin if args.uris_from == "-" else open(args.uris_from, encoding="utf-8") as f:
+            uris += [line.strip() for line in f if line.strip()]
+    if not uris and args.set_id is None:
+        raise UsageError("say what to delete: --set SET (the whole set) and/or --uri URI / --uris-from FILE.")
+    what = (
+        f"every record of {len(uris)} input(s)" + (f" in set {args.set_id}" if args.set_id else " in every set")
+        if uris
+        else f"the whole set {args.set_id}"
+    )
+    if not args.yes:
+        raise UsageError(f"this would delete {what}, and cannot be undone; add --yes to go ahead.")
+    config = _config(args)
+    transport = transport_for(config)
+    options = {"persist_directory": config.persist_directory}
+    if uris:
+        report = delete(uris, embedding_set=args.set_id, transport=transport, **options)
+        _print(report.to_dict())
+    else:
+        set_id = transport.set_id(args.set_id)  # before the set is gone, when given by prefix
+        _print({"set_id": set_id, "deleted": delete_set(set_id, transport=transport, **options)})
+    return EXIT_OK
+
+
 def _serve(args: argparse.Namespace) -> int:
     try:
         from chroma_core.server.run import serve
@@ -297,6 +329,27 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="replace FILE if it exists")
     p.set_defaults(run=_export)
 
+    p = sub.add_parser(
+        "delete",
+        parents=[common],
+        epilog=_EPILOG,
+        help="delete a set, or every record of some inputs (erasure)",
+        description="Delete a whole set (--set), or every training and production record of some inputs (--uri, "
+        "--uris-from) in every set or in --set, with their vectors and their copies in batch files under the "
+        "persist directory. Asks for --yes: a delete cannot be undone.",
+    )
+    p.add_argument(
+        "--set",
+        "--embedding-set",
+        dest="set_id",
+        metavar="SET",
+        help="the set: its id, a unique id prefix (8+ hex digits) or its dict as JSON",
+    )
+    p.add_argument("--uri", action="append", metavar="URI", help="an input_uri whose records to delete (repeatable)")
+    p.add_argument("--uris-from", metavar="FILE", help="a file of input_uri values, one per line ('-': stdin)")
+    p.add_argument("--yes", action="store_true", help="really delete")
+    p.set_defaults(run=_delete)
+
     p = sub.add_parser("sets", parents=[common], epilog=_EPILOG, help="list embedding sets with their counts")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(run=_sets)
@@ -341,5 +394,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ChromaError as exc:
         print(f"chroma: error: {exc}", file=sys.stderr)
         return EXIT_ERROR
+    except UsageError as exc:
+        print(f"chroma: usage: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except BrokenPipeError:  # e.g. `chroma sets | head`
         return EXIT_OK

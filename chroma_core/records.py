@@ -101,6 +101,21 @@ class Records:
     def preview(self, i: int) -> str | None:
         return self.previews[i] if self.previews else None
 
+    def subset(self, rows: Sequence[int]) -> Records:
+        """These rows only, in this order."""
+        rows = list(rows)
+        return Records(
+            self.vectors[rows],
+            [self.ids[i] for i in rows],
+            [self.input_uris[i] for i in rows],
+            [self.inferences[i] for i in rows],
+            [self.labels[i] for i in rows],
+            [self.times[i] for i in rows],
+            [self.lines[i] for i in rows] if self.lines else [],
+            [self.result(i) for i in rows] if self.results else [],
+            [self.preview(i) for i in rows] if self.previews else [],
+        )
+
     @classmethod
     def empty(cls, dimension: int) -> Records:
         return cls(np.empty((0, dimension), dtype=np.float32), [], [], [], [], [])

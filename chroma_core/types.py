@@ -21,6 +21,7 @@ from chroma_core.vectors import Matrix, to_matrix
 
 __all__ = [
     "TAGS",
+    "DeleteReport",
     "Neighbor",
     "Pick",
     "QueryRequest",
@@ -142,6 +143,27 @@ class UploadReport:
     def from_dict(cls, data: Mapping[str, Any]) -> UploadReport:
         names = [f.name for f in dataclasses.fields(cls) if f.name != "problems"]
         return cls(**{n: data[n] for n in names}, problems=tuple(data.get("problems", ())))
+
+
+@dataclasses.dataclass(frozen=True)
+class DeleteReport:
+    """What a delete removed: records of each mode, the sets they were in, and local files it cleaned."""
+
+    training: int
+    production: int
+    sets: tuple[str, ...]
+    files: int = 0  # spill and batch files under the persist directory rewritten or removed
+
+    @property
+    def deleted(self) -> int:
+        return self.training + self.production
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**dataclasses.asdict(self), "sets": list(self.sets), "deleted": self.deleted}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> DeleteReport:
+        return cls(int(data["training"]), int(data["production"]), tuple(data["sets"]), int(data.get("files", 0)))
 
 
 @dataclasses.dataclass(frozen=True)

@@ -29,7 +29,7 @@ import numpy as np
 from chroma_core.embedding_set import EmbeddingSet
 from chroma_core.engine.answers import Answers
 from chroma_core.records import BatchHeader, Mode, Records
-from chroma_core.types import QueryResult, SetInfo
+from chroma_core.types import DeleteReport, QueryResult, SetInfo
 from chroma_core.vectors import Matrix
 
 __all__ = ["Candidates", "DeleteReport", "PutResult", "Store", "StoredRecord"]
@@ -62,22 +62,6 @@ class StoredRecord(NamedTuple):
     result: QueryResult | None = None
     #: A short text to show for the input instead of its uri (``Records.previews``), or None.
     preview: str | None = None
-
-
-@dataclasses.dataclass(frozen=True)
-class DeleteReport:
-    """What ``delete_records`` removed: how many records of each mode, and from which sets."""
-
-    training: int
-    production: int
-    sets: tuple[str, ...]
-
-    @property
-    def deleted(self) -> int:
-        return self.training + self.production
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"training": self.training, "production": self.production, "sets": list(self.sets)}
 
 
 @dataclasses.dataclass(frozen=True)

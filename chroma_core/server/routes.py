@@ -26,6 +26,9 @@ from chroma_core.server.body import check_batch_headers, spooled_body
 from chroma_core.server.schema import (
     ERROR_RESPONSES,
     CreateSetIn,
+    DeletedSetOut,
+    DeleteIn,
+    DeleteOut,
     HealthOut,
     QueryIn,
     QueryOut,
@@ -119,6 +122,17 @@ def _query_vectors(body: QueryIn, limits: Limits) -> Matrix:
     if len({len(r) for r in rows}) > 1:
         raise InvalidEmbeddingError("the embeddings in one request must all have the same dimension.")
     return np.stack(rows)
+
+
+@router.delete("/sets/{set_id}", response_model=DeletedSetOut)
+def delete_set(set_id: str, engine: TenantEngine) -> DeletedSetOut:
+    return DeletedSetOut(deleted=engine.delete_set(set_id))
+
+
+@router.post("/records/delete", response_model=DeleteOut)
+def delete_records(body: DeleteIn, engine: TenantEngine) -> DeleteOut:
+    """Erase inputs: every training and production record with these ``input_uri`` values, and their vectors."""
+    return DeleteOut(**engine.delete_records(body.input_uris, body.set_id).to_dict())
 
 
 @router.post("/sets/{set_id}/query", response_model=QueryOut)

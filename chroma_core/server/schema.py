@@ -13,12 +13,15 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from chroma_core.server.wire import ERRORS
+from chroma_core.server.wire import DELETE_PAGE, ERRORS
 from chroma_core.types import MAX_PICKS, SelectRequest
 
 __all__ = [
     "ERROR_RESPONSES",
     "CreateSetIn",
+    "DeleteIn",
+    "DeleteOut",
+    "DeletedSetOut",
     "ErrorBody",
     "ErrorOut",
     "HealthOut",
@@ -133,6 +136,23 @@ class QueryResultOut(BaseModel):
 
 class QueryOut(BaseModel):
     results: list[QueryResultOut]
+
+
+class DeleteIn(BaseModel):
+    input_uris: list[str] = Field(max_length=DELETE_PAGE, description="the inputs to erase (their records)")
+    set_id: str | None = Field(None, description="only in this set (default: in every set of the application)")
+
+
+class DeleteOut(BaseModel):
+    training: int
+    production: int
+    sets: list[str]
+    files: int
+    deleted: int
+
+
+class DeletedSetOut(BaseModel):
+    deleted: bool
 
 
 class UploadOut(BaseModel):

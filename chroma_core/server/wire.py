@@ -21,6 +21,7 @@ from chroma_core.errors import (
 )
 
 __all__ = [
+    "DELETE_PAGE",
     "API_PREFIX",
     "APPLICATION_HEADER",
     "BATCH_CONTENT_TYPES",
@@ -33,6 +34,8 @@ __all__ = [
 ]
 
 API_PREFIX = "/v1"
+#: The most input_uris one ``POST /v1/records/delete`` takes (clients send more in pages of this size).
+DELETE_PAGE = 10_000
 KEY_HEADER = "X-Chroma-Api-Key"
 APPLICATION_HEADER = "X-Chroma-Application-Id"
 IDEMPOTENCY_HEADER = "Idempotency-Key"

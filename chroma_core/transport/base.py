@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import abc
 import os
+from collections.abc import Sequence
 
 from chroma_core.embedding_set import SetRef, is_full_id, parse_set_ref
 from chroma_core.errors import AmbiguousSetError, UnknownEmbeddingSetError
 from chroma_core.records import BatchHeader, Mode, Records
-from chroma_core.types import QueryRequest, QueryResult, Selection, SelectRequest, SetInfo, UploadReport
+from chroma_core.types import DeleteReport, QueryRequest, QueryResult, Selection, SelectRequest, SetInfo, UploadReport
 
 __all__ = ["Transport"]
 
@@ -35,6 +36,14 @@ class Transport(abc.ABC):
     @abc.abstractmethod
     def records(self, set_id: str, mode: Mode, start: int = 0, limit: int = 8192) -> tuple[BatchHeader, Records]:
         """A page of a set's stored records (with their results), for export."""
+
+    @abc.abstractmethod
+    def delete_set(self, set_id: str) -> bool:
+        """Remove a set and everything stored for it; False if there was no such set."""
+
+    @abc.abstractmethod
+    def delete_records(self, input_uris: Sequence[str], set_id: str | None = None) -> DeleteReport:
+        """Remove the training and production records of these inputs, in every set (or in ``set_id``)."""
 
     @abc.abstractmethod
     def get_set(self, set_id: str) -> SetInfo | None: ...

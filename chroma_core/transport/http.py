@@ -18,7 +18,7 @@ import logging
 import os
 import time
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -35,12 +35,13 @@ from chroma_core.server.wire import (
     API_PREFIX,
     APPLICATION_HEADER,
     BATCH_CONTENT_TYPES,
+    DELETE_PAGE,
     ERRORS,
     IDEMPOTENCY_HEADER,
     is_loopback,
 )
 from chroma_core.transport.base import Transport
-from chroma_core.types import QueryRequest, QueryResult, Selection, SelectRequest, SetInfo, UploadReport
+from chroma_core.types import DeleteReport, QueryRequest, QueryResult, Selection, SelectRequest, SetInfo, UploadReport
 from chroma_core.vectors import encode_base64
 from chroma_core.version import __version__
 
@@ -349,6 +350,24 @@ class HTTPTransport(Transport):
                     f"the service sent a damaged page of {mode} records ({reader.problems[0]}); try again."
                 )
             return reader.header, records
+
+    def delete_set(self, set_id: str) -> bool:
+        return bool(self._json("DELETE", f"/sets/{set_id}", "deleting a set")["deleted"])
+
+    def delete_records(self, input_uris: Sequence[str], set_id: str | None = None) -> DeleteReport:
+        uris = list(input_uris)
+        totals = [0, 0]
+        sets: set[str] = set()
+        # In pages, so that erasing many inputs never makes one oversized request.
+        for start in range(0, max(len(uris), 1), DELETE_PAGE):
+            payload: dict[str, Any] = {"input_uris": uris[start : start + DELETE_PAGE]}
+            if set_id is not None:
+                payload["set_id"] = set_id
+            report = DeleteReport.from_dict(self._json("POST", "/records/delete", "deleting records", payload))
+            totals[0] += report.training
+            totals[1] += report.production
+            sets.update(report.sets)
+        return DeleteReport(totals[0], totals[1], tuple(sorted(sets)))
 
     def get_set(self, set_id: str) -> SetInfo | None:
         try:

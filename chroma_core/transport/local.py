@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 
 from chroma_core.batch_format import BatchReader
 from chroma_core.config import Config
 from chroma_core.engine.engine import Engine, open_engine
 from chroma_core.records import BatchHeader, Mode, Records
 from chroma_core.transport.base import Transport
-from chroma_core.types import QueryRequest, QueryResult, Selection, SelectRequest, SetInfo, UploadReport
+from chroma_core.types import DeleteReport, QueryRequest, QueryResult, Selection, SelectRequest, SetInfo, UploadReport
 
 __all__ = ["LocalTransport"]
 
@@ -40,6 +41,12 @@ class LocalTransport(Transport):
 
     def records(self, set_id: str, mode: Mode, start: int = 0, limit: int = 8192) -> tuple[BatchHeader, Records]:
         return self.engine.records(set_id, mode, start, limit)
+
+    def delete_set(self, set_id: str) -> bool:
+        return self.engine.delete_set(set_id)
+
+    def delete_records(self, input_uris: Sequence[str], set_id: str | None = None) -> DeleteReport:
+        return self.engine.delete_records(list(input_uris), set_id)
 
     def get_set(self, set_id: str) -> SetInfo | None:
         return self.engine.get_set(set_id)

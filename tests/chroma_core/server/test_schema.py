@@ -15,6 +15,7 @@ from chroma_core.server import schema  # noqa: E402
 from chroma_core.types import (  # noqa: E402
     MAX_PICKS,
     TAGS,
+    DeleteReport,
     Neighbor,
     Pick,
     QueryResult,
@@ -67,6 +68,9 @@ reports = st.builds(
     stored=counts,
     duplicates=counts,
     problems=st.lists(text, max_size=3).map(tuple),
+)
+deletes = st.builds(
+    DeleteReport, training=counts, production=counts, sets=st.lists(text, max_size=3).map(tuple), files=counts
 )
 picks = st.builds(
     Pick,
@@ -124,8 +128,9 @@ def assert_mirrors(model: type[pydantic.BaseModel], data: dict[str, typing.Any],
         (schema.UploadOut, reports),
         (schema.QueryResultOut, results),
         (schema.SelectionOut, selections),  # and PickOut, QueryResultOut, NeighborOut inside it
+        (schema.DeleteOut, deletes),
     ],
-    ids=["SetInfo", "UploadReport", "QueryResult", "Selection"],
+    ids=["SetInfo", "UploadReport", "QueryResult", "Selection", "DeleteReport"],
 )
 @given(data=st.data())
 def test_each_response_model_mirrors_its_value_type(model, values, data):
