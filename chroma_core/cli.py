@@ -224,7 +224,7 @@ def _serve(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _set_argument(parser: argparse.ArgumentParser) -> None:
+def _set_argument(parser: argparse.ArgumentParser, *, required: bool = True) -> None:
     # One spelling (--set) for every command; the seed's -embedding_set and the long forms keep working.
     parser.add_argument(
         "--set",
@@ -232,7 +232,7 @@ def _set_argument(parser: argparse.ArgumentParser) -> None:
         "--embedding_set",
         "-embedding_set",
         dest="set_id",
-        required=True,
+        required=required,
         metavar="SET",
         help="the embedding set: its id, a unique id prefix (8+ hex digits, see `chroma sets`) or its dict as JSON",
     )
@@ -338,13 +338,7 @@ def _parser() -> argparse.ArgumentParser:
         "--uris-from) in every set or in --set, with their vectors and their copies in batch files under the "
         "persist directory. Asks for --yes: a delete cannot be undone.",
     )
-    p.add_argument(
-        "--set",
-        "--embedding-set",
-        dest="set_id",
-        metavar="SET",
-        help="the set: its id, a unique id prefix (8+ hex digits) or its dict as JSON",
-    )
+    _set_argument(p, required=False)
     p.add_argument("--uri", action="append", metavar="URI", help="an input_uri whose records to delete (repeatable)")
     p.add_argument("--uris-from", metavar="FILE", help="a file of input_uri values, one per line ('-': stdin)")
     p.add_argument("--yes", action="store_true", help="really delete")
