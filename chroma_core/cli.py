@@ -161,11 +161,16 @@ def _select(args: argparse.Namespace) -> int:
         + ")"
     )
     if selection.picks:
-        print(f"{'rank':>4}  {'priority':>8}  {'sim':>5}  {'why':32}  input_uri")
+        print(f"{'rank':>4}  {'priority':>8}  {'sim':>5}  {'why':32}  input (its preview where it has one)")
     for p in selection.picks:
         sim = "" if p.similarity_to_picked is None else f"{p.similarity_to_picked:.2f}"
-        print(f"{p.rank:>4}  {p.priority:>8.2f}  {sim:>5}  {','.join(p.result.recommendations):32}  {p.input_uri}")
+        shown = p.input_uri if p.preview is None else f"{p.input_uri}  {_cut(p.preview, 80)!r}"
+        print(f"{p.rank:>4}  {p.priority:>8.2f}  {sim:>5}  {','.join(p.result.recommendations):32}  {shown}")
     return EXIT_OK
+
+
+def _cut(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def _export(args: argparse.Namespace) -> int:

@@ -150,7 +150,7 @@ def _write_jsonl(
                 result = None if answer is None else answer.stored()
                 lines.append(
                     f'{{"mode":"{mode}","id":{json_text(page.ids[i])},"input_uri":{json_text(page.input_uris[i])},'
-                    f'"embedding":{_dumps_numbers(page.vectors[i])},"inferences":{json_text(page.inferences[i])},'
+                    f'"preview":{json_text(page.preview(i))},"embedding":{_dumps_numbers(page.vectors[i])},"inferences":{json_text(page.inferences[i])},'
                     f'"label":{json_text(page.labels[i])},"time":{page.times[i]},"result":{json_text(result)}}}\n'
                 )
             out.write("".join(lines))
@@ -178,6 +178,7 @@ def _write_parquet(
             ("mode", pa.dictionary(pa.int8(), pa.string())),
             ("id", pa.string()),
             ("input_uri", pa.string()),
+            ("preview", pa.string()),
             ("embedding", pa.list_(pa.float32(), dim)),
             ("inferences", pa.string()),
             ("label", pa.string()),
@@ -207,6 +208,7 @@ def _write_parquet(
                     "mode": pa.array([mode] * len(page)).dictionary_encode().cast(schema.field("mode").type),
                     "id": pa.array(page.ids, pa.string()),
                     "input_uri": pa.array(page.input_uris, pa.string()),
+                    "preview": pa.array([page.preview(i) for i in range(len(page))], pa.string()),
                     "embedding": pa.FixedSizeListArray.from_arrays(
                         pa.array(np.ascontiguousarray(page.vectors, dtype=np.float32).reshape(-1)), dim
                     ),

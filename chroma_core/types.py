@@ -424,12 +424,14 @@ class Pick:
     inferences: Any = None
     time: float = 0.0
     similarity_to_picked: float | None = None  # cosine similarity to the closest earlier pick
+    preview: str | None = None  # the short text stored with the input, to show instead of its uri
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "rank": self.rank,
             "id": self.id,
             "input_uri": self.input_uri,
+            "preview": self.preview,
             "priority": self.priority,
             "recommendations": list(self.result.recommendations),
             "similarity_to_picked": self.similarity_to_picked,
@@ -449,6 +451,7 @@ class Pick:
             inferences=data.get("inferences"),
             time=float(data.get("time", 0.0)),
             similarity_to_picked=data.get("similarity_to_picked"),
+            preview=data.get("preview"),
         )
 
 

@@ -164,6 +164,7 @@ def select(store: Store, score: Callable[[QueryRequest], list[QueryResult]], req
                 record.inferences,
                 record.time,
                 sim,
+                record.preview,
             )
         )
     return Selection(set_id, tuple(picks), len(answers), len(recommended), dropped, len(missing))

@@ -170,6 +170,7 @@ class PickOut(BaseModel):
     rank: int
     id: str
     input_uri: str
+    preview: str | None = Field(None, description="the short text stored with the input, shown instead of its uri")
     priority: float
     recommendations: list[str]
     similarity_to_picked: float | None

@@ -294,3 +294,26 @@ def test_export_bad_input(tmp_path, capsys):
     assert main(["export", "--set", SET_ID, "-o", str(tmp_path / "x.jsonl")]) == 1
     assert "--force" in capsys.readouterr().err
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".chroma-tmp")] == []
+
+
+# ---- previews: what a person reads instead of a hash ----------------------------------------------------------------
+
+
+def test_previews_show_in_select_the_cli_and_exports(capsys, tmp_path):
+    pa = pytest.importorskip("pyarrow.parquet")
+    x, _ = train()
+    vectors, groups = production(x)
+    texts = [f"the {g} input number {i}" for i, g in enumerate(groups)]
+    with chroma.QuerySession(SET) as q:
+        q.log(input_uri=[f"sha1:{i:040x}" for i in range(len(groups))], embedding=vectors, preview=texts)
+    selection = chroma.select(SET, n=5)
+    assert selection.picks and all(p.preview == texts[int(p.input_uri[5:], 16)] for p in selection.picks)
+    assert main(["select", "--set", SET_ID[:8], "-n", "5"]) == 0
+    table = capsys.readouterr().out
+    assert all(repr(p.preview) in table for p in selection.picks)
+    chroma.export(SET, tmp_path / "s.parquet")
+    chroma.export(SET, tmp_path / "s.jsonl")
+    column = pa.read_table(tmp_path / "s.parquet", columns=["mode", "preview"]).to_pydict()
+    assert [p for m, p in zip(column["mode"], column["preview"], strict=True) if m == "production"] == texts
+    lines = [json.loads(line) for line in (tmp_path / "s.jsonl").read_text().splitlines()[1:-1]]
+    assert [line["preview"] for line in lines if line["mode"] == "production"] == texts

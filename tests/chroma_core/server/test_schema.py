@@ -82,6 +82,7 @@ picks = st.builds(
     inferences=json_values,
     time=finite,
     similarity_to_picked=maybe_float,
+    preview=st.none() | text,
 )
 selections = st.builds(
     Selection,
