@@ -25,7 +25,7 @@ from chroma_core.errors import (
 )
 from chroma_core.export import ExportReport
 from chroma_core.sessions import QuerySession, SavedBatch, TrainingSession, log
-from chroma_core.triage import export, select
+from chroma_core.triage import export, records, select
 from chroma_core.types import (
     TAGS,
     DeleteReport,
@@ -33,6 +33,8 @@ from chroma_core.types import (
     Pick,
     QueryRequest,
     QueryResult,
+    QueryResults,
+    RecordTable,
     Selection,
     SelectRequest,
     SetInfo,
@@ -60,7 +62,9 @@ __all__ = [
     "Pick",
     "QueryRequest",
     "QueryResult",
+    "QueryResults",
     "QuerySession",
+    "RecordTable",
     "SavedBatch",
     "SelectRequest",
     "Selection",
@@ -79,5 +83,6 @@ __all__ = [
     "export",
     "load_config",
     "log",
+    "records",
     "select",
 ]

@@ -37,7 +37,7 @@ from chroma_core.inputs import read_logged
 from chroma_core.paths import check_template, render_template
 from chroma_core.records import BatchHeader, Mode, Records, preview_of
 from chroma_core.transport import Transport, transport_for
-from chroma_core.types import QueryRequest, QueryResult, Thresholds, UploadReport
+from chroma_core.types import QueryRequest, QueryResult, QueryResults, Thresholds, UploadReport
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -430,7 +430,7 @@ class QuerySession(_Session):
         *,
         preview: Sequence[str | None] | None = None,
         embedding_set: SetLike | None = None,
-    ) -> list[QueryResult]: ...
+    ) -> QueryResults: ...
 
     def log(
         self,
@@ -440,8 +440,8 @@ class QuerySession(_Session):
         *,
         preview: str | Sequence[str | None] | None = None,
         embedding_set: SetLike | None = None,
-    ) -> QueryResult | list[QueryResult]:
-        """Return a :class:`QueryResult` for one embedding, or a list of them for a batch.
+    ) -> QueryResult | QueryResults:
+        """Return a :class:`QueryResult` for one embedding, or a :class:`QueryResults` list of them for a batch.
 
         ``preview`` (a string, or a list for a batch) is stored with the production record and shown for it by
         ``chroma select``, exports and the page.
@@ -454,7 +454,7 @@ class QuerySession(_Session):
             for row, uri, inf, result, shown in zip(rows, uris, infs, results, previews, strict=True):
                 submit(es, row, uri, inf, None, result, shown)
         hooks.emit_queried(es, rows, uris, infs, results)
-        return results if batch else results[0]
+        return QueryResults(results) if batch else results[0]
 
     def flush(self, timeout: float = 5.0) -> bool:
         """Wait until every embedding logged so far is stored; False if ``timeout`` (seconds) passed first.

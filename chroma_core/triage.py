@@ -15,14 +15,16 @@ from typing import TYPE_CHECKING, Any
 
 from chroma_core.config import ConfigOptions, load_config
 from chroma_core.embedding_set import SetRef, set_id_of
+from chroma_core.errors import ChromaError
 from chroma_core.export import ExportReport, export_set
+from chroma_core.records import MODES, Records
 from chroma_core.transport import Transport, transport_for
-from chroma_core.types import Selection, SelectRequest, Thresholds
+from chroma_core.types import RecordTable, Selection, SelectRequest, Thresholds
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
 
-__all__ = ["export", "select"]
+__all__ = ["export", "records", "select"]
 
 
 def _transport(transport: Transport | None, config: ConfigOptions) -> tuple[Transport, bool]:
@@ -83,3 +85,51 @@ def export(
     finally:
         if owned:
             tr.close()
+
+
+def records(
+    embedding_set: SetRef,
+    *,
+    mode: str = "production",
+    limit: int | None = None,
+    transport: Transport | None = None,
+    **config: Unpack[ConfigOptions],
+) -> RecordTable:
+    """A set's stored records of one ``mode`` (``production`` or ``training``), with their answers and previews,
+    as a table: ``chroma.records(set).to_pandas()``. ``limit`` keeps the first ``limit`` records."""
+    if mode not in MODES:
+        raise ChromaError(f"mode must be 'training' or 'production', not {mode!r}.")
+    tr, owned = _transport(transport, config)
+    try:
+        info = tr.find_set(embedding_set)
+        count = info.training if mode == "training" else info.production
+        count = count if limit is None else min(count, max(0, limit))
+        pages: list[Records] = []
+        start = 0
+        while start < count:
+            _, page = tr.records(info.id, mode, start, min(_PAGE, count - start))  # type: ignore[arg-type]
+            if not len(page):
+                break
+            pages.append(page)
+            start += len(page)
+    finally:
+        if owned:
+            tr.close()
+    rows = Records.concat(pages, info.dimension)
+    n = len(rows)
+    return RecordTable(
+        info.id,
+        mode,
+        rows.vectors,
+        rows.ids,
+        rows.input_uris,
+        [rows.preview(i) for i in range(n)],
+        rows.labels,
+        rows.inferences,
+        rows.times,
+        [rows.result(i) for i in range(n)],
+    )
+
+
+#: Records read per request: a service answers at most this many in one page.
+_PAGE = 5000
