@@ -20,6 +20,7 @@ from chroma_core.config import Config, load_config
 from chroma_core.deletion import delete, delete_set
 from chroma_core.errors import ChromaError, InvalidEmbeddingError
 from chroma_core.export import export_set
+from chroma_core.export_reader import ExportReader, import_export, is_export
 from chroma_core.server.settings import LOG_LEVELS, MIB, ServerSettings
 from chroma_core.transport import transport_for
 from chroma_core.types import QueryRequest, SelectRequest
@@ -110,7 +111,43 @@ def _sets(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _import(args: argparse.Namespace) -> int:
+    transport = transport_for(_config(args))
+    status = EXIT_OK
+    for path in args.files:
+        header, reports = import_export(transport, path)
+        problems = [p for r in reports for p in r.problems]
+        _print(
+            {
+                "file": str(path),
+                "set_id": header.set_id,
+                "read": sum(r.read for r in reports),
+                "stored": sum(r.stored for r in reports),
+                "duplicates": sum(r.duplicates for r in reports),
+                "problems": problems,
+            }
+        )
+        if problems:
+            status = EXIT_PARTIAL
+    return status
+
+
 def _inspect(args: argparse.Namespace) -> int:
+    if is_export(args.file):
+        export = ExportReader(args.file)
+        counts: dict[str, int] = {}
+        for mode, records in export.chunks():
+            counts[mode] = counts.get(mode, 0) + len(records)
+        _print(
+            {
+                "file": args.file,
+                "export": export.header.to_dict(),
+                "records": counts,
+                "valid": not export.problems,
+                "problems": [str(p) for p in export.problems],
+            }
+        )
+        return EXIT_OK if not export.problems else EXIT_PARTIAL
     with BatchReader(args.file) as reader:
         count = sum(len(chunk) for chunk in reader.chunks())
         _print(
@@ -380,7 +417,18 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--log-level", default=_SERVER.log_level, choices=LOG_LEVELS)
     p.set_defaults(run=_serve)
 
-    p = sub.add_parser("inspect", epilog=_EPILOG, help="check a batch file: header, record count, validity")
+    p = sub.add_parser(
+        "import",
+        parents=[common],
+        epilog=_EPILOG,
+        help="load exports (.parquet, .jsonl[.gz] from `chroma export`) back into a store",
+        description="Upload the records of exports: the same set, record ids, answers and previews. Importing a "
+        "file twice stores nothing twice.",
+    )
+    p.add_argument("files", nargs="+", metavar="FILE")
+    p.set_defaults(run=_import)
+
+    p = sub.add_parser("inspect", epilog=_EPILOG, help="check a batch file or an export: header, counts, validity")
     p.add_argument("file", metavar="FILE")
     p.set_defaults(run=_inspect)
     return parser

@@ -317,3 +317,49 @@ def test_previews_show_in_select_the_cli_and_exports(capsys, tmp_path):
     assert [p for m, p in zip(column["mode"], column["preview"], strict=True) if m == "production"] == texts
     lines = [json.loads(line) for line in (tmp_path / "s.jsonl").read_text().splitlines()[1:-1]]
     assert [line["preview"] for line in lines if line["mode"] == "production"] == texts
+
+
+# ---- an export read back: chroma import and chroma inspect ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["set.jsonl", "set.jsonl.gz", "set.parquet"])
+def test_an_export_imports_back_whole_and_only_once(tmp_path, capsys, name):
+    if name.endswith("parquet"):
+        pytest.importorskip("pyarrow")
+    x, _ = train()
+    vectors, groups = production(x)
+    with chroma.QuerySession(SET) as q:
+        q.log(input_uri=[f"/p/{i}" for i in range(len(groups))], embedding=vectors, preview=groups)
+    before = {m: chroma.records(SET, mode=m) for m in ("training", "production")}
+    path = tmp_path / name
+    chroma.export(SET, path)
+    assert main(["inspect", str(path)]) == 0
+    inspected = json.loads(capsys.readouterr().out)
+    assert inspected["valid"] and inspected["records"] == {"training": len(x), "production": len(groups)}
+    chroma.delete_set(SET)
+    assert main(["import", str(path)]) == 0
+    first = json.loads(capsys.readouterr().out)
+    assert first["stored"] == len(x) + len(groups) and first["problems"] == []
+    assert main(["import", str(path)]) == 0
+    assert json.loads(capsys.readouterr().out)["stored"] == 0  # a second import stores nothing twice
+    for mode, old in before.items():
+        new = chroma.records(SET, mode=mode)
+        assert new.ids == old.ids and new.input_uris == old.input_uris and new.previews == old.previews
+        np.testing.assert_array_equal(new.vectors, old.vectors)
+        assert [r and r.to_dict() for r in new.results] == [r and r.to_dict() for r in old.results]
+
+
+def test_an_edited_export_is_reported_and_its_good_records_still_import(tmp_path, capsys):
+    x, _ = train()
+    path = tmp_path / "set.jsonl"
+    chroma.export(SET, path)
+    lines = path.read_text().splitlines(keepends=True)
+    lines[3] = lines[3].replace('"embedding":[', '"embedding":[1.0,')  # one value too many
+    path.write_text("".join(lines))
+    chroma.delete_set(SET)
+    assert main(["import", str(path)]) == 3
+    out = json.loads(capsys.readouterr().out)
+    assert out["stored"] == len(x) - 1
+    assert any(p.startswith("line 4:") for p in out["problems"]) and any("checksum" in p for p in out["problems"])
+    assert main(["inspect", str(path)]) == 3
+    assert "not a Chroma batch header" not in capsys.readouterr().out
