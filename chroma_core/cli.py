@@ -21,6 +21,7 @@ from chroma_core.deletion import delete, delete_set
 from chroma_core.errors import ChromaError, InvalidEmbeddingError
 from chroma_core.export import export_set
 from chroma_core.export_reader import ExportReader, import_export, is_export
+from chroma_core.progress import progress_bar, timed
 from chroma_core.server.settings import LOG_LEVELS, MIB, ServerSettings
 from chroma_core.transport import transport_for
 from chroma_core.types import QueryRequest, SelectRequest
@@ -57,18 +58,22 @@ def _config(args: argparse.Namespace) -> Config:
 def _upload(args: argparse.Namespace, *, training_only: bool) -> int:
     transport = transport_for(_config(args))
     status = EXIT_OK
-    for path in args.files:
-        if training_only:
-            with BatchReader(path) as reader:
-                if reader.header.mode != "training":
-                    raise ChromaError(
-                        f"{path} is a {reader.header.mode} batch; upload-training takes training batches. "
-                        "Use `python -m chroma upload` for production batches."
-                    )
-        report = transport.upload_file(path)
-        _print({"file": str(path), **report.to_dict()})
-        if report.problems:
-            status = EXIT_PARTIAL
+    show = None if args.progress else False
+    with progress_bar(len(args.files), "uploading batch files", "files", progress=show) as bar:
+        for path in args.files:
+            if training_only:
+                with BatchReader(path) as reader:
+                    if reader.header.mode != "training":
+                        raise ChromaError(
+                            f"{path} is a {reader.header.mode} batch; upload-training takes training batches. "
+                            "Use `python -m chroma upload` for production batches."
+                        )
+            with timed(f"uploading {path}"):
+                report = transport.upload_file(path)
+            _print({"file": str(path), **report.to_dict()})
+            bar.update()
+            if report.problems:
+                status = EXIT_PARTIAL
     return status
 
 
@@ -115,7 +120,7 @@ def _import(args: argparse.Namespace) -> int:
     transport = transport_for(_config(args))
     status = EXIT_OK
     for path in args.files:
-        header, reports = import_export(transport, path)
+        header, reports = import_export(transport, path, progress=None if args.progress else False)
         problems = [p for r in reports for p in r.problems]
         _print(
             {
@@ -214,7 +219,15 @@ def _export(args: argparse.Namespace) -> int:
     modes = ("training", "production") if args.mode == "all" else (args.mode,)
     transport = transport_for(_config(args))
     set_id = transport.set_id(args.set_id)
-    report = export_set(transport, set_id, args.output, format=args.format, modes=modes, overwrite=args.force)
+    report = export_set(
+        transport,
+        set_id,
+        args.output,
+        format=args.format,
+        modes=modes,
+        overwrite=args.force,
+        progress=None if args.progress else False,
+    )
     _print(report.to_dict())
     return EXIT_OK
 
@@ -295,6 +308,12 @@ def _parser() -> argparse.ArgumentParser:
         dest="persist_directory",
         metavar="DIR",
         help=f"where the embedded engine keeps its data (default ./{Config.persist_directory})",
+    )
+    common.add_argument(
+        "--no-progress",
+        dest="progress",
+        action="store_false",
+        help="no progress bars (they show only on a terminal anyway; CHROMA_PROGRESS=0 turns them off too)",
     )
     common.add_argument(
         "--api-key",

@@ -27,6 +27,7 @@ from chroma_core.atomic import atomic_write
 from chroma_core.batch_format import ChecksummedWriter
 from chroma_core.errors import ChromaError, UnknownEmbeddingSetError
 from chroma_core.json_text import json_text
+from chroma_core.progress import Progress, progress_bar
 from chroma_core.records import MODES, Mode, Records, utc_timestamp
 from chroma_core.transport.base import Transport
 
@@ -82,14 +83,21 @@ def _format_of(path: Path, format: str | None) -> Format:
     )
 
 
-def _pages(transport: Transport, set_id: str, mode: Mode, count: int) -> Iterator[Records]:
-    start = 0
-    while start < count:
-        _, page = transport.records(set_id, mode, start, _PAGE)
-        if not len(page):
-            break  # the set shrank under us, which a store never does; stop rather than loop
-        yield page
-        start += len(page)
+class _Pages:
+    """A set's records read page by page, each page counted on the export's progress bar."""
+
+    def __init__(self, transport: Transport, set_id: str, bar: Progress) -> None:
+        self.transport, self.set_id, self.bar = transport, set_id, bar
+
+    def __call__(self, mode: Mode, count: int) -> Iterator[Records]:
+        start = 0
+        while start < count:
+            _, page = self.transport.records(self.set_id, mode, start, _PAGE)
+            if not len(page):
+                break  # the set shrank under us (a delete meanwhile); stop rather than loop
+            yield page
+            self.bar.update(len(page))
+            start += len(page)
 
 
 def export_set(
@@ -100,8 +108,11 @@ def export_set(
     format: str | None = None,
     modes: Sequence[str] = MODES,
     overwrite: bool = False,
+    progress: bool | None = None,
 ) -> ExportReport:
     """Write the set's records of ``modes`` to ``path`` (see the module docstring); returns what was written.
+
+    ``progress``: a bar on a terminal (None, the default), never (False) or always (True).
 
     >>> export_set(transport, set_id, "triage.parquet", modes=["production"])  # doctest: +SKIP
     """
@@ -124,18 +135,22 @@ def export_set(
         "counts": counts,
         "created_at": utc_timestamp(),
     }
-    with atomic_write(target, overwrite=overwrite) as raw:
+    with (
+        atomic_write(target, overwrite=overwrite) as raw,
+        progress_bar(sum(counts.values()), f"exporting {target.name}", progress=progress) as bar,
+    ):
+        pages = _Pages(transport, set_id, bar)
         if fmt == "parquet":
-            written = _write_parquet(raw, transport, set_id, meta, counts)
+            written = _write_parquet(raw, pages, meta, counts)
         else:
-            written = _write_jsonl(raw, transport, set_id, meta, counts, gzipped=target.name.endswith(".gz"))
+            written = _write_jsonl(raw, pages, meta, counts, gzipped=target.name.endswith(".gz"))
     return ExportReport(
         target, fmt, set_id, written.get("training", 0), written.get("production", 0), target.stat().st_size
     )
 
 
 def _write_jsonl(
-    raw: BinaryIO, transport: Transport, set_id: str, meta: dict[str, Any], counts: dict[str, int], *, gzipped: bool
+    raw: BinaryIO, pages: _Pages, meta: dict[str, Any], counts: dict[str, int], *, gzipped: bool
 ) -> dict[str, int]:
     out = ChecksummedWriter(raw, compress=gzipped)
     out.write(json.dumps(meta, separators=(",", ":"), ensure_ascii=False) + "\n")
@@ -143,7 +158,7 @@ def _write_jsonl(
     total = 0
     for mode, count in counts.items():
         n = 0
-        for page in _pages(transport, set_id, mode, count):  # type: ignore[arg-type]
+        for page in pages(mode, count):  # type: ignore[arg-type]
             lines = []
             for i in range(len(page)):
                 answer = page.result(i)
@@ -161,9 +176,7 @@ def _write_jsonl(
     return written
 
 
-def _write_parquet(
-    raw: BinaryIO, transport: Transport, set_id: str, meta: dict[str, Any], counts: dict[str, int]
-) -> dict[str, int]:
+def _write_parquet(raw: BinaryIO, pages: _Pages, meta: dict[str, Any], counts: dict[str, int]) -> dict[str, int]:
     try:
         import pyarrow as pa  # type: ignore[import-untyped]
         import pyarrow.parquet as pq  # type: ignore[import-untyped]
@@ -198,7 +211,7 @@ def _write_parquet(
     with pq.ParquetWriter(raw, schema, compression="zstd") as writer:
         for mode, count in counts.items():
             n = 0
-            for page in _pages(transport, set_id, mode, count):  # type: ignore[arg-type]
+            for page in pages(mode, count):  # type: ignore[arg-type]
                 answers = [None if r is None else r.stored() for r in map(page.result, range(len(page)))]
 
                 def each(get: Any, answers: list[Any] = answers) -> list[Any]:

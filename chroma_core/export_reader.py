@@ -24,6 +24,7 @@ from chroma_core.batch_format import Problem
 from chroma_core.embedding_set import EmbeddingSet
 from chroma_core.errors import BatchFormatError, ChromaError
 from chroma_core.json_text import loads
+from chroma_core.progress import progress_bar
 from chroma_core.records import MODES, PREVIEW_MAX, BatchHeader, Mode, Records, utc_timestamp
 from chroma_core.transport.base import Transport
 from chroma_core.types import QueryResult, UploadReport
@@ -258,18 +259,23 @@ class ExportReader:
         yield from self._parquet_chunks() if self.format == "parquet" else self._jsonl_chunks()
 
 
-def import_export(transport: Transport, path: str | os.PathLike[str]) -> tuple[ExportHeader, list[UploadReport]]:
+def import_export(
+    transport: Transport, path: str | os.PathLike[str], *, progress: bool | None = None
+) -> tuple[ExportHeader, list[UploadReport]]:
     """Upload an export's records to ``transport``: the same set, ids, answers and previews; idempotent."""
     reader = ExportReader(path)
     reports = []
-    for mode, records in reader.chunks():
-        if not len(records):
-            continue
-        # The batch id follows from what it holds, so a second import of the file is a duplicate of the first.
-        key = f"{reader.header.set_id}\0{mode}\0{records.ids[0]}\0{records.ids[-1]}\0{len(records)}"
-        batch_id = "import-" + hashlib.sha1(key.encode("utf-8")).hexdigest()[:24]
-        header = BatchHeader(batch_id, reader.header.embedding_set, mode, reader.header.dimension, utc_timestamp())
-        reports.append(transport.upload(header, records))
+    total = sum(reader.header.counts.values()) or None
+    with progress_bar(total, f"importing {reader.name}", progress=progress) as bar:
+        for mode, records in reader.chunks():
+            if not len(records):
+                continue
+            # The batch id follows from what it holds, so a second import of the file is a duplicate of the first.
+            key = f"{reader.header.set_id}\0{mode}\0{records.ids[0]}\0{records.ids[-1]}\0{len(records)}"
+            batch_id = "import-" + hashlib.sha1(key.encode("utf-8")).hexdigest()[:24]
+            es, dim = reader.header.embedding_set, reader.header.dimension
+            reports.append(transport.upload(BatchHeader(batch_id, es, mode, dim, utc_timestamp()), records))
+            bar.update(len(records))
     problems = tuple(str(p) for p in reader.problems)
     if problems and reports:
         last = reports[-1]

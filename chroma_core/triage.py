@@ -71,17 +71,20 @@ def export(
     format: str | None = None,
     modes: Sequence[str] = ("training", "production"),
     overwrite: bool = False,
+    progress: bool | None = None,
     transport: Transport | None = None,
     **config: Unpack[ConfigOptions],
 ) -> ExportReport:
     """Write a set's records (and the answers stored with production inputs) to a Parquet or JSONL file.
 
     The format comes from ``format`` or the file name (``.parquet``, ``.jsonl``, ``.jsonl.gz``); see
-    ``docs/export.md``. An existing file is kept unless ``overwrite=True``.
+    ``docs/export.md``. An existing file is kept unless ``overwrite=True``. ``progress``: a bar on a terminal
+    (None, the default), never (False) or always (True).
     """
     tr, owned = _transport(transport, config)
     try:
-        return export_set(tr, tr.set_id(embedding_set), path, format=format, modes=modes, overwrite=overwrite)
+        set_id = tr.set_id(embedding_set)
+        return export_set(tr, set_id, path, format=format, modes=modes, overwrite=overwrite, progress=progress)
     finally:
         if owned:
             tr.close()

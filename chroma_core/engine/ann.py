@@ -32,6 +32,7 @@ __all__ = ["ANNIndex", "available", "check_memory"]
 
 logger = logging.getLogger("chroma")
 _BYTES = {"f32": 4, "f16": 2, "i8": 1}
+_PROGRESS_ROWS = 20_000
 
 
 def _search_width(n: int) -> int:
@@ -146,9 +147,10 @@ class ANNIndex:
         *,
         identity: dict[str, Any] | None = None,
         threads: int = 0,
+        progress: Callable[[int, int], None] | None = None,
     ) -> ANNIndex:
         """Load ``path`` if it is intact and matches (``identity`` too); add rows it lacks; else rebuild from
-        ``vectors(start)``."""
+        ``vectors(start)``. ``progress(done, total)`` is called as rows are added (a build takes minutes at 1M)."""
         index = cls(dimension, dtype, threads=threads)
         meta_path = path.with_suffix(".json")
         if path.exists() and meta_path.exists():
@@ -172,5 +174,10 @@ class ANNIndex:
                 index = cls(dimension, dtype, threads=threads)
         check_memory(count, dimension, dtype, what=f"index {path.parent.name}")
         if len(index) < count:
-            index.add(vectors(len(index)))
+            pending = vectors(len(index))
+            # In steps, so that a long build can say how far it got; usearch adds a step as fast as the whole.
+            for start in range(0, len(pending), _PROGRESS_ROWS):
+                index.add(pending[start : start + _PROGRESS_ROWS])
+                if progress is not None:
+                    progress(len(index), count)
         return index

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -158,6 +159,7 @@ class SQLiteIndexes:
                     lambda first: normalize(self._store.vectors(set_id, "training", first, count)),
                     identity={"set_created": created},
                     threads=1,
+                    progress=_progress_log(set_id, started),
                 )
                 logger.info(
                     "chroma: the index of set %s is ready: %d rows in %.1f s",
@@ -189,3 +191,26 @@ class SQLiteIndexes:
                 started = time.perf_counter()
                 index.save(path, {"set_created": part[3]})
                 logger.info("chroma: saved the index of set %s (%.1f s)", set_id, time.perf_counter() - started)
+
+
+def _progress_log(set_id: str, started: float, every: float = 10.0) -> Callable[[int, int], None]:
+    """An index build's progress at INFO, at most every ``every`` seconds: how far, how fast, how long to go."""
+    last = [started]
+
+    def report(done: int, total: int) -> None:
+        now = time.perf_counter()
+        if now - last[0] < every or done >= total:
+            return
+        last[0] = now
+        rate = done / max(now - started, 1e-9)
+        logger.info(
+            "chroma: indexing set %s: %d of %d rows (%.0f%%, %.0f rows/s, about %.0f s to go)",
+            set_id,
+            done,
+            total,
+            100 * done / total,
+            rate,
+            (total - done) / max(rate, 1e-9),
+        )
+
+    return report
