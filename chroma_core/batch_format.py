@@ -358,12 +358,15 @@ class BatchReader:
         vectors = np.empty((len(buf), dim), dtype=np.float32)
         for i, row in enumerate(buf):
             vectors[i] = row[0]
-        # One vectorised finiteness check per chunk; bad rows become problems, their neighbours stay.
+        # One vectorised check per chunk; bad rows become problems, their neighbours stay.
         finite = np.isfinite(vectors).all(axis=1)
-        if not finite.all():
-            for i in np.flatnonzero(~finite).tolist():
-                self.problems.append(Problem(lines[i], "'embedding' holds NaN or infinite values"))
-            keep = np.flatnonzero(finite).tolist()
+        nonzero = vectors.any(axis=1)
+        good = finite & nonzero
+        if not good.all():
+            for i in np.flatnonzero(~good).tolist():
+                reason = "holds NaN or infinite values" if not finite[i] else "is all zeros (it has no direction)"
+                self.problems.append(Problem(lines[i], f"'embedding' {reason}"))
+            keep = np.flatnonzero(good).tolist()
             vectors = vectors[keep]
             buf = [buf[i] for i in keep]
             lines = [lines[i] for i in keep]

@@ -48,7 +48,7 @@ logger = logging.getLogger("chroma")
 
 _F32 = np.dtype(np.float32)  # the canonical instance: native float32 arrays share it, so `is` is a valid test
 _NDARRAY = np.ndarray
-_isfinite = math.isfinite
+_INF = math.inf
 _now = time.time
 
 SetLike = SetRef
@@ -205,7 +205,7 @@ class TrainingSession(_Session):
             and embedding.shape == buf.shape
             and type(input_uri) is str
             and input_uri
-            and _isfinite(embedding.dot(embedding))
+            and 0.0 < embedding.dot(embedding) < _INF  # finite (inf/NaN anywhere fail it) and not all zeros
         ):
             with buf.lock:
                 n = buf.n

@@ -47,8 +47,10 @@ def _as_array(value: Any) -> np.ndarray:
 
 
 def _check_finite(matrix: np.ndarray, first_index: int = 0) -> None:
+    """Refuse non-finite values and all-zero rows, naming the first bad row."""
     finite = np.isfinite(matrix)
     if finite.all():
+        _check_nonzero(matrix, first_index)
         return
     bad_rows = np.flatnonzero(~finite.all(axis=1))
     row = int(bad_rows[0])
@@ -61,8 +63,19 @@ def _check_finite(matrix: np.ndarray, first_index: int = 0) -> None:
     )
 
 
+def _check_nonzero(matrix: np.ndarray, first_index: int = 0) -> None:
+    zero = ~matrix.any(axis=1)
+    if zero.any():
+        row = int(np.flatnonzero(zero)[0])
+        where = f" (row {first_index + row}; {int(zero.sum())} such row(s) in all)" if matrix.shape[0] > 1 else ""
+        raise InvalidEmbeddingError(
+            f"embedding is all zeros{where}: it has no direction, so its similarity to anything is undefined. "
+            "It usually means an empty input or a layer that was not filled; fix or drop those inputs."
+        )
+
+
 def to_matrix(value: Any, *, batch: bool) -> Matrix:
-    """Return a C-contiguous float32 ``(n, d)`` copy of ``value``, checked for finiteness.
+    """Return a C-contiguous float32 ``(n, d)`` copy of ``value``, checked: finite, and no row all zeros.
 
     ``batch=False`` expects one vector (1-d, or ``(1, d)``); ``batch=True`` expects ``(n, d)``.
     """

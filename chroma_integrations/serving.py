@@ -229,7 +229,7 @@ class Recommender:
 
     def _extract(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, list[str]]:
         raw = self.embedding(*args, **kwargs)
-        if type(raw) is np.ndarray and raw.ndim == 1 and raw.dtype == np.float32 and np.isfinite(raw.dot(raw)):
+        if type(raw) is np.ndarray and raw.ndim == 1 and raw.dtype == np.float32 and 0.0 < raw.dot(raw) < np.inf:
             rows = raw[None, :].copy()  # the common case, without the general conversion path
         else:
             rows = to_matrix(raw, batch=getattr(raw, "ndim", 1) == 2 or _is_nested(raw))

@@ -53,6 +53,7 @@ def test_round_trip(tmp_path, data, dim, n, gz):
     vectors = data.draw(
         hnp.arrays(np.float32, (n, dim), elements=st.floats(allow_nan=False, allow_infinity=False, width=32))
     )
+    vectors[~vectors.any(axis=1), 0] = 1.0  # an all-zero embedding is refused (it has no direction)
     uris = data.draw(st.lists(st.text(min_size=1, max_size=15), min_size=n, max_size=n))
     infs = data.draw(st.lists(json_values, min_size=n, max_size=n))
     labels = data.draw(st.lists(st.none() | st.text(max_size=5) | st.integers(0, 9), min_size=n, max_size=n))
@@ -259,3 +260,10 @@ def test_preview_of_is_one_bounded_line():
     long = preview_of("word " * 400)
     assert len(long) == PREVIEW_MAX and long.endswith("…")
     assert preview_of(12.5) == "12.5"
+
+
+def test_an_all_zero_embedding_in_a_file_is_a_bad_line(tmp_path):
+    header, records = make(n=3)
+    records.vectors[1] = 0.0
+    _, good, problems = read_batch(write_batch(tmp_path / "z.jsonl", header, records))
+    assert len(good) == 2 and [(p.line, "all zeros" in p.reason) for p in problems] == [(3, True)]

@@ -71,7 +71,7 @@ def test_inputs_numpy_list_torch_and_batches():
         inferences=[{"i": 0}, {"i": 1}, {"i": 2}],
         label=["x", "y", "z"],
     )
-    s.log(input_uri=("/t0", "/t1"), embedding=np.zeros((2, 4), np.float32))
+    s.log(input_uri=("/t0", "/t1"), embedding=np.ones((2, 4), np.float32))
     (saved,) = s.save()
     assert saved.count == 10
 
@@ -81,11 +81,11 @@ def test_logged_vectors_are_copied():
     s.bufferlocal(file="out/b-$timestamp.jsonl")
     buf = np.ones(4, np.float32)
     for i in range(3):
-        buf[:] = i
+        buf[:] = i + 1
         s.log(input_uri=f"/{i}", embedding=buf)  # the caller reuses its buffer, as torch loops do
     (saved,) = s.save()
     _, records, _ = read_batch(saved.path)
-    np.testing.assert_array_equal(records.vectors[:, 0], [0, 1, 2])
+    np.testing.assert_array_equal(records.vectors[:, 0], [1, 2, 3])
 
 
 @pytest.mark.parametrize(
@@ -96,9 +96,11 @@ def test_logged_vectors_are_copied():
         (dict(input_uri="/a", embedding=[1e300, 0, 0, 0]), InvalidEmbeddingError, "non-finite"),
         (dict(input_uri="/a", embedding=[1.0, 2.0, 3.0]), DimensionMismatchError, "dimension 3.*4-dimensional"),
         (dict(input_uri="/a", embedding=np.zeros((2, 2, 2))), InvalidEmbeddingError, "1-d"),
+        (dict(input_uri="/a", embedding=np.zeros(4, np.float32)), InvalidEmbeddingError, "all zeros"),
+        (dict(input_uri=["/a", "/b"], embedding=[[1.0, 2.0], [0.0, 0.0]]), InvalidEmbeddingError, r"all zeros \(row 1"),
         (dict(input_uri="/a", embedding="0.1,0.2"), InvalidEmbeddingError, "real numbers|cannot be read"),
         (dict(input_uri="", embedding=[1.0, 2, 3, 4]), InvalidEmbeddingError, "non-empty"),
-        (dict(input_uri=["/a"], embedding=np.zeros((2, 4))), InvalidEmbeddingError, "1 input_uri values for 2"),
+        (dict(input_uri=["/a"], embedding=np.ones((2, 4))), InvalidEmbeddingError, "1 input_uri values for 2"),
         (dict(input_uri=5, embedding=[1.0, 2, 3, 4]), InvalidEmbeddingError, "must be a string"),
     ],
 )

@@ -82,7 +82,7 @@ def test_async_def_handler():
         return "ok"
 
     async def main():
-        return await asyncio.gather(*(handler(np.full(4, i, np.float32)) for i in range(10)))
+        return await asyncio.gather(*(handler(np.full(4, i + 1, np.float32)) for i in range(10)))
 
     assert asyncio.run(main()) == ["ok"] * 10
     assert handler.chroma_stats()["dropped"] == {}

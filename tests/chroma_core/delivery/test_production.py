@@ -40,7 +40,7 @@ def test_spill_files_of_a_dead_process_are_replayed_by_the_next_worker(tmp_path)
     dead = int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True).stdout)
     orphan = tmp_path / "store" / "spill" / "queries" / f"{dead}-1"
     for i in range(2):
-        vectors = np.full((3, 8), i, np.float32)
+        vectors = np.full((3, 8), i + 1, np.float32)
         header, records = new_batch(ES, "production", vectors, [f"/old/{i}/{j}" for j in range(3)])
         write_batch(orphan / f"{i:020d}-000001-{header.batch_id}.jsonl", header, records)
     worker = embedded_worker(tmp_path, flush_interval=0.01)
@@ -108,7 +108,7 @@ def test_an_engine_that_cannot_be_opened_yet_means_spill_then_replay(tmp_path, c
         factory, WorkerOptions(flush_interval=0.01), spill_directory=spill_directory_for(config, "queries")
     )
     for i in range(3):
-        worker.submit(ES, np.full(8, i, np.float32), f"/p/{i}")
+        worker.submit(ES, np.full(8, i + 1, np.float32), f"/p/{i}")
     assert worker.flush(10)
     stats = worker.stats()
     assert stats["connect_failures"] == 1 and stats["spilled"] == 3 and stats["replayed"] == 3

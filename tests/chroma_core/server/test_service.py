@@ -187,9 +187,11 @@ def test_query_errors(chroma_server):
     assert malformed.status_code == 422 and malformed.json()["error"]["code"] == "invalid_request"
     assert requests.get(chroma_server.url + "/v1/nope", headers=auth, timeout=5).json()["error"]["code"] == "not_found"
     thresholds = requests.post(
-        base, json={"embeddings": [[0.0] * 16], "thresholds": {"bogus": 1}}, headers=auth, timeout=5
+        base, json={"embeddings": [[1.0] * 16], "thresholds": {"bogus": 1}}, headers=auth, timeout=5
     )
     assert thresholds.status_code == 422 and "unknown threshold" in thresholds.json()["error"]["message"]
+    zero = requests.post(base, json={"embeddings": [[0.0] * 16]}, headers=auth, timeout=5)
+    assert zero.status_code == 422 and "all zeros" in zero.json()["error"]["message"]
 
 
 def test_request_objects_refuse_bad_fields_with_a_422_naming_them(chroma_server):
@@ -203,12 +205,12 @@ def test_request_objects_refuse_bad_fields_with_a_422_naming_them(chroma_server)
             return requests.post(url, data=body, headers={**auth, "Content-Type": "application/json"}, timeout=10)
         return requests.post(url, json=body, headers=auth, timeout=10)
 
-    one = [[0.0] * 16]
+    one = [[1.0] * 16]
     assert post(query, {"embeddings": one, "thresholds": {"neighbors": 10, "k": 12}}).status_code == 200
     for thresholds, field in [({"k": 2.5}, "thresholds.k"), ({"neighbors": -1}, "thresholds.neighbors")]:
         r = post(query, {"embeddings": one, "thresholds": thresholds})
         assert r.status_code == 422 and field in r.json()["error"]["message"], r.text
-    nan = post(query, b'{"embeddings": [[0.0]], "thresholds": {"novelty": NaN}}')
+    nan = post(query, b'{"embeddings": [[1.0]], "thresholds": {"novelty": NaN}}')
     assert nan.status_code == 422 and "thresholds.novelty" in nan.json()["error"]["message"]
     # select: the request is checked before the engine is asked (the set has no production data: a 404 otherwise)
     assert post(select, {"n": 5}).json()["error"]["code"] == "no_production_data"
