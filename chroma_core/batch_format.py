@@ -359,7 +359,7 @@ class BatchReader:
         for i, row in enumerate(buf):
             vectors[i] = row[0]
         # One vectorised check per chunk; bad rows become problems, their neighbours stay.
-        finite = np.isfinite(vectors).all(axis=1)
+        finite = np.asarray(np.isfinite(vectors).all(axis=1))
         nonzero = vectors.any(axis=1)
         good = finite & nonzero
         if not good.all():
