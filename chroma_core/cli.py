@@ -23,7 +23,7 @@ from chroma_core.export import export_set
 from chroma_core.export_reader import ExportReader, import_export, is_export
 from chroma_core.progress import progress_bar, timed
 from chroma_core.server.settings import LOG_LEVELS, MIB, ServerSettings
-from chroma_core.transport import transport_for
+from chroma_core.transport import Transport, transport_for
 from chroma_core.types import QueryRequest, SelectRequest
 from chroma_core.vectors import decode_base64, to_vector
 
@@ -94,18 +94,39 @@ def _should_upload(args: argparse.Namespace) -> int:
             inferences = json.loads(args.inferences)
         except ValueError as exc:
             raise ChromaError(f"--inferences is not valid JSON ({exc}).") from None
-    transport = transport_for(_config(args))
+    transport = _reader(args)
     set_id = transport.set_id(args.set_id)
     result = transport.query(QueryRequest(set_id, vector[None, :], (args.input_uri,), (inferences,)))[0]
     _print(result.to_dict())
     return EXIT_OK
 
 
+def _where(config: Config) -> str:
+    if config.embedded:
+        return f"the embedded store at {os.path.abspath(config.persist_directory)}"
+    return f"the Chroma service at {config.chroma_url}"
+
+
+def _reader(args: argparse.Namespace) -> Transport:
+    """The transport of a command that only reads: an embedded store that does not exist is not created."""
+    config = _config(args)
+    if config.embedded and not os.path.isdir(config.persist_directory):
+        named = getattr(args, "set_id", None)
+        unknown = f"unknown embedding set {named!r}: " if named else ""
+        raise ChromaError(
+            f"{unknown}there is no Chroma data here: {_where(config)} does not exist. Run the command where your "
+            "data is, or pass --persist-directory DIR (or --chroma-url URL for a service)."
+        )
+    return transport_for(config)
+
+
 def _sets(args: argparse.Namespace) -> int:
-    sets = transport_for(_config(args)).list_sets()
+    config = _config(args)
+    sets = _reader(args).list_sets() if not config.embedded or os.path.isdir(config.persist_directory) else []
     if args.json:
         _print([s.to_dict() for s in sets])
         return EXIT_OK
+    print(f"{len(sets)} embedding set(s) in {_where(config)}")
     if not sets:
         print("no embedding sets yet: save a TrainingSession or run `python -m chroma upload-training FILE`")
         return EXIT_OK
@@ -186,7 +207,7 @@ def _since(value: str | None) -> float | None:
 
 
 def _select(args: argparse.Namespace) -> int:
-    transport = transport_for(_config(args))
+    transport = _reader(args)
     request = SelectRequest(transport.set_id(args.set_id), args.n, args.diversity, _since(args.since), args.rescore)
     selection = transport.select(request)
     if args.json:
@@ -217,7 +238,7 @@ def _cut(text: str, width: int) -> str:
 
 def _export(args: argparse.Namespace) -> int:
     modes = ("training", "production") if args.mode == "all" else (args.mode,)
-    transport = transport_for(_config(args))
+    transport = _reader(args)
     set_id = transport.set_id(args.set_id)
     report = export_set(
         transport,
@@ -247,7 +268,7 @@ def _delete(args: argparse.Namespace) -> int:
     if not args.yes:
         raise UsageError(f"this would delete {what}, and cannot be undone; add --yes to go ahead.")
     config = _config(args)
-    transport = transport_for(config)
+    transport = _reader(args)
     options = {"persist_directory": config.persist_directory}
     if uris:
         report = delete(uris, embedding_set=args.set_id, transport=transport, **options)

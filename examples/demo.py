@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -21,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 import chroma
+from chroma_core.delivery import shutdown
 
 EMBEDDING_SET = {"model": "demo-classifier", "model_version": "1", "layer": "pooled"}
 DIM, CLASSES = 64, 5
@@ -38,9 +40,21 @@ def fake_model(rng: np.random.Generator, centers: np.ndarray, cls: int, spread: 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--persist-directory", help="where Chroma keeps its data (default: a temporary folder)")
+    parser.add_argument(
+        "--persist-directory", help="where Chroma keeps its data (default: a temporary folder, removed at the end)"
+    )
     args = parser.parse_args()
     workdir = Path(args.persist_directory or tempfile.mkdtemp(prefix="chroma-demo-"))
+    try:
+        return run(workdir)
+    finally:
+        if not args.persist_directory:
+            shutdown()  # the background worker lets go of the store before its folder goes
+            shutil.rmtree(workdir, ignore_errors=True)
+            print(f"(removed {workdir}; pass --persist-directory DIR to keep the demo's data)")
+
+
+def run(workdir: Path) -> int:
     rng = np.random.default_rng(7)
     centers = rng.normal(size=(CLASSES + 1, DIM))  # the last class never appears in training
 
@@ -100,12 +114,13 @@ def main() -> int:
         "-m",
         "chroma",
         "should-upload",
-        f"-embedding_set={set_id}",
+        "--set",
+        set_id[:12],  # a unique prefix of the id is enough, as `python -m chroma sets` shows
         vector,
         "--persist-directory",
         str(workdir),
     ]
-    print(f"4. The same from the shell: python -m chroma should-upload -embedding_set={set_id[:12]}… <BASE64>")
+    print(f"4. The same from the shell: python -m chroma should-upload --set {set_id[:12]} <BASE64>")
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     print("   " + "\n   ".join(out.splitlines()[:3]) + "\n   …")
 
@@ -113,7 +128,7 @@ def main() -> int:
     selection = chroma.select(EMBEDDING_SET, n=10, persist_directory=workdir)
     kinds_picked = Counter(p.input_uri.split("/")[1] for p in selection.picks)
     print(
-        f"5. What to label next (python -m chroma select --set {set_id[:12]}… -n 10): of "
+        f"5. What to label next (python -m chroma select --set {set_id[:12]} -n 10): of "
         f"{selection.considered} stored production inputs, {selection.recommended} were recommended; the 10 picks "
         f"are {dict(kinds_picked)}, spread out ({selection.near_duplicates_dropped} near duplicates of a pick left out)"
     )

@@ -128,3 +128,14 @@ def test_console_script_is_declared():
     root = Path(__file__).resolve().parents[2]
     scripts = tomllib.loads((root / "pyproject.toml").read_text())["project"]["scripts"]
     assert scripts == {"chroma": "chroma_core.cli:main"}
+
+
+def test_reading_commands_never_create_a_store_and_say_which_they_read(tmp_path, capsys):
+    assert main(["sets"]) == 0
+    out = capsys.readouterr().out
+    assert f"0 embedding set(s) in the embedded store at {tmp_path / '.chroma'}" in out
+    assert not (tmp_path / ".chroma").exists()
+    for argv in (["select", "--set", "0" * 8], ["export", "--set", "0" * 8, "-o", "x.jsonl"]):
+        assert main(argv) == 1
+        assert "there is no Chroma data here" in capsys.readouterr().err
+    assert not (tmp_path / ".chroma").exists()
