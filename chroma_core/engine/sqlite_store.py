@@ -229,7 +229,10 @@ class SQLiteStore:
     def put(self, header: BatchHeader, chunks: Iterable[Records], *, complete: Callable[[], bool]) -> PutResult:
         """Store the chunks of one batch in **one** transaction: all of it is stored, or none."""
         with self._transaction() as db:
-            return self._put(db, header, chunks, complete)
+            result = self._put(db, header, chunks, complete)
+        if header.mode == "training" and result.stored:
+            self.indexes.prepare(header.set_id)  # build while nobody waits: the first query may come much later
+        return result
 
     def _put(
         self, db: sqlite3.Connection, header: BatchHeader, chunks: Iterable[Records], complete: Callable[[], bool]
