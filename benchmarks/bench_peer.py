@@ -177,9 +177,11 @@ def _wait_ready(folder: Path, service: bool, es: dict[str, str], log: Path, t0: 
     ):
         return time.perf_counter() - t0  # a set this small is searched exactly: nothing to wait for
     deadline = time.monotonic() + 900
+    total = len(np.load(folder / "data.npy", mmap_mode="r"))
     if service:
         while time.monotonic() < deadline:
-            if "is ready" in log.read_text(errors="replace"):
+            text = log.read_text(errors="replace")
+            if f"is ready: {total} rows" in text or f"covers all {total} training rows" in text:
                 return time.perf_counter() - t0
             time.sleep(0.5)
         return float("nan")

@@ -193,11 +193,14 @@ class SQLiteIndexes:
                     time.perf_counter() - started,
                 )
             index = entry.index
+            behind = len(index)
             while (part := self._still(set_id, entry)) is not None and len(index) < part[1]:
                 start = len(index)
                 chunk = normalize(self._store.vectors(set_id, "training", start, min(part[1], start + _EXTEND_ROWS)))
                 with entry.lock:
                     index.add(chunk)
+            if len(index) > behind:
+                logger.info("chroma: the index of set %s covers all %d training rows", set_id, len(index))
             if index.grown(path):
                 self._save(set_id, entry, index, path)
         except Exception as exc:  # the engine keeps answering by exact search
