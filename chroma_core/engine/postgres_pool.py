@@ -19,17 +19,11 @@ from chroma_core.engine.postgres_schema import DDL, VERSION
 from chroma_core.errors import ConfigError, StorageError
 from chroma_core.secret import redact_url
 
-__all__ = ["SCHEMES", "Database", "is_postgres_url", "open_database"]
+__all__ = ["Database", "open_database", "release"]
 
 logger = logging.getLogger("chroma.engine")
 
-SCHEMES = ("postgresql", "postgres")
 _SCHEMA_LOCK = 0x6368726F6D61  # pg_advisory_xact_lock key ("chroma")
-
-
-def is_postgres_url(url: str | None) -> bool:
-    """Whether ``url`` names a PostgreSQL database (``postgresql://`` or ``postgres://``)."""
-    return bool(url) and urlsplit(str(url)).scheme in SCHEMES
 
 
 def _modules() -> tuple[Any, Any, Any]:
