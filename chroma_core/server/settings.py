@@ -40,6 +40,8 @@ class ServerSettings:
     host: str = "127.0.0.1"  # loopback unless told otherwise
     port: int = 8000
     persist_directory: str = ".chroma-server"
+    #: A PostgreSQL database (``postgresql://...``) that every replica shares; None: SQLite under persist_directory.
+    store_url: str | None = None
     keys_file: str | None = None  # JSON {"<api key>": "<application_id>"}; None serves loopback clients only
     log_level: str = "info"
     #: After SIGTERM/SIGINT, in-flight requests (uploads included) get this long to finish; new ones are refused.
