@@ -10,10 +10,10 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 from fastapi import FastAPI
 
+from chroma_core.atomic import private_dir
 from chroma_core.server.auth import Keys, Tenants
 from chroma_core.server.errors import install_error_handlers
 from chroma_core.server.routes import Service, router
@@ -27,9 +27,8 @@ def create_app(
     persist_directory: str | os.PathLike[str], *, keys: Keys | None = None, limits: Limits | None = None
 ) -> FastAPI:
     """The Chroma service. Without ``keys``, only loopback clients are served (as application ``default``)."""
-    root = Path(persist_directory)
-    spool_dir = root / "incoming"
-    spool_dir.mkdir(parents=True, exist_ok=True)
+    root = private_dir(persist_directory)
+    spool_dir = private_dir(root / "incoming")  # upload spool files: 0600 (mkstemp), in a 0700 folder
     service = Service(Tenants(root), keys, limits or Limits(), spool_dir)
 
     @contextlib.asynccontextmanager
