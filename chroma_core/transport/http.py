@@ -80,6 +80,10 @@ _GZIP_QUERY_ABOVE = 16 * 1024
 UPLOAD_PART_BYTES = 8 * 1024 * 1024
 
 
+def _constant(data: bytes) -> Callable[[], bytes]:
+    return lambda: data
+
+
 def _part_id(batch_id: str, part: int, parts: int) -> str:
     if parts == 1:
         return batch_id
@@ -311,7 +315,7 @@ class HTTPTransport(Transport):
             write_batch_to(buffer, part_header, rows, compress=self.compress)
             payload = buffer.getvalue()
             what = f"uploading batch {header.batch_id}" + (f" (part {part + 1} of {parts})" if parts > 1 else "")
-            reports.append(self._upload(part_header.batch_id, lambda p=payload: p, what, self.compress))
+            reports.append(self._upload(part_header.batch_id, _constant(payload), what, self.compress))
         return UploadReport(
             header.batch_id,
             header.set_id,
