@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from chroma_core.atomic import PRIVATE_FILE, tighten
 from chroma_core.engine import ann
 from chroma_core.engine import sqlite_files as files
 from chroma_core.engine.index import normalize
@@ -218,6 +219,7 @@ class SQLiteIndexes:
             if part is not None:
                 started = time.perf_counter()
                 index.save(path, {"set_created": part[3]})
+                tighten(path, PRIVATE_FILE)  # usearch writes it with the umask's mode; it holds the vectors
                 logger.info("chroma: saved the index of set %s (%.1f s)", set_id, time.perf_counter() - started)
 
 

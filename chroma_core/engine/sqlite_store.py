@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from chroma_core.atomic import PRIVATE_DIR, private_dir, private_file, tighten
 from chroma_core.embedding_set import EmbeddingSet
 from chroma_core.engine import sqlite_delete as deleting
 from chroma_core.engine import sqlite_files as files
@@ -71,7 +72,12 @@ class SQLiteStore:
     ) -> None:
         self.directory = Path(directory)
         try:
-            (self.directory / "sets").mkdir(parents=True, exist_ok=True)
+            # Private (0700 folders, 0600 files): the store holds embeddings and input uris (docs/security.md).
+            if (self.directory / "chroma.sqlite3").exists():  # a store made before this rule: ours to tighten
+                tighten(self.directory, PRIVATE_DIR)
+            private_dir(private_dir(self.directory) / "sets")
+            private_file(self.directory / "chroma.sqlite3")  # SQLite gives its -wal and -shm files this mode
+            private_file(self.directory / "write.lock")
         except OSError as exc:
             raise StorageError(
                 f"cannot create the persist directory {str(self.directory)!r} ({exc}); "
