@@ -15,6 +15,7 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from chroma_core.server.auth import Keys, Tenants
+from chroma_core.server.duplicates import router as duplicates_router
 from chroma_core.server.errors import install_error_handlers
 from chroma_core.server.routes import Service, router
 from chroma_core.server.settings import Limits
@@ -48,4 +49,5 @@ def create_app(
     app.state.service = service
     install_error_handlers(app)
     app.include_router(router)
+    app.include_router(duplicates_router)
     return app
