@@ -18,6 +18,7 @@ from chroma_core.atomic import private_dir
 from chroma_core.config import check_store_url
 from chroma_core.engine import Engine
 from chroma_core.server.auth import Keys, Tenants
+from chroma_core.server.duplicates import router as duplicates_router
 from chroma_core.server.errors import install_error_handlers
 from chroma_core.server.routes import Service, router
 from chroma_core.server.settings import Limits
@@ -88,4 +89,5 @@ def create_app(
     app.state.service = service
     install_error_handlers(app)
     app.include_router(router)
+    app.include_router(duplicates_router)
     return app

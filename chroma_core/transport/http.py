@@ -42,7 +42,17 @@ from chroma_core.server.wire import (
     is_loopback,
 )
 from chroma_core.transport.base import Transport
-from chroma_core.types import DeleteReport, QueryRequest, QueryResult, Selection, SelectRequest, SetInfo, UploadReport
+from chroma_core.types import (
+    DeleteReport,
+    DuplicateReport,
+    DuplicatesRequest,
+    QueryRequest,
+    QueryResult,
+    Selection,
+    SelectRequest,
+    SetInfo,
+    UploadReport,
+)
 from chroma_core.vectors import encode_base64
 from chroma_core.version import __version__
 
@@ -369,6 +379,10 @@ class HTTPTransport(Transport):
     def select(self, request: SelectRequest) -> Selection:
         path = f"/sets/{request.set_id}/select"
         return Selection.from_dict(self._json("POST", path, "selecting inputs to label", request.to_wire()))
+
+    def duplicates(self, request: DuplicatesRequest) -> DuplicateReport:
+        path = f"/sets/{request.set_id}/duplicates"
+        return DuplicateReport.from_dict(self._json("POST", path, "looking for near duplicates", request.to_wire()))
 
     def records(self, set_id: str, mode: Mode, start: int = 0, limit: int = 8192) -> tuple[BatchHeader, Records]:
         response = self._request(
