@@ -17,6 +17,7 @@ from fastapi import FastAPI
 from chroma_core.server.auth import Keys, Tenants
 from chroma_core.server.errors import install_error_handlers
 from chroma_core.server.routes import Service, router
+from chroma_core.server.routes_watch import router as watch_router
 from chroma_core.server.settings import Limits
 from chroma_core.version import __version__
 
@@ -48,4 +49,5 @@ def create_app(
     app.state.service = service
     install_error_handlers(app)
     app.include_router(router)
+    app.include_router(watch_router)  # drift, clusters, /metrics, /ui
     return app

@@ -10,6 +10,7 @@ from chroma_core.embedding_set import SetRef, is_full_id, parse_set_ref
 from chroma_core.errors import AmbiguousSetError, UnknownEmbeddingSetError
 from chroma_core.records import BatchHeader, Mode, Records
 from chroma_core.types import DeleteReport, QueryRequest, QueryResult, Selection, SelectRequest, SetInfo, UploadReport
+from chroma_core.types.drift import ClusterReport, DriftReport, DriftRequest
 
 __all__ = ["Transport"]
 
@@ -32,6 +33,14 @@ class Transport(abc.ABC):
     @abc.abstractmethod
     def select(self, request: SelectRequest) -> Selection:
         """The production inputs most worth labelling (see ``chroma.select``)."""
+
+    @abc.abstractmethod
+    def drift(self, request: DriftRequest) -> DriftReport:
+        """Drift of a set's production inputs per time window (see ``chroma.drift``)."""
+
+    @abc.abstractmethod
+    def clusters(self, set_id: str, k: int = 20, since: float | None = None) -> ClusterReport:
+        """A set's training and production inputs clustered (see ``chroma.clusters``)."""
 
     @abc.abstractmethod
     def records(self, set_id: str, mode: Mode, start: int = 0, limit: int = 8192) -> tuple[BatchHeader, Records]:

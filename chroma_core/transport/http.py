@@ -42,6 +42,7 @@ from chroma_core.server.wire import (
 )
 from chroma_core.transport.base import Transport
 from chroma_core.types import DeleteReport, QueryRequest, QueryResult, Selection, SelectRequest, SetInfo, UploadReport
+from chroma_core.types.drift import ClusterReport, DriftReport, DriftRequest
 from chroma_core.vectors import encode_base64
 from chroma_core.version import __version__
 
@@ -335,6 +336,14 @@ class HTTPTransport(Transport):
     def select(self, request: SelectRequest) -> Selection:
         path = f"/sets/{request.set_id}/select"
         return Selection.from_dict(self._json("POST", path, "selecting inputs to label", request.to_wire()))
+
+    def drift(self, request: DriftRequest) -> DriftReport:
+        path = f"/sets/{request.set_id}/drift"
+        return DriftReport.from_dict(self._json("POST", path, "computing drift", request.to_wire()))
+
+    def clusters(self, set_id: str, k: int = 20, since: float | None = None) -> ClusterReport:
+        payload = {"k": k, "since": since}
+        return ClusterReport.from_dict(self._json("POST", f"/sets/{set_id}/clusters", "clustering a set", payload))
 
     def records(self, set_id: str, mode: Mode, start: int = 0, limit: int = 8192) -> tuple[BatchHeader, Records]:
         response = self._request(
