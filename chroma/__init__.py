@@ -7,6 +7,7 @@
 
 from chroma_core.config import Config, load_config
 from chroma_core.deletion import delete, delete_set
+from chroma_core.drift import clusters, drift
 from chroma_core.duplicates import duplicates
 from chroma_core.embedding_set import EmbeddingSet, embedding_set_id
 from chroma_core.errors import (
@@ -43,16 +44,20 @@ from chroma_core.types import (
     Thresholds,
     UploadReport,
 )
+from chroma_core.types.drift import Cluster, ClusterReport, DriftReport, WindowDrift
 from chroma_core.version import __version__
 
 __all__ = [
     "AmbiguousSetError",
     "BatchFormatError",
     "ChromaError",
+    "Cluster",
+    "ClusterReport",
     "Config",
     "ConfigError",
     "DeleteReport",
     "DimensionMismatchError",
+    "DriftReport",
     "DuplicateReport",
     "EmbeddingSet",
     "ExportReport",
@@ -79,9 +84,12 @@ __all__ = [
     "TransportError",
     "UnknownEmbeddingSetError",
     "UploadReport",
+    "WindowDrift",
     "__version__",
+    "clusters",
     "delete",
     "delete_set",
+    "drift",
     "duplicates",
     "embedding_set_id",
     "export",

@@ -474,6 +474,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("files", nargs="+", metavar="FILE")
     p.set_defaults(run=_import)
 
+    from chroma_core.cli_drift import add_parser as add_drift  # its own module: this one is near its size limit
+
+    add_drift(sub, common)  # drift, clusters
+
     p = sub.add_parser("inspect", epilog=_EPILOG, help="check a batch file or an export: header, counts, validity")
     p.add_argument("file", metavar="FILE")
     p.set_defaults(run=_inspect)

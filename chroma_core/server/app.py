@@ -21,6 +21,7 @@ from chroma_core.server.auth import Keys, Tenants
 from chroma_core.server.duplicates import router as duplicates_router
 from chroma_core.server.errors import install_error_handlers
 from chroma_core.server.routes import Service, router
+from chroma_core.server.routes_watch import router as watch_router
 from chroma_core.server.settings import Limits
 from chroma_core.version import __version__
 
@@ -90,4 +91,5 @@ def create_app(
     install_error_handlers(app)
     app.include_router(router)
     app.include_router(duplicates_router)
+    app.include_router(watch_router)  # drift, clusters, /metrics, /ui
     return app

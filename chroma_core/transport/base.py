@@ -20,6 +20,7 @@ from chroma_core.types import (
     SetInfo,
     UploadReport,
 )
+from chroma_core.types.drift import ClusterReport, DriftReport, DriftRequest
 
 __all__ = ["Transport"]
 
@@ -46,6 +47,14 @@ class Transport(abc.ABC):
     def duplicates(self, request: DuplicatesRequest) -> DuplicateReport:
         """Near duplicates in a set's training data, its production inputs and another set (``chroma.duplicates``)."""
         raise ChromaError(f"{type(self).__name__} cannot look for duplicates; use the embedded engine or a service.")
+
+    @abc.abstractmethod
+    def drift(self, request: DriftRequest) -> DriftReport:
+        """Drift of a set's production inputs per time window (see ``chroma.drift``)."""
+
+    @abc.abstractmethod
+    def clusters(self, set_id: str, k: int = 20, since: float | None = None) -> ClusterReport:
+        """A set's training and production inputs clustered (see ``chroma.clusters``)."""
 
     @abc.abstractmethod
     def records(self, set_id: str, mode: Mode, start: int = 0, limit: int = 8192) -> tuple[BatchHeader, Records]:

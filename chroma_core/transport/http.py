@@ -53,6 +53,7 @@ from chroma_core.types import (
     SetInfo,
     UploadReport,
 )
+from chroma_core.types.drift import ClusterReport, DriftReport, DriftRequest
 from chroma_core.vectors import encode_base64
 from chroma_core.version import __version__
 
@@ -383,6 +384,14 @@ class HTTPTransport(Transport):
     def duplicates(self, request: DuplicatesRequest) -> DuplicateReport:
         path = f"/sets/{request.set_id}/duplicates"
         return DuplicateReport.from_dict(self._json("POST", path, "looking for near duplicates", request.to_wire()))
+
+    def drift(self, request: DriftRequest) -> DriftReport:
+        path = f"/sets/{request.set_id}/drift"
+        return DriftReport.from_dict(self._json("POST", path, "computing drift", request.to_wire()))
+
+    def clusters(self, set_id: str, k: int = 20, since: float | None = None) -> ClusterReport:
+        payload = {"k": k, "since": since}
+        return ClusterReport.from_dict(self._json("POST", f"/sets/{set_id}/clusters", "clustering a set", payload))
 
     def records(self, set_id: str, mode: Mode, start: int = 0, limit: int = 8192) -> tuple[BatchHeader, Records]:
         response = self._request(

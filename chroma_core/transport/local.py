@@ -21,6 +21,7 @@ from chroma_core.types import (
     SetInfo,
     UploadReport,
 )
+from chroma_core.types.drift import ClusterReport, DriftReport, DriftRequest
 
 __all__ = ["LocalTransport"]
 
@@ -59,6 +60,16 @@ class LocalTransport(Transport):
 
     def duplicates(self, request: DuplicatesRequest) -> DuplicateReport:
         return self.engine.duplicates(request)
+
+    def drift(self, request: DriftRequest) -> DriftReport:
+        from chroma_core.drift.compute import drift_report
+
+        return drift_report(self.engine.store, request)
+
+    def clusters(self, set_id: str, k: int = 20, since: float | None = None) -> ClusterReport:
+        from chroma_core.drift.compute import cluster_report
+
+        return cluster_report(self.engine.store, set_id, k=k, since=since)
 
     def records(self, set_id: str, mode: Mode, start: int = 0, limit: int = 8192) -> tuple[BatchHeader, Records]:
         return self.engine.records(set_id, mode, start, limit)
