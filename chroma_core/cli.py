@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import Any
 
+from chroma_core import cli_duplicates
 from chroma_core.batch_format import BatchReader, header_json
 from chroma_core.cli_store import add_store_url, embedded_data_exists, embedded_where
 from chroma_core.config import Config, load_config
@@ -476,6 +477,7 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("inspect", epilog=_EPILOG, help="check a batch file or an export: header, counts, validity")
     p.add_argument("file", metavar="FILE")
     p.set_defaults(run=_inspect)
+    cli_duplicates.add_parser(sub, common)
     return parser
 
 

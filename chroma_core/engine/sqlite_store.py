@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from chroma_core.atomic import PRIVATE_DIR, private_dir, private_file, tighten
 from chroma_core.embedding_set import EmbeddingSet
 from chroma_core.engine import sqlite_delete as deleting
 from chroma_core.engine import sqlite_files as files
@@ -71,7 +72,12 @@ class SQLiteStore:
     ) -> None:
         self.directory = Path(directory)
         try:
-            (self.directory / "sets").mkdir(parents=True, exist_ok=True)
+            # Private (0700 folders, 0600 files): the store holds embeddings and input uris (docs/security.md).
+            if (self.directory / "chroma.sqlite3").exists():  # a store made before this rule: ours to tighten
+                tighten(self.directory, PRIVATE_DIR)
+            private_dir(private_dir(self.directory) / "sets")
+            private_file(self.directory / "chroma.sqlite3")  # SQLite gives its -wal and -shm files this mode
+            private_file(self.directory / "write.lock")
         except OSError as exc:
             raise StorageError(
                 f"cannot create the persist directory {str(self.directory)!r} ({exc}); "
@@ -230,7 +236,10 @@ class SQLiteStore:
     def put(self, header: BatchHeader, chunks: Iterable[Records], *, complete: Callable[[], bool]) -> PutResult:
         """Store the chunks of one batch in **one** transaction: all of it is stored, or none."""
         with self._transaction() as db:
-            return self._put(db, header, chunks, complete)
+            result = self._put(db, header, chunks, complete)
+        if header.mode == "training" and result.stored:
+            self.indexes.prepare(header.set_id)  # build while nobody waits: the first query may come much later
+        return result
 
     def _put(
         self, db: sqlite3.Connection, header: BatchHeader, chunks: Iterable[Records], complete: Callable[[], bool]

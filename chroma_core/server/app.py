@@ -11,15 +11,16 @@ import contextlib
 import logging
 import os
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from chroma_core.atomic import private_dir
 from chroma_core.config import check_store_url
 from chroma_core.engine import Engine
 from chroma_core.server.auth import Keys, Tenants
+from chroma_core.server.duplicates import router as duplicates_router
 from chroma_core.server.errors import error_response, install_error_handlers
 from chroma_core.server.routes import Service, router
 from chroma_core.server.settings import Limits
@@ -81,9 +82,8 @@ def create_app(
     ``store_url`` (default ``$CHROMA_STORE_URL``): keep every application's data in that PostgreSQL database rather
     than in SQLite under ``persist_directory`` (which then holds only uploads being received).
     """
-    root = Path(persist_directory)
-    spool_dir = root / "incoming"
-    spool_dir.mkdir(parents=True, exist_ok=True)
+    root = private_dir(persist_directory)
+    spool_dir = private_dir(root / "incoming")  # upload spool files: 0600 (mkstemp), in a 0700 folder
     store_url = store_url or os.environ.get("CHROMA_STORE_URL") or None
     tenants = DatabaseTenants(root, store_url) if store_url else Tenants(root)
     service = Service(tenants, keys, limits or Limits(), spool_dir)
@@ -108,4 +108,5 @@ def create_app(
 
         app.exception_handler(DatabaseUnavailableError)(_store_unavailable)
     app.include_router(router)
+    app.include_router(duplicates_router)
     return app

@@ -10,7 +10,17 @@ from chroma_core.config import Config
 from chroma_core.engine.engine import Engine, open_engine
 from chroma_core.records import BatchHeader, Mode, Records
 from chroma_core.transport.base import Transport
-from chroma_core.types import DeleteReport, QueryRequest, QueryResult, Selection, SelectRequest, SetInfo, UploadReport
+from chroma_core.types import (
+    DeleteReport,
+    DuplicateReport,
+    DuplicatesRequest,
+    QueryRequest,
+    QueryResult,
+    Selection,
+    SelectRequest,
+    SetInfo,
+    UploadReport,
+)
 
 __all__ = ["LocalTransport"]
 
@@ -46,6 +56,9 @@ class LocalTransport(Transport):
 
     def select(self, request: SelectRequest) -> Selection:
         return self.engine.select(request)
+
+    def duplicates(self, request: DuplicatesRequest) -> DuplicateReport:
+        return self.engine.duplicates(request)
 
     def records(self, set_id: str, mode: Mode, start: int = 0, limit: int = 8192) -> tuple[BatchHeader, Records]:
         return self.engine.records(set_id, mode, start, limit)
