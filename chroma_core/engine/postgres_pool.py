@@ -19,11 +19,15 @@ from chroma_core.engine.postgres_schema import DDL, VERSION
 from chroma_core.errors import ConfigError, StorageError
 from chroma_core.secret import redact_url
 
-__all__ = ["Database", "open_database", "release"]
+__all__ = ["Database", "DatabaseUnavailableError", "open_database", "release"]
 
 logger = logging.getLogger("chroma.engine")
 
 _SCHEMA_LOCK = 0x6368726F6D61  # pg_advisory_xact_lock key ("chroma")
+
+
+class DatabaseUnavailableError(StorageError):
+    """The database cannot be reached now (down, restarting, or every pooled connection busy): worth a retry."""
 
 
 def _modules() -> tuple[Any, Any, Any]:
@@ -46,7 +50,7 @@ class Database:
     requests is refused after a bounded wait instead of queueing without end).
     """
 
-    def __init__(self, url: str, *, min_size: int = 1, max_size: int = 8, timeout: float = 10.0) -> None:
+    def __init__(self, url: str, *, min_size: int = 1, max_size: int = 8, timeout: float = 5.0) -> None:
         self.url = url
         self.shown = redact_url(url)
         self._password = unquote(urlsplit(url).password or "")
@@ -61,6 +65,8 @@ class Database:
                 timeout=timeout,
                 kwargs={"connect_timeout": 10},
                 configure=self._configure,
+                # A connection is checked as it is handed out: after a database restart, no request gets a dead one.
+                check=pool_mod.ConnectionPool.check_connection,
                 open=True,
             )
         self.timeout_error: type[Exception] = pool_mod.PoolTimeout
@@ -103,11 +109,13 @@ class Database:
             yield
         except StorageError:
             raise
+        except self.psycopg.OperationalError as exc:  # the connection failed or was lost
+            raise DatabaseUnavailableError(self._message(doing, exc)) from None
         except self.psycopg.Error as exc:
             raise StorageError(self._message(doing, exc)) from None
         except Exception as exc:
             if type(exc).__module__.startswith("psycopg_pool"):
-                raise StorageError(
+                raise DatabaseUnavailableError(
                     f"no free connection to the store {self.shown!r} within the pool's timeout; the database is "
                     "overloaded or unreachable: retry later, or raise the pool size."
                 ) from None

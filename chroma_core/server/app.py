@@ -8,24 +8,31 @@ JSON error bodies), ``run`` (uvicorn). This module only puts them together.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 from collections.abc import AsyncIterator
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
 
 from chroma_core.atomic import private_dir
 from chroma_core.config import check_store_url
 from chroma_core.engine import Engine
 from chroma_core.server.auth import Keys, Tenants
 from chroma_core.server.duplicates import router as duplicates_router
-from chroma_core.server.errors import install_error_handlers
+from chroma_core.server.errors import error_response, install_error_handlers
 from chroma_core.server.routes import Service, router
 from chroma_core.server.routes_watch import router as watch_router
 from chroma_core.server.settings import Limits
 from chroma_core.version import __version__
 
-__all__ = ["DatabaseTenants", "Limits", "create_app"]
+__all__ = ["STORE_RETRY_AFTER_S", "DatabaseTenants", "Limits", "create_app"]
+
+logger = logging.getLogger("chroma.server")
+
+#: The Retry-After of a 503 while the database cannot be reached.
+STORE_RETRY_AFTER_S = 2
 
 
 class DatabaseTenants(Tenants):
@@ -54,6 +61,14 @@ class DatabaseTenants(Tenants):
         if self._database is not None:
             self._release(self._database)
             self._database = None
+
+
+async def _store_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    # A database restart or an exhausted pool is temporary: clients retry 503s, honouring Retry-After.
+    logger.warning("chroma: the store is unavailable: %s", exc)
+    response = error_response("store_unavailable", f"{exc} Retry shortly.", 503)
+    response.headers["Retry-After"] = str(STORE_RETRY_AFTER_S)
+    return response
 
 
 def create_app(
@@ -89,6 +104,10 @@ def create_app(
     )
     app.state.service = service
     install_error_handlers(app)
+    if store_url:
+        from chroma_core.engine.postgres_pool import DatabaseUnavailableError
+
+        app.exception_handler(DatabaseUnavailableError)(_store_unavailable)
     app.include_router(router)
     app.include_router(duplicates_router)
     app.include_router(watch_router)  # drift, clusters, /metrics, /ui

@@ -143,3 +143,35 @@ def test_the_service_keeps_its_data_in_the_database_not_in_sqlite(chroma_server)
     with psycopg.connect(url) as conn:
         conn.execute("SELECT set_config('chroma.tenant', %s, false)", (chroma_server.application,))
         assert conn.execute("SELECT training FROM chroma_sets WHERE set_id = %s", (ES.id,)).fetchone() == (200,)
+
+
+def test_the_database_restarting_under_load_is_a_503_with_retry_after_and_loses_nothing(replicas, postgres):
+    import requests
+
+    first = replicas[0]
+    batches = _batches(4, seed=2)
+    client = _client(first, attempts=30)
+    client.upload(*batches[0])
+    postgres.stop()
+    try:
+        r = requests.get(f"{first.url}/v1/sets", headers={"Authorization": "Bearer replica-key"}, timeout=30)
+        assert r.status_code == 503 and r.headers["Retry-After"] == "2"
+        assert r.json()["error"]["code"] == "store_unavailable" and "s3cret" not in r.text
+        done: list[BaseException | None] = []
+
+        def upload() -> None:
+            try:
+                for batch in batches[1:]:
+                    client.upload(*batch)
+                done.append(None)
+            except BaseException as exc:
+                done.append(exc)
+
+        thread = threading.Thread(target=upload)
+        thread.start()
+        thread.join(3)
+    finally:
+        postgres.restart_start()
+    thread.join(60)
+    assert done == [None]
+    assert _client(first).get_set(ES.id).training == 4 * 50
