@@ -7,6 +7,7 @@
 
 from chroma_core.config import Config, load_config
 from chroma_core.deletion import delete, delete_set
+from chroma_core.duplicates import duplicates
 from chroma_core.embedding_set import EmbeddingSet, embedding_set_id
 from chroma_core.errors import (
     AmbiguousSetError,
@@ -29,6 +30,7 @@ from chroma_core.triage import export, records, select
 from chroma_core.types import (
     TAGS,
     DeleteReport,
+    DuplicateReport,
     Neighbor,
     Pick,
     QueryRequest,
@@ -51,6 +53,7 @@ __all__ = [
     "ConfigError",
     "DeleteReport",
     "DimensionMismatchError",
+    "DuplicateReport",
     "EmbeddingSet",
     "ExportReport",
     "InvalidEmbeddingError",
@@ -79,6 +82,7 @@ __all__ = [
     "__version__",
     "delete",
     "delete_set",
+    "duplicates",
     "embedding_set_id",
     "export",
     "load_config",
