@@ -13,8 +13,8 @@ from chroma_core.embedding_set import EmbeddingSet
 from chroma_core.engine import duplicates, selection
 from chroma_core.engine.scoring import SetModel
 from chroma_core.engine.search import Neighbours
-from chroma_core.engine.sqlite_store import SQLiteStore
 from chroma_core.engine.store import DeleteReport, PutResult, Store
+from chroma_core.engine.stores import open_store
 from chroma_core.errors import DimensionMismatchError, UnknownEmbeddingSetError
 from chroma_core.records import BatchHeader, Mode, Records, utc_timestamp
 from chroma_core.types import (
@@ -222,11 +222,13 @@ _engines: dict[str, Engine] = {}
 _engines_lock = threading.Lock()
 
 
-def open_engine(persist_directory: str | os.PathLike[str]) -> Engine:
-    """The process-wide engine for a persist directory (created on first use)."""
-    key = str(Path(persist_directory).resolve())
+def open_engine(
+    persist_directory: str | os.PathLike[str], *, store_url: str | None = None, tenant: str = "default"
+) -> Engine:
+    """The process-wide engine for a persist directory, or for a store URL and tenant (created on first use)."""
+    key = f"{store_url}\0{tenant}" if store_url else str(Path(persist_directory).resolve())
     with _engines_lock:
         engine = _engines.get(key)
         if engine is None:
-            engine = _engines[key] = Engine(SQLiteStore(key))
+            engine = _engines[key] = Engine(open_store(key, store_url=store_url, tenant=tenant))
         return engine

@@ -26,12 +26,20 @@ __all__ = ["LocalTransport"]
 
 
 class LocalTransport(Transport):
-    """Talks to an :class:`Engine` in this process (by default the one for ``persist_directory``)."""
+    """Talks to an :class:`Engine` in this process (by default the one for ``persist_directory``, or for
+    ``store_url`` as application ``tenant`` when a database URL is given)."""
 
     def __init__(
-        self, persist_directory: str | os.PathLike[str] = Config.persist_directory, *, engine: Engine | None = None
+        self,
+        persist_directory: str | os.PathLike[str] = Config.persist_directory,
+        *,
+        engine: Engine | None = None,
+        store_url: str | None = None,
+        tenant: str = "default",
     ) -> None:
-        self.engine = engine if engine is not None else open_engine(persist_directory)
+        self.engine = (
+            engine if engine is not None else open_engine(persist_directory, store_url=store_url, tenant=tenant)
+        )
 
     def upload(self, header: BatchHeader, records: Records) -> UploadReport:
         result = self.engine.put(header, records, complete=True)
