@@ -9,6 +9,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
+from chroma_core.server.gate import GuardedRoute
 from chroma_core.server.routes import TenantEngine
 from chroma_core.server.schema import ERROR_RESPONSES
 from chroma_core.server.wire import API_PREFIX
@@ -16,7 +17,8 @@ from chroma_core.types import DuplicatesRequest
 
 __all__ = ["DuplicatesIn", "router"]
 
-router = APIRouter(prefix=API_PREFIX, responses=ERROR_RESPONSES)
+# The key is checked before the body is read, as on every other route.
+router = APIRouter(prefix=API_PREFIX, responses=ERROR_RESPONSES, route_class=GuardedRoute)
 
 
 class DuplicatesIn(BaseModel):
