@@ -20,6 +20,7 @@ SERVER_ONLY = (
     "chroma_core.server.body",
     "chroma_core.server.errors",
     "chroma_core.server.routes",
+    "chroma_core.server.metrics",
     "chroma_core.server.routes_watch",
     "chroma_core.server.run",
     "chroma_core.server.schema",
