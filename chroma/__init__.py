@@ -8,6 +8,7 @@
 from chroma_core.config import Config, load_config
 from chroma_core.deletion import delete, delete_set
 from chroma_core.drift import clusters, drift
+from chroma_core.duplicates import duplicates
 from chroma_core.embedding_set import EmbeddingSet, embedding_set_id
 from chroma_core.errors import (
     AmbiguousSetError,
@@ -30,6 +31,7 @@ from chroma_core.triage import export, records, select
 from chroma_core.types import (
     TAGS,
     DeleteReport,
+    DuplicateReport,
     Neighbor,
     Pick,
     QueryRequest,
@@ -56,6 +58,7 @@ __all__ = [
     "DeleteReport",
     "DimensionMismatchError",
     "DriftReport",
+    "DuplicateReport",
     "EmbeddingSet",
     "ExportReport",
     "InvalidEmbeddingError",
@@ -87,6 +90,7 @@ __all__ = [
     "delete",
     "delete_set",
     "drift",
+    "duplicates",
     "embedding_set_id",
     "export",
     "load_config",

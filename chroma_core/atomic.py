@@ -1,4 +1,8 @@
-"""Files that appear whole or not at all."""
+"""Files that appear whole or not at all, and private to the user who wrote them.
+
+Everything Chroma keeps (databases, vector and index files, batch, spill and export files) holds embeddings and
+input uris: it is created ``0600`` in directories Chroma creates ``0700`` (docs/security.md).
+"""
 
 from __future__ import annotations
 
@@ -9,9 +13,42 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-__all__ = ["TEMP_PREFIX", "atomic_write", "fsync_directory"]
+__all__ = [
+    "PRIVATE_DIR",
+    "PRIVATE_FILE",
+    "TEMP_PREFIX",
+    "atomic_write",
+    "fsync_directory",
+    "private_dir",
+    "private_file",
+    "tighten",
+]
 
 TEMP_PREFIX = ".chroma-tmp-"
+PRIVATE_DIR = 0o700
+PRIVATE_FILE = 0o600
+
+
+def private_dir(path: str | os.PathLike[str]) -> Path:
+    """``path`` as a directory, created ``0700`` when it is missing (folders above it get the usual mode)."""
+    directory = Path(path)
+    if not directory.is_dir():
+        directory.mkdir(parents=True, exist_ok=True, mode=PRIVATE_DIR)
+    return directory
+
+
+def tighten(path: str | os.PathLike[str], mode: int) -> None:
+    """``chmod`` what Chroma made before it made things private; a file someone else owns is left as it is."""
+    with contextlib.suppress(OSError):
+        os.chmod(path, mode)
+
+
+def private_file(path: str | os.PathLike[str]) -> Path:
+    """``path`` created empty and ``0600`` when it is missing, so whatever opens it next (SQLite) keeps that mode."""
+    target = Path(path)
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE))
+    return target
 
 
 def fsync_directory(directory: Path) -> None:
@@ -37,9 +74,10 @@ def atomic_write(path: str | os.PathLike[str], *, overwrite: bool = True) -> Ite
     """
     target = Path(path)
     directory = target.parent
-    directory.mkdir(parents=True, exist_ok=True)
+    private_dir(directory)
     temp = directory / f"{TEMP_PREFIX}{target.name}.{os.getpid()}.{secrets.token_hex(4)}"
-    handle = open(temp, "xb")  # noqa: SIM115 - closed below, before the rename
+    # O_EXCL: a temp name is never shared; 0600: the rename keeps the mode, so the file is private from the start.
+    handle = os.fdopen(os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE), "wb")
     try:
         yield handle
         handle.flush()

@@ -15,7 +15,9 @@ from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import Any
 
+from chroma_core import cli_duplicates
 from chroma_core.batch_format import BatchReader, header_json
+from chroma_core.cli_store import add_store_url, embedded_data_exists, embedded_where
 from chroma_core.config import Config, load_config
 from chroma_core.deletion import delete, delete_set
 from chroma_core.errors import ChromaError, InvalidEmbeddingError
@@ -103,14 +105,14 @@ def _should_upload(args: argparse.Namespace) -> int:
 
 def _where(config: Config) -> str:
     if config.embedded:
-        return f"the embedded store at {os.path.abspath(config.persist_directory)}"
+        return embedded_where(config)
     return f"the Chroma service at {config.chroma_url}"
 
 
 def _reader(args: argparse.Namespace) -> Transport:
     """The transport of a command that only reads: an embedded store that does not exist is not created."""
     config = _config(args)
-    if config.embedded and not os.path.isdir(config.persist_directory):
+    if config.embedded and not embedded_data_exists(config):
         named = getattr(args, "set_id", None)
         unknown = f"unknown embedding set {named!r}: " if named else ""
         raise ChromaError(
@@ -122,7 +124,7 @@ def _reader(args: argparse.Namespace) -> Transport:
 
 def _sets(args: argparse.Namespace) -> int:
     config = _config(args)
-    sets = _reader(args).list_sets() if not config.embedded or os.path.isdir(config.persist_directory) else []
+    sets = _reader(args).list_sets() if not config.embedded or embedded_data_exists(config) else []
     if args.json:
         _print([s.to_dict() for s in sets])
         return EXIT_OK
@@ -286,10 +288,13 @@ def _serve(args: argparse.Namespace) -> int:
         raise ChromaError(
             f"the service needs the [server] extra ({exc.name} is missing): pip install 'chroma-ml[server]'"
         ) from None
+    if args.store_url:  # create_app reads it there (serve() passes it no store_url)
+        os.environ["CHROMA_STORE_URL"] = args.store_url
     settings = ServerSettings(
         host=args.host,
         port=args.port,
         persist_directory=args.persist_directory,
+        store_url=args.store_url or None,
         keys_file=args.keys_file,
         log_level=args.log_level,
         limits=_SERVER.limits
@@ -443,6 +448,7 @@ def _parser() -> argparse.ArgumentParser:
         default=_SERVER.persist_directory,
         help=f"where the service keeps its data (default ./{_SERVER.persist_directory})",
     )
+    add_store_url(p)
     p.add_argument(
         "--keys-file",
         default=os.environ.get("CHROMA_SERVER_KEYS_FILE"),
@@ -475,6 +481,7 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("inspect", epilog=_EPILOG, help="check a batch file or an export: header, counts, validity")
     p.add_argument("file", metavar="FILE")
     p.set_defaults(run=_inspect)
+    cli_duplicates.add_parser(sub, common)
     return parser
 
 

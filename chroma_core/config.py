@@ -8,11 +8,12 @@ From lowest to highest priority:
    ``chroma_json`` is given and no file is named, no file is read;
 3. ``chroma_json``, the contents of a ``chroma.json`` as a string;
 4. environment variables ``CHROMA_API_KEY``, ``CHROMA_APPLICATION_ID``, ``CHROMA_URL``, ``CHROMA_HTTP_PROXY``,
-   ``CHROMA_PERSIST_DIRECTORY`` (an empty variable counts as unset);
+   ``CHROMA_PERSIST_DIRECTORY``, ``CHROMA_STORE_URL`` (an empty variable counts as unset);
 5. keyword arguments (``api_key=...``, ``chroma_server_url=...``/``chroma_url=...``, ...); ``None`` or ``""``
    means "not given".
 
-No ``chroma_url`` means the embedded engine, persisting under ``persist_directory``. A relative
+No ``chroma_url`` means the embedded engine, persisting under ``persist_directory``, or in the PostgreSQL
+database of ``store_url`` (``postgresql://user:password@host/db``) when one is given. A relative
 ``persist_directory`` read from a file is taken relative to that file's directory.
 """
 
@@ -29,7 +30,7 @@ from urllib.parse import urlsplit
 from chroma_core.errors import ConfigError
 from chroma_core.secret import Secret, redact_url
 
-__all__ = ["Config", "ConfigOptions", "load_config"]
+__all__ = ["Config", "ConfigOptions", "check_store_url", "load_config"]
 
 _ENV = {
     "api_key": "CHROMA_API_KEY",
@@ -37,6 +38,7 @@ _ENV = {
     "chroma_url": "CHROMA_URL",
     "http_proxy": "CHROMA_HTTP_PROXY",
     "persist_directory": "CHROMA_PERSIST_DIRECTORY",
+    "store_url": "CHROMA_STORE_URL",
 }
 
 
@@ -49,6 +51,8 @@ class Config:
     chroma_url: str | None = None
     http_proxy: str | None = None
     persist_directory: str = ".chroma"
+    #: The embedded engine's database (``postgresql://...``); None keeps data in SQLite under persist_directory.
+    store_url: str | None = None
 
     @property
     def embedded(self) -> bool:
@@ -81,6 +85,7 @@ class ConfigOptions(TypedDict, total=False):
     application_id: str | None
     http_proxy: str | None
     persist_directory: str | os.PathLike[str] | None  # where the embedded engine keeps its data
+    store_url: str | None  # the embedded engine's PostgreSQL database instead (postgresql://...)
 
 
 def _parse_json(text: str, origin: str) -> dict[str, Any]:
@@ -148,6 +153,18 @@ def _check_proxy(url: str) -> str:
     return url
 
 
+def check_store_url(url: str) -> str:
+    """``url`` if it names a PostgreSQL database; a :class:`ConfigError` (password masked) otherwise."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("postgresql", "postgres") or not (parts.netloc or parts.query):
+        raise ConfigError(
+            f"store_url {redact_url(url)!r} is not a PostgreSQL URL; write it as "
+            "'postgresql://user:password@host:5432/database', or leave it unset for the embedded SQLite store."
+        )
+    _check_port(url, "store_url")
+    return url
+
+
 def _check_port(url: str, name: str) -> None:
     try:
         _ = urlsplit(url).port  # raises ValueError for a port that is not a number in range
@@ -205,4 +222,6 @@ def load_config(
         values["chroma_url"] = _check_url(str(values["chroma_url"]))
     if values.get("http_proxy"):
         values["http_proxy"] = _check_proxy(str(values["http_proxy"]))
+    if values.get("store_url"):
+        values["store_url"] = check_store_url(str(values["store_url"]))
     return Config(**values)

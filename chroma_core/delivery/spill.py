@@ -19,6 +19,7 @@ import os
 import time
 from pathlib import Path
 
+from chroma_core.atomic import private_dir
 from chroma_core.batch_format import write_batch
 from chroma_core.delivery.worker import Tally
 from chroma_core.records import BatchHeader, Records
@@ -56,6 +57,8 @@ class SpillDirectory:
     def open(self) -> None:
         """Take this process's own subdirectory (a fork child gets a new one) and read what is on disk."""
         self.directory = self._own()
+        # 0700 both: spilled batches hold embeddings and input uris (their files are 0600, see atomic_write).
+        private_dir(private_dir(self.root) / self.directory.name)
         self.rescan()
 
     def rescan(self) -> None:

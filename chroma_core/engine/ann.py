@@ -82,7 +82,7 @@ class ANNIndex:
     """usearch HNSW over normalised vectors; rows are numbered in insertion order, like the store's."""
 
     def __init__(self, dimension: int, dtype: str = "f16", *, expansion_search: int = 64, threads: int = 0) -> None:
-        """``threads``: cores an add may use (0: all); a background build passes 1 to leave the rest to queries."""
+        """``threads``: cores an add may use (0: all; a background build passes :func:`sqlite_index.build_threads`)."""
         from usearch.index import Index
 
         if dtype not in _BYTES:

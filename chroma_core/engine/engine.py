@@ -10,14 +10,25 @@ import numpy as np
 
 from chroma_core.batch_format import BatchReader
 from chroma_core.embedding_set import EmbeddingSet
-from chroma_core.engine import selection
+from chroma_core.engine import duplicates, selection
 from chroma_core.engine.scoring import SetModel
 from chroma_core.engine.search import Neighbours
-from chroma_core.engine.sqlite_store import SQLiteStore
 from chroma_core.engine.store import DeleteReport, PutResult, Store
-from chroma_core.errors import UnknownEmbeddingSetError
+from chroma_core.engine.stores import open_store
+from chroma_core.errors import DimensionMismatchError, UnknownEmbeddingSetError
 from chroma_core.records import BatchHeader, Mode, Records, utc_timestamp
-from chroma_core.types import QueryRequest, QueryResult, Selection, SelectRequest, SetInfo, UploadReport
+from chroma_core.types import (
+    DEFAULT_THRESHOLDS,
+    Copy,
+    DuplicateReport,
+    DuplicatesRequest,
+    QueryRequest,
+    QueryResult,
+    Selection,
+    SelectRequest,
+    SetInfo,
+    UploadReport,
+)
 from chroma_core.vectors import check_dimension
 
 __all__ = ["Engine", "open_engine"]
@@ -136,6 +147,49 @@ class Engine:
         """The ``n`` production inputs most worth labelling (see :func:`chroma_core.engine.selection.select`)."""
         return selection.select(self.store, self.query, request)
 
+    def duplicates(self, request: DuplicatesRequest) -> DuplicateReport:
+        """Near duplicates among a set's training records, in its production inputs, and in the training
+        records of ``request.against`` (see :mod:`chroma_core.engine.duplicates`)."""
+        model = self._model(request.set_id)
+        threshold = request.threshold
+        if threshold is None:
+            threshold = model.calibration(DEFAULT_THRESHOLDS).near_duplicate if len(model) > 1 else 0.0
+        store, set_id = self.store, request.set_id
+        production: list[Copy] = []
+        info = store.get_set(set_id)
+        if request.production and info is not None and info.production:
+            production = duplicates.copies_of(
+                model,
+                duplicates.chunked(lambda a, b: store.vectors(set_id, "production", a, b), info.production),
+                lambda rows: [r.input_uri for r in store.records_at(set_id, "production", rows)],
+                threshold,
+            )
+        leaks: list[Copy] = []
+        if request.against is not None:
+            other = store.get_set(request.against)
+            if other is None:
+                raise UnknownEmbeddingSetError(request.against)
+            if other.dimension != model.dimension:
+                raise DimensionMismatchError(
+                    f"set {request.against[:12]} holds {other.dimension}-dimensional embeddings and set "
+                    f"{set_id[:12]} {model.dimension}-dimensional ones: only sets of one model and layer can "
+                    "share inputs."
+                )
+            leaks = duplicates.copies_of(
+                model,
+                duplicates.chunked(lambda a, b: store.vectors(other.id, "training", a, b), other.training),
+                lambda rows: [r.input_uri for r in store.records_at(other.id, "training", rows)],
+                threshold,
+            )
+        return DuplicateReport(
+            set_id,
+            float(threshold),
+            tuple(duplicates.training_groups(model, threshold)),
+            tuple(production),
+            tuple(leaks),
+            request.against,
+        )
+
     # ---- reading -----------------------------------------------------------------------------------------------
 
     def records(self, set_id: str, mode: Mode, start: int = 0, limit: int = 8192) -> tuple[BatchHeader, Records]:
@@ -168,11 +222,13 @@ _engines: dict[str, Engine] = {}
 _engines_lock = threading.Lock()
 
 
-def open_engine(persist_directory: str | os.PathLike[str]) -> Engine:
-    """The process-wide engine for a persist directory (created on first use)."""
-    key = str(Path(persist_directory).resolve())
+def open_engine(
+    persist_directory: str | os.PathLike[str], *, store_url: str | None = None, tenant: str = "default"
+) -> Engine:
+    """The process-wide engine for a persist directory, or for a store URL and tenant (created on first use)."""
+    key = f"{store_url}\0{tenant}" if store_url else str(Path(persist_directory).resolve())
     with _engines_lock:
         engine = _engines.get(key)
         if engine is None:
-            engine = _engines[key] = Engine(SQLiteStore(key))
+            engine = _engines[key] = Engine(open_store(key, store_url=store_url, tenant=tenant))
         return engine

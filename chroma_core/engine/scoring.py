@@ -2,16 +2,21 @@
 
 Scores (all documented in docs/recommendations.md):
 
-- ``novelty``: cosine distance to the k-th nearest training embedding (Sun et al., 2022, "Out-of-distribution
-  detection with deep nearest neighbors"); high means far from anything the model saw.
+- ``novelty``: by default the mean cosine distance to the k nearest training embeddings (the kNN score of Sun et
+  al., 2022, averaged over the k neighbours); ``thresholds.novelty_score="knn_kth"`` selects the distance to the
+  k-th one alone (the default before issue 15). High means far from anything the model saw.
 - ``nearest_similarity``: cosine similarity to the nearest training embedding; near 1 means a near duplicate.
 - ``uncertainty``: ``1 - (p1 - p2)`` from the class scores in ``inferences`` (top-two margin).
 - ``label_disagreement``: the share of the k nearest training inputs whose label differs from the prediction.
 
 Thresholds are calibrated per set from the training data's own leave-one-out scores: each of up to
 ``calibration_sample`` training embeddings is scored against all the others, and the threshold is a percentile of
-those scores (95th for novelty, so about 5% of in-distribution queries are flagged; 1st for the near-duplicate
-distance, bounded to [0.005, 0.05]). Users override any of them.
+those scores (95th for novelty, so about 5% of in-distribution queries are flagged). The near-duplicate distance is
+relative to how close *distinct* training texts come to each other: half the 1st percentile of their leave-one-out
+nearest-neighbour distances (exact copies left out), bounded to [0.005, 0.2]. Users override any of them.
+
+Tags are consistent: a near duplicate is never also ``out_of_distribution`` (it is close to something the model
+saw, whatever its neighbourhood looks like further out).
 """
 
 from __future__ import annotations
@@ -24,64 +29,22 @@ from typing import Any
 import numpy as np
 
 from chroma_core.engine.index import normalize
+from chroma_core.engine.inferences import class_scores, predicted_label, uncertainty_of
 from chroma_core.engine.search import Neighbours
 from chroma_core.types import Neighbor, QueryRequest, QueryResult, Thresholds
 from chroma_core.vectors import Matrix
 
 __all__ = ["Calibration", "SetModel", "class_scores", "predicted_label", "uncertainty_of"]
 
-# Absolute bounds on the calibrated near-duplicate distance: a dense training set must not make everything a
-# "duplicate", and a sparse one must still call exact copies duplicates.
-_DUP_MIN, _DUP_MAX = 0.005, 0.05
+# Absolute bounds on the calibrated near-duplicate distance: a sparse set must not make far inputs "duplicates",
+# and a set of nothing but copies must still call exact copies duplicates.
+_DUP_MIN, _DUP_MAX = 0.005, 0.2
+#: A near duplicate lies at most this fraction of the way to where distinct training texts start (measured on two
+#: real corpora: light edits sit well under half the distance that separates distinct texts; docs/recommendations.md).
+_DUP_FRACTION = 0.5
+#: Leave-one-out distances under this are exact copies inside the training set, not distinct texts.
+_COPY = 1e-4
 _DEFAULT_UNCERTAINTY = 0.5  # margin under 0.5 when training records carry no class scores to calibrate from
-
-
-def class_scores(inferences: Any) -> list[tuple[Any, float]]:
-    """(label, score) pairs found in common inference shapes, highest first; empty when there are none.
-
-    Understood: ``{"label": L, "score": s}`` and lists of them (Hugging Face pipelines, possibly nested one level),
-    ``{"scores": [...], "labels": [...]}``, and ``{"probabilities": {label: p}}``.
-    """
-    pairs: list[tuple[Any, float]] = []
-    item = inferences
-    if isinstance(item, list) and len(item) == 1 and isinstance(item[0], list):
-        item = item[0]
-    if isinstance(item, dict):
-        if "label" in item and isinstance(item.get("score"), (int, float)):
-            pairs = [(item["label"], float(item["score"]))]
-        elif isinstance(item.get("scores"), list):
-            labels = item.get("labels") or list(range(len(item["scores"])))
-            scores = item["scores"]
-            pairs = [(lab, float(s)) for lab, s in zip(labels, scores, strict=False) if isinstance(s, (int, float))]
-        elif isinstance(item.get("probabilities"), dict):
-            pairs = [(lab, float(s)) for lab, s in item["probabilities"].items() if isinstance(s, (int, float))]
-    elif isinstance(item, list):
-        pairs = [
-            (d["label"], float(d["score"]))
-            for d in item
-            if isinstance(d, dict) and "label" in d and isinstance(d.get("score"), (int, float))
-        ]
-    pairs = [(lab, s) for lab, s in pairs if np.isfinite(s)]
-    pairs.sort(key=lambda p: -p[1])
-    return pairs
-
-
-def uncertainty_of(inferences: Any) -> float | None:
-    pairs = class_scores(inferences)
-    if not pairs:
-        return None
-    p1 = pairs[0][1]
-    p2 = pairs[1][1] if len(pairs) > 1 else max(0.0, 1.0 - p1)
-    return float(min(1.0, max(0.0, 1.0 - (p1 - p2))))
-
-
-def predicted_label(inferences: Any) -> Any:
-    pairs = class_scores(inferences)
-    if pairs:
-        return pairs[0][0]
-    if isinstance(inferences, dict) and "label" in inferences:
-        return inferences["label"]
-    return None
 
 
 def _label_key(label: Any) -> str | None:
@@ -96,6 +59,21 @@ class Calibration:
     near_duplicate: float
     uncertainty: float | None
     label_disagreement: float | None
+
+
+def novelty_of(sims: np.ndarray, k: int, kind: str) -> np.ndarray:
+    """Novelty of each row of ``sims`` (similarities to the nearest training rows, most similar first)."""
+    distances = 1.0 - sims[:, :k].astype(np.float64)
+    out = distances.mean(axis=1) if kind == "knn_mean" else distances[:, k - 1]
+    return np.clip(out, 0.0, 2.0)  # float32 rounding can leave a copy at -1e-7
+
+
+def near_duplicate_distance(nn1: np.ndarray, percentile: float) -> float:
+    """The calibrated near-duplicate distance from leave-one-out nearest-neighbour distances (module docstring)."""
+    distinct = nn1[nn1 > _COPY]
+    if not len(distinct):  # every training vector has an exact copy: only copies can be called duplicates
+        return _DUP_MIN
+    return float(np.clip(_DUP_FRACTION * np.percentile(distinct, percentile), _DUP_MIN, _DUP_MAX))
 
 
 class SetModel:
@@ -127,7 +105,7 @@ class SetModel:
         self.uncertainties: list[float | None] = []
         self.calibration_sample = calibration_sample
         self._rng = np.random.default_rng(seed)
-        self._calibrations: dict[tuple[float, float, int], Calibration] = {}
+        self._calibrations: dict[tuple[float, float, int, str], Calibration] = {}
 
     def __len__(self) -> int:
         return len(self.uris)
@@ -175,13 +153,15 @@ class SetModel:
     def calibration(self, th: Thresholds) -> Calibration:
         n = len(self)
         k = min(th.k, n - 1)
-        cached = self._calibrations.get((th.percentile, th.duplicate_percentile, k))
+        key = (th.percentile, th.duplicate_percentile, k, th.novelty_score)
+        cached = self._calibrations.get(key)
         if cached is None:
-            cached = self._calibrations[(th.percentile, th.duplicate_percentile, k)] = self._calibrate(th, n, k)
+            cached = self._calibrations[key] = self._calibrate(th, n, k)
         return cached
 
     def _calibrate(self, th: Thresholds, n: int, k: int) -> Calibration:
-        key = f"calibration/{th.percentile:g}/{th.duplicate_percentile:g}/{k}/{th.min_training}"
+        # "v2": the near-duplicate rule of issue 15; calibrations kept under the old key are not reused.
+        key = f"calibration/v2/{th.novelty_score}/{th.percentile:g}/{th.duplicate_percentile:g}/{k}/{th.min_training}"
         kept = self._state[0](key) if self._state is not None else None
         if kept is not None and (kept.get("revision"), kept.get("n_training")) == (self.revision, n):
             return Calibration(**{f.name: kept[f.name] for f in dataclasses.fields(Calibration)})
@@ -189,8 +169,8 @@ class SetModel:
         sample = np.sort(self._rng.choice(n, size=m, replace=False)) if m < n else np.arange(n)
         queries = self.row_vectors(sample)
         sims, rows = self._neighbors(queries, k, exclude=sample)
-        novelty = 1.0 - sims[:, k - 1]
-        nn1 = 1.0 - sims[:, 0]
+        novelty = novelty_of(sims, k, th.novelty_score)
+        nn1 = 1.0 - sims[:, 0].astype(np.float64)
         p = th.percentile
         unc = [u for u in (self.uncertainties[i] for i in sample) if u is not None]
         dis = [d for d in self._disagreement(rows, [self.labels[i] for i in sample]) if d is not None]
@@ -198,7 +178,7 @@ class SetModel:
             n_training=n,
             sample=m,
             novelty=float(np.percentile(novelty, p)),
-            near_duplicate=float(np.clip(np.percentile(nn1, th.duplicate_percentile), _DUP_MIN, _DUP_MAX)),
+            near_duplicate=near_duplicate_distance(nn1, th.duplicate_percentile),
             uncertainty=float(np.percentile(unc, p)) if len(unc) >= th.min_training else None,
             label_disagreement=max(0.5, float(np.percentile(dis, p))) if len(dis) >= th.min_training else None,
         )
@@ -239,16 +219,18 @@ class SetModel:
         thresholds = {"novelty": t_nov, "near_duplicate": t_dup, "uncertainty": t_unc, "label_disagreement": t_dis}
         predicted = [_label_key(predicted_label(inf)) for inf in inferences]
         disagreement = self._disagreement(rows[:, :k], predicted)
+        novelties = novelty_of(sims, k, th.novelty_score)
         results = []
         for i, uri in enumerate(input_uris):
-            novelty = float(1.0 - sims[i, k - 1])
+            novelty = float(novelties[i])
             nearest_sim = float(sims[i, 0])
             unc = uncertainty_of(inferences[i])
             dis = disagreement[i]
             tags = []
-            if novelty > t_nov:
+            duplicate = 1.0 - nearest_sim <= t_dup
+            if novelty > t_nov and not duplicate:
                 tags.append("out_of_distribution")
-            if 1.0 - nearest_sim <= t_dup:
+            if duplicate:
                 tags.append("near_duplicate")
             if unc is not None and unc > t_unc:
                 tags.append("uncertain")

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from chroma_core.atomic import private_dir, private_file
 from chroma_core.errors import StorageError
 from chroma_core.vectors import Matrix
 
@@ -55,7 +56,7 @@ def appending(path: Path, count: int, dimension: int) -> Iterator[Callable[[Matr
 
     Chunks go to the file as they come, so a large batch is never held in memory whole.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_file(private_dir(path.parent) / path.name)
     with open(path, "ab") as f:
         f.truncate(count * dimension * 4)
 
@@ -100,7 +101,7 @@ def compact(old: Path, new: Path, dimension: int, count: int, gone: np.ndarray) 
     """Write the rows of ``old`` not in ``gone`` to ``new`` in order, fsynced (``old`` is left as it is)."""
     keep = np.ones(count, dtype=bool)
     keep[gone] = False
-    new.parent.mkdir(parents=True, exist_ok=True)
+    private_file(private_dir(new.parent) / new.name)
     view = np.memmap(old, dtype=_F32, mode="r", shape=(count, dimension)) if count else None
     with open(new, "wb") as f:
         for start in range(0, count, _COPY_ROWS):

@@ -25,10 +25,12 @@ from typing import Any
 
 import numpy as np
 
+from chroma_core.atomic import PRIVATE_DIR, private_dir, private_file, tighten
 from chroma_core.embedding_set import EmbeddingSet
 from chroma_core.engine import sqlite_delete as deleting
 from chroma_core.engine import sqlite_files as files
-from chroma_core.engine.answers import ANSWER_COLUMNS, Answers, answer_row, result_of
+from chroma_core.engine.answers import ANSWER_COLUMNS, Answers, answer_row
+from chroma_core.engine.record_rows import stored_record
 from chroma_core.engine.sqlite_index import SQLiteIndexes
 from chroma_core.engine.sqlite_schema import migrate, needs_migration
 from chroma_core.engine.store import Candidates, DeleteReport, PutResult, StoredRecord
@@ -70,7 +72,12 @@ class SQLiteStore:
     ) -> None:
         self.directory = Path(directory)
         try:
-            (self.directory / "sets").mkdir(parents=True, exist_ok=True)
+            # Private (0700 folders, 0600 files): the store holds embeddings and input uris (docs/security.md).
+            if (self.directory / "chroma.sqlite3").exists():  # a store made before this rule: ours to tighten
+                tighten(self.directory, PRIVATE_DIR)
+            private_dir(private_dir(self.directory) / "sets")
+            private_file(self.directory / "chroma.sqlite3")  # SQLite gives its -wal and -shm files this mode
+            private_file(self.directory / "write.lock")
         except OSError as exc:
             raise StorageError(
                 f"cannot create the persist directory {str(self.directory)!r} ({exc}); "
@@ -229,7 +236,10 @@ class SQLiteStore:
     def put(self, header: BatchHeader, chunks: Iterable[Records], *, complete: Callable[[], bool]) -> PutResult:
         """Store the chunks of one batch in **one** transaction: all of it is stored, or none."""
         with self._transaction() as db:
-            return self._put(db, header, chunks, complete)
+            result = self._put(db, header, chunks, complete)
+        if header.mode == "training" and result.stored:
+            self.indexes.prepare(header.set_id)  # build while nobody waits: the first query may come much later
+        return result
 
     def _put(
         self, db: sqlite3.Connection, header: BatchHeader, chunks: Iterable[Records], complete: Callable[[], bool]
@@ -351,7 +361,7 @@ class SQLiteStore:
                 f"SELECT {columns} FROM records WHERE set_id=? AND mode=? AND row>=? AND row<? ORDER BY row",  # noqa: S608
                 (set_id, mode, start, 2**62 if stop is None else stop),
             ).fetchall()
-        return [_stored(r, set_id) for r in found]
+        return [stored_record(r, set_id) for r in found]
 
     def records_at(self, set_id: str, mode: Mode, rows: Sequence[int] | np.ndarray) -> list[StoredRecord]:
         wanted = [int(r) for r in rows]
@@ -363,7 +373,7 @@ class SQLiteStore:
         missing = [r for r in wanted if r not in found]
         if missing:
             raise IndexError(f"set {set_id!r} has no {mode} row {missing[0]}")
-        return [_stored(found[r], set_id) for r in wanted]
+        return [stored_record(found[r], set_id) for r in wanted]
 
     def answers(self, set_id: str, *, since: float | None = None, until: float | None = None) -> Answers:
         q, args = _ANSWERS, list[object]([set_id])
@@ -425,16 +435,3 @@ class SQLiteStore:
                 return False
             finally:
                 db.execute("PRAGMA busy_timeout = 60000")
-
-
-def _stored(rec: Sequence[Any], set_id: str) -> StoredRecord:
-    return StoredRecord(
-        rec[0],
-        rec[1],
-        rec[2],
-        None if rec[3] is None else loads(rec[3]),
-        None if rec[4] is None else loads(rec[4]),
-        rec[5],
-        None if len(rec) < 10 or rec[9] is None else result_of(rec[7:], rec[2], set_id),
-        rec[6],
-    )

@@ -10,28 +10,69 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import AsyncIterator
-from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI
 
+from chroma_core.atomic import private_dir
+from chroma_core.config import check_store_url
+from chroma_core.engine import Engine
 from chroma_core.server.auth import Keys, Tenants
+from chroma_core.server.duplicates import router as duplicates_router
 from chroma_core.server.errors import install_error_handlers
 from chroma_core.server.routes import Service, router
 from chroma_core.server.routes_watch import router as watch_router
 from chroma_core.server.settings import Limits
 from chroma_core.version import __version__
 
-__all__ = ["Limits", "create_app"]
+__all__ = ["DatabaseTenants", "Limits", "create_app"]
+
+
+class DatabaseTenants(Tenants):
+    """Every application in one PostgreSQL database, as a tenant of its own (row-level security keeps them apart);
+    the service holds no data itself, so any number of replicas can serve the same database."""
+
+    def __init__(self, root: str | os.PathLike[str], store_url: str) -> None:
+        from chroma_core.engine.postgres_pool import open_database, release
+
+        super().__init__(root)
+        self.store_url = check_store_url(store_url)
+        self._database: Any = open_database(self.store_url)  # a wrong URL or a missing extension fails at start
+        self._release = release
+
+    def engine(self, application_id: str) -> Engine:
+        from chroma_core.engine.postgres_store import PostgresStore
+
+        with self._lock:
+            engine = self._engines.get(application_id)
+            if engine is None:
+                engine = self._engines[application_id] = Engine(PostgresStore(self.store_url, tenant=application_id))
+            return engine
+
+    def close(self) -> None:
+        super().close()
+        if self._database is not None:
+            self._release(self._database)
+            self._database = None
 
 
 def create_app(
-    persist_directory: str | os.PathLike[str], *, keys: Keys | None = None, limits: Limits | None = None
+    persist_directory: str | os.PathLike[str],
+    *,
+    keys: Keys | None = None,
+    limits: Limits | None = None,
+    store_url: str | None = None,
 ) -> FastAPI:
-    """The Chroma service. Without ``keys``, only loopback clients are served (as application ``default``)."""
-    root = Path(persist_directory)
-    spool_dir = root / "incoming"
-    spool_dir.mkdir(parents=True, exist_ok=True)
-    service = Service(Tenants(root), keys, limits or Limits(), spool_dir)
+    """The Chroma service. Without ``keys``, only loopback clients are served (as application ``default``).
+
+    ``store_url`` (default ``$CHROMA_STORE_URL``): keep every application's data in that PostgreSQL database rather
+    than in SQLite under ``persist_directory`` (which then holds only uploads being received).
+    """
+    root = private_dir(persist_directory)
+    spool_dir = private_dir(root / "incoming")  # upload spool files: 0600 (mkstemp), in a 0700 folder
+    store_url = store_url or os.environ.get("CHROMA_STORE_URL") or None
+    tenants = DatabaseTenants(root, store_url) if store_url else Tenants(root)
+    service = Service(tenants, keys, limits or Limits(), spool_dir)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -49,5 +90,6 @@ def create_app(
     app.state.service = service
     install_error_handlers(app)
     app.include_router(router)
+    app.include_router(duplicates_router)
     app.include_router(watch_router)  # drift, clusters, /metrics, /ui
     return app

@@ -21,8 +21,9 @@ from chroma_core.batch_format import BatchReader, open_stream, write_batch_to
 from chroma_core.embedding_set import EmbeddingSet
 from chroma_core.engine import Engine
 from chroma_core.errors import InvalidEmbeddingError, UnknownEmbeddingSetError
-from chroma_core.server.auth import Keys, Tenants, authenticate
-from chroma_core.server.body import check_batch_headers, spooled_body
+from chroma_core.server.auth import Keys, Tenants
+from chroma_core.server.body import BoundedLines, ProblemList, check_batch_headers, spooled_body
+from chroma_core.server.gate import GuardedRoute, application_of
 from chroma_core.server.schema import (
     ERROR_RESPONSES,
     CreateSetIn,
@@ -66,13 +67,13 @@ ServiceDep = Annotated[Service, Depends(_service)]
 
 
 def _tenant(request: Request, service: ServiceDep) -> Engine:
-    application = authenticate(service.keys, request.headers, request.client.host if request.client else None)
-    return service.tenants.engine(application)
+    return service.tenants.engine(application_of(request))
 
 
 TenantEngine = Annotated[Engine, Depends(_tenant)]
 
-router = APIRouter(prefix=API_PREFIX, responses=ERROR_RESPONSES)
+# Every route checks the key before reading a body (GuardedRoute), whatever FastAPI would read first.
+router = APIRouter(prefix=API_PREFIX, responses=ERROR_RESPONSES, route_class=GuardedRoute)
 
 
 def _set_out(info: SetInfo) -> SetOut:
@@ -185,11 +186,14 @@ def records(
 )
 async def upload_batch(request: Request, engine: TenantEngine, service: ServiceDep) -> UploadOut:
     check_batch_headers(request.headers, service.limits)
-    async with spooled_body(request, service.limits.max_body_bytes, service.spool_dir) as spool:
-        report = await run_in_threadpool(_ingest, engine, spool)
+    async with spooled_body(request, service.limits, service.spool_dir) as spool:
+        report = await run_in_threadpool(_ingest, engine, spool, service.limits)
     return UploadOut(**report.to_dict())
 
 
-def _ingest(engine: Engine, spool: IO[bytes]) -> UploadReport:
-    with BatchReader(open_stream(spool), name="the uploaded batch") as reader:
-        return engine.ingest(reader)
+def _ingest(engine: Engine, spool: IO[bytes], limits: Limits) -> UploadReport:
+    lines = BoundedLines(open_stream(spool), limits)
+    with BatchReader(lines, name="the uploaded batch") as reader:  # type: ignore[arg-type]
+        problems = reader.problems = ProblemList(limits.problems_reported, limits.max_bad_lines)
+        report = engine.ingest(reader)
+        return dataclasses.replace(report, problems=problems.summary())

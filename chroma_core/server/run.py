@@ -7,6 +7,7 @@ import sys
 
 from chroma_core.server.app import create_app
 from chroma_core.server.auth import DEFAULT_APPLICATION, Keys, is_loopback
+from chroma_core.server.protocol import timed_protocol
 from chroma_core.server.settings import ServerSettings
 
 __all__ = ["serve"]
@@ -34,6 +35,7 @@ def serve(settings: ServerSettings | None = None) -> None:
         _say(f"{keys!r} loaded")
     app = create_app(settings.persist_directory, keys=keys, limits=settings.limits)
     # In-flight requests (uploads included) get time to finish after SIGTERM/SIGINT; new ones are refused.
+    # Every connection is bounded in time (head, keep-alive; bodies in server.body) and in number (503 past it).
     uvicorn.run(
         app,
         host=settings.host,
@@ -41,4 +43,8 @@ def serve(settings: ServerSettings | None = None) -> None:
         log_level=settings.log_level,
         timeout_graceful_shutdown=settings.graceful_shutdown_s,
         access_log=False,
+        http=timed_protocol(settings.header_timeout_s),
+        timeout_keep_alive=settings.keep_alive_s,
+        h11_max_incomplete_event_size=settings.max_header_bytes,
+        limit_concurrency=settings.max_concurrency,
     )

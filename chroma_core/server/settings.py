@@ -24,8 +24,20 @@ class Limits:
     max_body_bytes: int = 256 * MIB
     #: Most embeddings in one query request: the client splits larger batches.
     max_embeddings_per_request: int = 1024
-    #: Largest embedding dimension a set may be created with or queried at.
+    #: Largest embedding dimension a set may be created with, queried at, or declared by a batch header.
     max_dimension: int = 16384
+    #: Largest JSON body (queries, selections, deletes), counted after gzip is undone: larger query batches are
+    #: split by the client (``max_embeddings_per_request``), so a few MiB is ample.
+    max_json_bytes: int = 4 * MIB
+    #: Most bytes a gzipped batch may expand to: the body limit counts what arrives, this what it becomes.
+    max_decompressed_bytes: int = 1024 * MIB
+    #: Bad lines in one batch before the upload is refused whole (each is checked and counted: a file of blank
+    #: lines must not cost minutes); only the first ``problems_reported`` of them are returned.
+    max_bad_lines: int = 10_000
+    problems_reported: int = 100
+    #: Longest pause between two pieces of a request body before it is refused (a slow client holds a worker,
+    #: a spool file and memory for as long as it is allowed to dawdle).
+    body_timeout_s: float = 30.0
 
     @property
     def max_body_mib(self) -> int:
@@ -40,11 +52,23 @@ class ServerSettings:
     host: str = "127.0.0.1"  # loopback unless told otherwise
     port: int = 8000
     persist_directory: str = ".chroma-server"
+    #: A PostgreSQL database (``postgresql://...``) that every replica shares; None: SQLite under persist_directory.
+    store_url: str | None = None
     keys_file: str | None = None  # JSON {"<api key>": "<application_id>"}; None serves loopback clients only
     log_level: str = "info"
     #: After SIGTERM/SIGINT, in-flight requests (uploads included) get this long to finish; new ones are refused.
     graceful_shutdown_s: int = 30
     limits: Limits = dataclasses.field(default_factory=Limits)
+    #: An idle connection between requests is closed after this long.
+    keep_alive_s: int = 5
+    #: A connection must send a whole request head (request line and headers) within this long of being opened
+    #: or of its previous response, so idle and slow-header sockets cannot pile up.
+    header_timeout_s: float = 10.0
+    #: Largest request head (bytes) before a 400.
+    max_header_bytes: int = 16 * 1024
+    #: Open connections and requests at once; more are answered 503 at once (the client retries with backoff),
+    #: which keeps file descriptors free for the ones being served.
+    max_concurrency: int = 256
 
     def __post_init__(self) -> None:
         if self.log_level not in LOG_LEVELS:

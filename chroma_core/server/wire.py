@@ -58,6 +58,7 @@ ERRORS: dict[str, tuple[int, type[ChromaError]]] = {
     "too_many_embeddings": (413, TransportError),
     "unsupported_media_type": (415, TransportError),
     "method_not_allowed": (405, TransportError),
+    "request_timeout": (408, TransportError),
     "shutting_down": (503, TransportError),
     "internal": (500, TransportError),
 }

@@ -26,7 +26,9 @@ def transport_for(config: Config, *, deadline: float | None = None) -> Transport
     if config.embedded:
         from chroma_core.transport.local import LocalTransport
 
-        return LocalTransport(config.persist_directory)
+        return LocalTransport(
+            config.persist_directory, store_url=config.store_url, tenant=config.application_id or "default"
+        )
     from chroma_core.transport.http import HTTPTransport, RetryPolicy
 
     return HTTPTransport(config, retry=None if deadline is None else RetryPolicy(deadline=deadline))

@@ -7,9 +7,19 @@ import os
 from collections.abc import Sequence
 
 from chroma_core.embedding_set import SetRef, is_full_id, parse_set_ref
-from chroma_core.errors import AmbiguousSetError, UnknownEmbeddingSetError
+from chroma_core.errors import AmbiguousSetError, ChromaError, UnknownEmbeddingSetError
 from chroma_core.records import BatchHeader, Mode, Records
-from chroma_core.types import DeleteReport, QueryRequest, QueryResult, Selection, SelectRequest, SetInfo, UploadReport
+from chroma_core.types import (
+    DeleteReport,
+    DuplicateReport,
+    DuplicatesRequest,
+    QueryRequest,
+    QueryResult,
+    Selection,
+    SelectRequest,
+    SetInfo,
+    UploadReport,
+)
 from chroma_core.types.drift import ClusterReport, DriftReport, DriftRequest
 
 __all__ = ["Transport"]
@@ -33,6 +43,10 @@ class Transport(abc.ABC):
     @abc.abstractmethod
     def select(self, request: SelectRequest) -> Selection:
         """The production inputs most worth labelling (see ``chroma.select``)."""
+
+    def duplicates(self, request: DuplicatesRequest) -> DuplicateReport:
+        """Near duplicates in a set's training data, its production inputs and another set (``chroma.duplicates``)."""
+        raise ChromaError(f"{type(self).__name__} cannot look for duplicates; use the embedded engine or a service.")
 
     @abc.abstractmethod
     def drift(self, request: DriftRequest) -> DriftReport:

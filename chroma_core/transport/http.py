@@ -12,6 +12,7 @@ import contextlib
 import dataclasses
 import email.utils
 import gzip
+import hashlib
 import io
 import json
 import logging
@@ -41,7 +42,17 @@ from chroma_core.server.wire import (
     is_loopback,
 )
 from chroma_core.transport.base import Transport
-from chroma_core.types import DeleteReport, QueryRequest, QueryResult, Selection, SelectRequest, SetInfo, UploadReport
+from chroma_core.types import (
+    DeleteReport,
+    DuplicateReport,
+    DuplicatesRequest,
+    QueryRequest,
+    QueryResult,
+    Selection,
+    SelectRequest,
+    SetInfo,
+    UploadReport,
+)
 from chroma_core.types.drift import ClusterReport, DriftReport, DriftRequest
 from chroma_core.vectors import encode_base64
 from chroma_core.version import __version__
@@ -75,6 +86,21 @@ def _password(url: str | None) -> str | None:
 
 
 _GZIP_QUERY_ABOVE = 16 * 1024
+#: Records go up in bodies of about this size, each a batch of its own whose id follows from the batch's id and its
+#: place (so sending it again stores nothing twice): a 100k x 384 upload is never one 200 MB body in memory.
+UPLOAD_PART_BYTES = 8 * 1024 * 1024
+
+
+def _constant(data: bytes) -> Callable[[], bytes]:
+    return lambda: data
+
+
+def _part_id(batch_id: str, part: int, parts: int) -> str:
+    if parts == 1:
+        return batch_id
+    name = f"{batch_id}.part{part:05d}"
+    # Batch ids are at most 128 characters; a long one is shortened by a digest, still the same for every retry.
+    return name if len(name) <= 128 else f"{hashlib.sha256(batch_id.encode()).hexdigest()[:40]}.part{part:05d}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -288,10 +314,28 @@ class HTTPTransport(Transport):
     # ---- Transport ----------------------------------------------------------------------------------------------
 
     def upload(self, header: BatchHeader, records: Records) -> UploadReport:
-        buffer = io.BytesIO()
-        write_batch_to(buffer, header, records, compress=self.compress)
-        payload = buffer.getvalue()
-        return self._upload(header.batch_id, lambda: payload, f"uploading batch {header.batch_id}", self.compress)
+        # A line holds its embedding in base64 (4/3 of its bytes) and its uri, id and JSON fields.
+        per_part = max(1, UPLOAD_PART_BYTES // (header.dimension * 4 * 4 // 3 + 256))
+        parts = max(1, -(-len(records) // per_part))
+        reports = []
+        for part in range(parts):
+            start = part * per_part
+            rows = records if parts == 1 else records.subset(range(start, min(start + per_part, len(records))))
+            part_header = dataclasses.replace(header, batch_id=_part_id(header.batch_id, part, parts))
+            buffer = io.BytesIO()
+            write_batch_to(buffer, part_header, rows, compress=self.compress)
+            payload = buffer.getvalue()
+            what = f"uploading batch {header.batch_id}" + (f" (part {part + 1} of {parts})" if parts > 1 else "")
+            reports.append(self._upload(part_header.batch_id, _constant(payload), what, self.compress))
+        return UploadReport(
+            header.batch_id,
+            header.set_id,
+            header.mode,
+            sum(r.read for r in reports),
+            sum(r.stored for r in reports),
+            sum(r.duplicates for r in reports),
+            tuple(p for r in reports for p in r.problems),
+        )
 
     def upload_file(self, path: str | os.PathLike[str]) -> UploadReport:
         with BatchReader(path) as reader:  # fail fast, locally, on a file with no usable header
@@ -336,6 +380,10 @@ class HTTPTransport(Transport):
     def select(self, request: SelectRequest) -> Selection:
         path = f"/sets/{request.set_id}/select"
         return Selection.from_dict(self._json("POST", path, "selecting inputs to label", request.to_wire()))
+
+    def duplicates(self, request: DuplicatesRequest) -> DuplicateReport:
+        path = f"/sets/{request.set_id}/duplicates"
+        return DuplicateReport.from_dict(self._json("POST", path, "looking for near duplicates", request.to_wire()))
 
     def drift(self, request: DriftRequest) -> DriftReport:
         path = f"/sets/{request.set_id}/drift"

@@ -10,19 +10,37 @@ from chroma_core.config import Config
 from chroma_core.engine.engine import Engine, open_engine
 from chroma_core.records import BatchHeader, Mode, Records
 from chroma_core.transport.base import Transport
-from chroma_core.types import DeleteReport, QueryRequest, QueryResult, Selection, SelectRequest, SetInfo, UploadReport
+from chroma_core.types import (
+    DeleteReport,
+    DuplicateReport,
+    DuplicatesRequest,
+    QueryRequest,
+    QueryResult,
+    Selection,
+    SelectRequest,
+    SetInfo,
+    UploadReport,
+)
 from chroma_core.types.drift import ClusterReport, DriftReport, DriftRequest
 
 __all__ = ["LocalTransport"]
 
 
 class LocalTransport(Transport):
-    """Talks to an :class:`Engine` in this process (by default the one for ``persist_directory``)."""
+    """Talks to an :class:`Engine` in this process (by default the one for ``persist_directory``, or for
+    ``store_url`` as application ``tenant`` when a database URL is given)."""
 
     def __init__(
-        self, persist_directory: str | os.PathLike[str] = Config.persist_directory, *, engine: Engine | None = None
+        self,
+        persist_directory: str | os.PathLike[str] = Config.persist_directory,
+        *,
+        engine: Engine | None = None,
+        store_url: str | None = None,
+        tenant: str = "default",
     ) -> None:
-        self.engine = engine if engine is not None else open_engine(persist_directory)
+        self.engine = (
+            engine if engine is not None else open_engine(persist_directory, store_url=store_url, tenant=tenant)
+        )
 
     def upload(self, header: BatchHeader, records: Records) -> UploadReport:
         result = self.engine.put(header, records, complete=True)
@@ -39,6 +57,9 @@ class LocalTransport(Transport):
 
     def select(self, request: SelectRequest) -> Selection:
         return self.engine.select(request)
+
+    def duplicates(self, request: DuplicatesRequest) -> DuplicateReport:
+        return self.engine.duplicates(request)
 
     def drift(self, request: DriftRequest) -> DriftReport:
         from chroma_core.drift.compute import drift_report

@@ -7,6 +7,7 @@ same input with the same message (the service answers 422 with it). Tables of th
 results, a set's records) turn into DataFrames with ``to_pandas()`` and ``to_arrow()``.
 """
 
+from chroma_core.types.duplicates import Copy, DuplicateGroup, DuplicateReport, DuplicatesRequest
 from chroma_core.types.reports import DeleteReport, SetInfo, UploadReport
 from chroma_core.types.requests import MAX_PICKS, QueryRequest, SelectRequest
 from chroma_core.types.results import TAGS, Neighbor, QueryResult, QueryResults
@@ -18,7 +19,11 @@ __all__ = [
     "DEFAULT_THRESHOLDS",
     "MAX_PICKS",
     "TAGS",
+    "Copy",
     "DeleteReport",
+    "DuplicateGroup",
+    "DuplicateReport",
+    "DuplicatesRequest",
     "Neighbor",
     "Pick",
     "QueryRequest",

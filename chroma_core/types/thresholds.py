@@ -9,7 +9,12 @@ from typing import Any
 
 from chroma_core.errors import ConfigError
 
-__all__ = ["DEFAULT_THRESHOLDS", "Thresholds"]
+__all__ = ["DEFAULT_THRESHOLDS", "NOVELTY_SCORES", "Thresholds"]
+
+#: How ``novelty`` is computed (docs/recommendations.md compares them on real data): the mean cosine distance to
+#: the k nearest training inputs (the default, best on both benchmark corpora), or the distance to the k-th one
+#: (Sun et al. 2022; the default before issue 15).
+NOVELTY_SCORES = ("knn_mean", "knn_kth")
 
 #: Overridable cut-offs and their ranges (cosine distances lie in [0, 2]; margins and shares in [0, 1]).
 _CUTOFFS = {"novelty": 2.0, "near_duplicate": 2.0, "uncertainty": 1.0, "label_disagreement": 1.0}
@@ -40,8 +45,14 @@ class Thresholds:
     k: int = 10
     min_training: int = 20
     neighbors: int = 5
+    novelty_score: str = "knn_mean"
 
     def __post_init__(self) -> None:
+        if self.novelty_score not in NOVELTY_SCORES:
+            raise ConfigError(
+                f"thresholds.novelty_score must be one of {', '.join(map(repr, NOVELTY_SCORES))}, "
+                f"not {self.novelty_score!r}."
+            )
         for name, top in _CUTOFFS.items():
             value = getattr(self, name)
             if value is not None:

@@ -84,10 +84,10 @@ def test_approximate_index_answers_like_exact_search(tmp_path, data):
 def test_index_persists_loads_and_grows_incrementally(tmp_path, data, caplog):
     x, q = data
     store = SQLiteStore(tmp_path, ann_threshold=500)
-    fill(store, x[:1500])
     first = Engine(store)
     with caplog.at_level(logging.INFO, logger="chroma"):
-        first.query(QueryRequest.of(ES, q[:1], ["x"]))  # starts the build; answered by exact search meanwhile
+        fill(store, x[:1500])  # storing the data starts the build
+        first.query(QueryRequest.of(ES, q[:1], ["x"]))  # answered by exact search until the index is ready
         assert store.wait_for_index(ES.id, 120)
     assert "indexing set" in caplog.text and "is ready: 1500 rows in" in caplog.text
     before = answers(first, q)
@@ -103,6 +103,18 @@ def test_index_persists_loads_and_grows_incrementally(tmp_path, data, caplog):
         assert len(first._models[ES.id]) == 2000
     assert "rebuilding" not in caplog.text
     assert len(before) == len(after)
+
+
+def test_storing_a_large_set_builds_its_index_before_any_query(tmp_path, data):
+    x, _ = data
+    store = SQLiteStore(tmp_path, ann_threshold=500)
+    fill(store, x[:1000])
+    path = index_path(tmp_path, ES.id, 0)
+    deadline = time.monotonic() + 60
+    while not path.exists() and time.monotonic() < deadline:  # no query, no wait_for_index: nothing else asks
+        time.sleep(0.05)
+    assert path.exists()
+    store.close()
 
 
 def test_first_query_after_a_large_save_never_waits_for_the_build(tmp_path, data, monkeypatch):

@@ -194,9 +194,9 @@ def test_calibrations_are_kept_in_the_store_for_the_set_revision(tmp_path):
     header = BatchHeader("t", ES, "training", 8, "t")
     uris = [f"/t/{i}" for i in range(80)]
     put(store, header, Records(x, [f"t:{i}" for i in range(80)], uris, [None] * 80, [None] * 80, [0.0] * 80))
-    query = QueryRequest(ES.id, x[:1] + 0.3, ("/q",))
+    query = QueryRequest(ES.id, rng.normal(size=(1, 8)).astype(np.float32), ("/q",))  # no near duplicate
     (first,) = Engine(store).query(query)
-    key = "calibration/95/1/10/20"
+    key = "calibration/v2/knn_mean/95/1/10/20"
     kept = store.read_state(ES.id, key)
     assert kept is not None and kept["n_training"] == 80 and kept["revision"] == 0
     assert kept["novelty"] == first.thresholds["novelty"]

@@ -1,7 +1,8 @@
 """The Store contract: what every store must do, run against each kind of store.
 
 A new store joins by adding one entry to ``STORES`` (a factory that opens the store for a test's private
-location, and opens it again to check what survives a reopen).
+location, and opens it again to check what survives a reopen). A server store gets the test's ``request`` too, to
+reach its session's server (``postgres_url`` in ``tests/conftest.py``); its private location is a tenant of its own.
 """
 
 from __future__ import annotations
@@ -26,10 +27,18 @@ A = EmbeddingSet.from_dict({"model": "contract", "layer": "a"})
 B = EmbeddingSet.from_dict({"model": "contract", "layer": "b"})
 DIM = 4
 
-#: kind -> factory(location) opening that kind of store over a private location (a folder here; a database
-#: schema for a server store). Adding a store to the contract is one line here.
-STORES: dict[str, Callable[[Path], Store]] = {
-    "sqlite": lambda location: SQLiteStore(location, ann_threshold=64),
+
+def _postgres(location: Path, request: pytest.FixtureRequest) -> Store:
+    from chroma_core.engine.postgres_store import PostgresStore
+
+    return PostgresStore(request.getfixturevalue("postgres_url"), tenant=location.as_posix(), ann_threshold=64)
+
+
+#: kind -> factory(location, request) opening that kind of store over a private location (a folder for SQLite; a
+#: tenant of the session's database for PostgreSQL). Adding a store to the contract is one line here.
+STORES: dict[str, Callable[[Path, pytest.FixtureRequest], Store]] = {
+    "sqlite": lambda location, request: SQLiteStore(location, ann_threshold=64),
+    "postgres": _postgres,
 }
 
 
@@ -39,7 +48,7 @@ def open_store(request, tmp_path) -> Iterator[Callable[[], Store]]:
     opened: list[Store] = []
 
     def open_() -> Store:
-        opened.append(STORES[request.param](tmp_path / "store"))
+        opened.append(STORES[request.param](tmp_path / "store", request))
         return opened[-1]
 
     yield open_
@@ -396,12 +405,12 @@ _ops = st.lists(
 @pytest.mark.parametrize("kind", sorted(STORES))
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(ops=_ops)
-def test_random_puts_and_deletes_match_a_simple_model(kind, ops):
+def test_random_puts_and_deletes_match_a_simple_model(kind, ops, request):
     """Records are kept once per id, in order; deletes remove every record of a uri; vectors follow records."""
     model: dict[tuple[str, str], list[tuple[str, str, int]]] = {}  # (set, mode) -> [(id, uri, value)]
     complete_batches: set[tuple[str, str]] = set()  # (set, batch id): batch ids are unique per set
     with tempfile.TemporaryDirectory() as folder:
-        store = STORES[kind](Path(folder))
+        store = STORES[kind](Path(folder), request)
         try:
             for op in ops:
                 if op[0] == "put":

