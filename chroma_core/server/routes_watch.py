@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from chroma_core.drift.compute import cluster_report, drift_report
 from chroma_core.server import metrics
+from chroma_core.server.gate import GuardedRoute
 from chroma_core.server.routes import TenantEngine
 from chroma_core.server.schema import ERROR_RESPONSES
 from chroma_core.server.wire import API_PREFIX
@@ -20,7 +21,8 @@ from chroma_core.types.drift import DriftRequest
 
 __all__ = ["router"]
 
-router = APIRouter(responses=ERROR_RESPONSES)
+# Every route checks the key before reading a body, as the /v1 routes do.
+router = APIRouter(responses=ERROR_RESPONSES, route_class=GuardedRoute)
 _DEFAULT = DriftRequest("0" * 40)
 
 

@@ -18,6 +18,7 @@ def test_all_is_sorted_and_complete():
 SERVER_ONLY = (
     "chroma_core.server.app",
     "chroma_core.server.body",
+    "chroma_core.server.duplicates",
     "chroma_core.server.errors",
     "chroma_core.server.routes",
     "chroma_core.server.metrics",
