@@ -20,6 +20,7 @@ SERVER_ONLY = (
     "chroma_core.server.body",
     "chroma_core.server.duplicates",
     "chroma_core.server.errors",
+    "chroma_core.server.gate",
     "chroma_core.server.routes",
     "chroma_core.server.metrics",
     "chroma_core.server.routes_watch",
