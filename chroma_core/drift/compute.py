@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from chroma_core.drift.latest import keep_latest
 from chroma_core.drift.reference import MIN_TRAINING, Reference, reference_of
 from chroma_core.drift.stats import mmd_test, normalized, share_test
 from chroma_core.drift.where import Regions
@@ -140,7 +141,9 @@ def drift_report(store: Any, request: DriftRequest, *, now: float | None = None)
         bounds = (start + w * request.window, min(end, start + (w + 1) * request.window))
         positions = np.flatnonzero(index == w)
         windows.append(_window(store, request, answers, positions, bounds, reference, regions, rng))
-    return DriftReport(request.set_id, request.window, request.alpha, len(reference or ()), tuple(windows))
+    report = DriftReport(request.set_id, request.window, request.alpha, len(reference or ()), tuple(windows))
+    keep_latest(store, report)  # for /metrics and the page
+    return report
 
 
 def cluster_report(

@@ -8,10 +8,12 @@ sets: an unknown set there is a 404).
 from __future__ import annotations
 
 from fastapi import APIRouter
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from chroma_core.drift.compute import cluster_report, drift_report
+from chroma_core.server import metrics
+from chroma_core.server.gate import GuardedRoute
 from chroma_core.server.routes import TenantEngine
 from chroma_core.server.schema import ERROR_RESPONSES
 from chroma_core.server.wire import API_PREFIX
@@ -19,7 +21,8 @@ from chroma_core.types.drift import DriftRequest
 
 __all__ = ["router"]
 
-router = APIRouter(prefix=API_PREFIX, responses=ERROR_RESPONSES)
+# Every route checks the key before reading a body, as the /v1 routes do.
+router = APIRouter(responses=ERROR_RESPONSES, route_class=GuardedRoute)
 _DEFAULT = DriftRequest("0" * 40)
 
 
@@ -44,15 +47,25 @@ class ClustersIn(BaseModel):
     examples: int = Field(3, ge=0, le=50)
 
 
-@router.post("/sets/{set_id}/drift")
+@router.post(API_PREFIX + "/sets/{set_id}/drift")
 def drift(set_id: str, body: DriftIn, engine: TenantEngine) -> JSONResponse:
     """Drift of the set's production inputs per window against a held-out training reference (docs/drift.md)."""
     request = DriftRequest.from_wire(set_id, body.model_dump())
     return JSONResponse(drift_report(engine.store, request).to_dict())
 
 
-@router.post("/sets/{set_id}/clusters")
+@router.post(API_PREFIX + "/sets/{set_id}/clusters")
 def clusters(set_id: str, body: ClustersIn, engine: TenantEngine) -> JSONResponse:
     """The set's training and production inputs in clusters: counts, drift ratio, share recommended, examples."""
     report = cluster_report(engine.store, set_id, k=body.k, since=body.since, examples=body.examples)
     return JSONResponse(report.to_dict())
+
+
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={200: {"description": "Prometheus exposition text", "content": {metrics.CONTENT_TYPE_LATEST: {}}}},
+)
+def prometheus_metrics(engine: TenantEngine) -> Response:
+    """Per-set record counts and the newest drift figures of the caller's application (Prometheus text)."""
+    return Response(metrics.render(engine), media_type=metrics.CONTENT_TYPE_LATEST)

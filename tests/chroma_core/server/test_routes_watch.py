@@ -64,3 +64,36 @@ def test_another_applications_key_sees_no_data(watched):
         chroma.clusters(es.id, transport=other)
     response = requests.post(f"{servers.url}/v1/sets/{es.id}/drift", json={}, timeout=10)
     assert response.status_code == 401
+
+
+def _metrics(tenant) -> dict[str, float]:
+    response = requests.get(f"{tenant.url}/metrics", headers=tenant.headers, timeout=10)
+    assert response.status_code == 200 and response.headers["content-type"].startswith("text/plain")
+    from prometheus_client.parser import text_string_to_metric_families
+
+    return {
+        f"{s.name}{{{s.labels.get('set', '')}}}": s.value
+        for family in text_string_to_metric_families(response.text)
+        for s in family.samples
+    }
+
+
+def test_metrics_show_counts_and_the_newest_drift_of_the_callers_sets_only(watched):
+    servers, transport, es = watched
+    before = _metrics(servers.alpha)
+    assert before[f"chroma_training_records{{{es.id}}}"] == 400
+    assert before[f"chroma_production_records{{{es.id}}}"] == 200
+    assert f"chroma_drift_detected{{{es.id}}}" not in before  # no drift computed yet: none invented
+    report = chroma.drift(es.id, "1d", since=T0, until=T0 + 2 * DAY, transport=transport)
+    after = _metrics(servers.alpha)
+    newest = report.windows[-1]
+    assert after[f"chroma_drift_detected{{{es.id}}}"] == 1.0
+    assert after[f"chroma_drift_ood_share{{{es.id}}}"] == pytest.approx(newest.ood_share)
+    assert after[f"chroma_drift_mmd_p_value{{{es.id}}}"] == pytest.approx(newest.mmd_p_value)
+    assert after[f"chroma_drift_window_end_timestamp_seconds{{{es.id}}}"] == pytest.approx(newest.end)
+    # An older range computed later does not replace the newest figures.
+    chroma.drift(es.id, "1d", since=T0, until=T0 + DAY, transport=transport)
+    assert _metrics(servers.alpha)[f"chroma_drift_detected{{{es.id}}}"] == 1.0
+    # Another application's key sees none of it; no key at all is refused.
+    assert not [k for k in _metrics(servers.beta) if es.id in k]
+    assert requests.get(f"{servers.url}/metrics", timeout=10).status_code == 401
