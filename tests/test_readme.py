@@ -158,6 +158,8 @@ def tiny_model(tmp_path):
 def test_integration_examples(tiny_model, tmp_path, monkeypatch):
     mlflow = pytest.importorskip("mlflow")
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlflow.db")  # an earlier test may have set one, now stopped
     texts = ["the movie was great", "the plot was awful", "a good movie", "a bad plot"] * 6
     ns: dict[str, object] = {"texts": texts, "TINY_MODEL": tiny_model, "mlflow": mlflow}
     hf = _by_marker("ChromaPipeline(").replace('model="..."', "model=TINY_MODEL")
@@ -171,6 +173,7 @@ def test_integration_examples(tiny_model, tmp_path, monkeypatch):
         assert [e.vectors.shape[0] for e in embeddings.values()] == [len(texts)]
     finally:
         ns["chroma_mlflow"].autolog(disable=True)  # type: ignore[attr-defined]
+        mlflow.set_tracking_uri(previous)
 
     calls: list[object] = []
     ns["encode"] = lambda x: (calls.append(x), np.full(32, 1.0, dtype=np.float32))[1]

@@ -56,9 +56,7 @@ class SpillDirectory:
 
     def open(self) -> None:
         """Take this process's own subdirectory (a fork child gets a new one) and read what is on disk."""
-        self.directory = self._own()
-        # 0700 both: spilled batches hold embeddings and input uris (their files are 0600, see atomic_write).
-        private_dir(private_dir(self.root) / self.directory.name)
+        self.directory = self._own()  # created by the first write: a worker that never spills leaves no folder
         self.rescan()
 
     def rescan(self) -> None:
@@ -104,6 +102,8 @@ class SpillDirectory:
         name = f"{time.time_ns():020d}-{self._seq:06d}-{header.batch_id}.jsonl"
         path = self.directory / name
         try:
+            # 0700 both: spilled batches hold embeddings and input uris (their files are 0600, see atomic_write).
+            private_dir(private_dir(self.root) / self.directory.name)
             write_batch(path, header, records)
             size = path.stat().st_size
         except OSError as exc:

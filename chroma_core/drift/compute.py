@@ -123,7 +123,8 @@ def drift_report(store: Any, request: DriftRequest, *, now: float | None = None)
     if not len(answers) and request.since is None:
         return dataclasses.replace(empty, message="no production inputs in this range: nothing to compare yet")
     start = request.since if request.since is not None else float(answers.times.min())
-    end = request.until if request.until is not None else max(now or time.time(), float(answers.times.max()) + 1e-6)
+    latest = float(answers.times.max()) + 1e-6 if len(answers) else -math.inf  # since given, nothing in range
+    end = request.until if request.until is not None else max(now or time.time(), latest)
     n_windows = max(1, math.ceil((end - start) / request.window))
     if n_windows > MAX_WINDOWS:
         raise ConfigError(

@@ -33,7 +33,7 @@ def serve(settings: ServerSettings | None = None) -> None:
             _say(f"listening on {settings.host}, but clients that are not on loopback will be refused")
     else:
         _say(f"{keys!r} loaded")
-    app = create_app(settings.persist_directory, keys=keys, limits=settings.limits)
+    app = create_app(settings.persist_directory, keys=keys, limits=settings.limits, store_url=settings.store_url)
     # In-flight requests (uploads included) get time to finish after SIGTERM/SIGINT; new ones are refused.
     # Every connection is bounded in time (head, keep-alive; bodies in server.body) and in number (503 past it).
     uvicorn.run(

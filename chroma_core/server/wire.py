@@ -60,6 +60,7 @@ ERRORS: dict[str, tuple[int, type[ChromaError]]] = {
     "method_not_allowed": (405, TransportError),
     "request_timeout": (408, TransportError),
     "shutting_down": (503, TransportError),
+    "store_unavailable": (503, TransportError),
     "internal": (500, TransportError),
 }
 

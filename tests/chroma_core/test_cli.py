@@ -120,16 +120,6 @@ def test_help_on_every_command(command):
     assert out.returncode == 0 and "exit codes" in out.stdout
 
 
-def test_console_script_is_declared():
-    from pathlib import Path
-
-    import tomllib
-
-    root = Path(__file__).resolve().parents[2]
-    scripts = tomllib.loads((root / "pyproject.toml").read_text())["project"]["scripts"]
-    assert scripts == {"chroma": "chroma_core.cli:main"}
-
-
 def test_reading_commands_never_create_a_store_and_say_which_they_read(tmp_path, capsys):
     assert main(["sets"]) == 0
     out = capsys.readouterr().out

@@ -74,6 +74,9 @@ def test_a_set_without_production_says_so(tmp_path):
     assert report.windows == () and "no production inputs" in report.message
     windows = chroma.drift(es.id, "1h", since=T0, until=T0 + 3 * 3600, transport=transport).windows
     assert [w.verdict for w in windows] == ["empty"] * 3
+    # since alone, with nothing logged: windows from since to now, all empty (it crashed on the empty range)
+    recent = transport.drift(DriftRequest(es.id, 365 * DAY, since=T0))
+    assert recent.windows and {w.verdict for w in recent.windows} == {"empty"}
 
 
 def test_too_small_a_training_set_gives_no_verdict(tmp_path):

@@ -41,5 +41,5 @@ def test_api_conforms_to_its_openapi_document(tmp_path):
         )
     finally:
         server.stop()
-    assert out.returncode == 0, out.stdout[-6000:] + out.stderr[-2000:]
+    assert out.returncode == 0, out.stdout[-6000:] + out.stderr[-2000:] + server.log.read_text()[-4000:]
     assert "/v1/batches" in out.stdout and "/v1/sets/{set_id}/query" in out.stdout

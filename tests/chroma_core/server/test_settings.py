@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from chroma_core.cli import _parser
+from chroma_core.cli import build_parser as _parser
 from chroma_core.errors import ConfigError
 from chroma_core.server.settings import Limits, ServerSettings
 from tests.conftest import ROOT
@@ -38,7 +38,7 @@ def test_settings_refuse_an_unknown_log_level():
 def test_the_cli_loads_no_server_dependency_to_know_the_defaults():
     code = (
         "import sys\n"
-        "from chroma_core.cli import _parser\n"
+        "from chroma_core.cli import build_parser as _parser\n"
         "_parser().parse_args(['serve'])\n"
         "print(sorted(m for m in ('fastapi', 'uvicorn', 'pydantic', 'starlette') if m in sys.modules))"
     )

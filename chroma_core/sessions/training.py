@@ -1,34 +1,19 @@
-"""``TrainingSession``, ``QuerySession`` and the module-level ``log()``: the seed's public API.
-
-A training session buffers embeddings in memory (nothing is stored until :meth:`TrainingSession.save`), then
-writes a batch file atomically if ``bufferlocal`` was called, and uploads the batch to the engine. A query session
-answers each ``log()`` with a :class:`~chroma_core.results.QueryResult`.
-"""
+"""``TrainingSession``: embeddings buffered in memory until ``save()`` writes and stores them as batches."""
 
 from __future__ import annotations
 
 import dataclasses
-import logging
-import math
 import os
 import threading
-import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, overload
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from chroma_core import hooks
 from chroma_core.batch_format import write_batch
 from chroma_core.buffer import Buffer
-from chroma_core.config import Config, ConfigOptions, load_config
-from chroma_core.delivery import BackgroundWorker, shared_worker, spill_directory_for
-from chroma_core.embedding_set import EmbeddingSet, SetRef, parse_set_ref
 from chroma_core.errors import (
     ChromaError,
-    ConfigError,
-    InvalidEmbeddingSetError,
     NothingToSaveError,
     StorageError,
     with_advice,
@@ -36,22 +21,14 @@ from chroma_core.errors import (
 from chroma_core.inputs import read_logged
 from chroma_core.paths import check_template, render_template
 from chroma_core.records import BatchHeader, Mode, Records, preview_of
-from chroma_core.transport import Transport, transport_for
-from chroma_core.types import QueryRequest, QueryResult, QueryResults, Thresholds, UploadReport
+from chroma_core.sessions.base import _F32, _INF, _NDARRAY, SessionOptions, SetLike, _now, _Session, logger
+from chroma_core.types import UploadReport
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
 
-__all__ = ["QuerySession", "SavedBatch", "SessionOptions", "TrainingSession", "log"]
 
-logger = logging.getLogger("chroma")
-
-_F32 = np.dtype(np.float32)  # the canonical instance: native float32 arrays share it, so `is` is a valid test
-_NDARRAY = np.ndarray
-_INF = math.inf
-_now = time.time
-
-SetLike = SetRef
+__all__ = ["SavedBatch", "TrainingSession"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,75 +51,6 @@ class _Pending:
     path: Path | None = None
     written: bool = False
     kept: Path | None = None  # where it waits on disk after a failed save
-
-
-class SessionOptions(ConfigOptions, total=False):
-    """What both sessions take besides their set: configuration keywords, or a ``Config`` / ``Transport`` made
-    already (a transport handed in is the caller's to close)."""
-
-    config: Config | None
-    transport: Transport | None
-
-
-class _Session:
-    _mode: Mode
-    #: How long, in seconds, one call to a service may take with its retries (None: the transport's default).
-    _deadline: float | None = None
-
-    def __init__(
-        self,
-        embedding_set: SetLike | None = None,
-        *,
-        config: Config | None = None,
-        transport: Transport | None = None,
-        **options: Unpack[ConfigOptions],
-    ) -> None:
-        config = config or load_config(**options)
-        # Resolved now: the engine (and the query sessions' storage thread) may be opened after a chdir.
-        self.config = dataclasses.replace(config, persist_directory=os.path.abspath(config.persist_directory))
-        # A dict is a set at once; an id (or id prefix) is checked now and looked up on first use.
-        self._set_ref = None if embedding_set is None else parse_set_ref(embedding_set)
-        self._transport = transport
-        self._owns_transport = transport is None
-
-    @property
-    def transport(self) -> Transport:
-        if self._transport is None:
-            self._transport = transport_for(self.config, deadline=self._deadline)
-        return self._transport
-
-    @property
-    def embedding_set(self) -> EmbeddingSet | None:
-        """The session's set (None if each ``log()`` names its own); an id given for it is looked up once."""
-        ref = self._set_ref
-        if isinstance(ref, str):
-            self._set_ref = ref = self._lookup(ref)
-        return ref
-
-    def _lookup(self, ref: str) -> EmbeddingSet:
-        return EmbeddingSet.from_dict(self.transport.find_set(ref).embedding_set)
-
-    def _set(self, embedding_set: SetLike | None) -> EmbeddingSet:
-        if embedding_set is not None:
-            parsed = parse_set_ref(embedding_set)
-            return self._lookup(parsed) if isinstance(parsed, str) else parsed
-        es = self.embedding_set
-        if es is None:
-            raise InvalidEmbeddingSetError(
-                f"no embedding_set: pass it to {type(self).__name__}(embedding_set={{...}}) or to log()."
-            )
-        return es
-
-    def close(self) -> None:
-        """Release the transport if this session created it."""
-        if self._owns_transport and self._transport is not None:
-            self._transport.close()
-            self._transport = None
-
-    def __repr__(self) -> str:
-        ref = self._set_ref
-        set_id = (ref if isinstance(ref, str) else ref.id)[:12] if ref is not None else None
-        return f"<{type(self).__name__} set={set_id} url={self.config.chroma_url or 'embedded'}>"
 
 
 class TrainingSession(_Session):
@@ -353,164 +261,3 @@ class TrainingSession(_Session):
                 )
         except Exception:  # noqa: S110 - never raise from a finalizer
             pass
-
-
-class QuerySession(_Session):
-    """Answers each ``log()`` with Chroma's recommendation for that embedding.
-
-    >>> session = QuerySession(embedding_set={"model": "m", "model_version": "1", "layer": "ctx"})  # doctest: +SKIP
-    >>> result = session.log(input_uri="/images/999.png", embedding=vector)                       # doctest: +SKIP
-    >>> result.training_recommended, result.not_useful                                             # doctest: +SKIP
-    (True, False)
-
-    ``thresholds`` overrides the calibrated ones, e.g. ``{"novelty": 0.4, "percentile": 99}``.
-
-    ``deadline`` (seconds, default 5) bounds how long one ``log()`` may wait for a service, retries included; then
-    it raises :class:`~chroma_core.errors.TransportError`. A query session answers inline, so it raises when it
-    cannot answer: in serving code that must never fail, use ``@recommend``
-    (``chroma_integrations.serving``), which never raises and keeps what it cannot send.
-
-    Every logged embedding is stored as a production record of its set, with the answer given, so that
-    ``chroma select`` can later pick which inputs to label; ``store=False`` keeps nothing. Storing happens on a
-    background thread (batched, spilled to disk while a service is unreachable), so ``log()`` does not wait for
-    it; :meth:`flush` (and leaving a ``with`` block) waits, up to a timeout, until everything logged is stored.
-    """
-
-    _mode: Mode = "production"
-
-    def __init__(
-        self,
-        embedding_set: SetLike | None = None,
-        *,
-        thresholds: Thresholds | Mapping[str, Any] | None = None,
-        store: bool = True,
-        deadline: float = 5.0,
-        **options: Unpack[SessionOptions],
-    ) -> None:
-        if isinstance(deadline, bool) or not isinstance(deadline, (int, float)) or not 0 < deadline <= 3600:
-            raise ConfigError(f"deadline must be a number of seconds from 0 to 3600, not {deadline!r}.")
-        self._deadline = float(deadline)
-        super().__init__(embedding_set, **options)
-        self.thresholds = Thresholds.coerce(thresholds)
-        self.store = store
-        self._worker: BackgroundWorker | None = None
-        self._owns_worker = False
-
-    def _storage(self) -> BackgroundWorker:
-        if self._worker is None:
-            if self._owns_transport:
-                self._worker = shared_worker(self.config, "queries")
-            else:
-                # A transport handed in (a test's, an engine's) is where the records belong; it gets its own thread.
-                transport = self.transport
-                self._worker = BackgroundWorker(
-                    lambda: transport,
-                    spill_directory=spill_directory_for(self.config, "queries"),
-                )
-                self._owns_worker = True
-        return self._worker
-
-    @overload
-    def log(
-        self,
-        input_uri: str,
-        embedding: Any,
-        inferences: Any = None,
-        *,
-        preview: str | None = None,
-        embedding_set: SetLike | None = None,
-    ) -> QueryResult: ...
-
-    @overload
-    def log(
-        self,
-        input_uri: Sequence[str],
-        embedding: Any,
-        inferences: Any = None,
-        *,
-        preview: Sequence[str | None] | None = None,
-        embedding_set: SetLike | None = None,
-    ) -> QueryResults: ...
-
-    def log(
-        self,
-        input_uri: str | Sequence[str],
-        embedding: Any,
-        inferences: Any = None,
-        *,
-        preview: str | Sequence[str | None] | None = None,
-        embedding_set: SetLike | None = None,
-    ) -> QueryResult | QueryResults:
-        """Return a :class:`QueryResult` for one embedding, or a :class:`QueryResults` list of them for a batch.
-
-        ``preview`` (a string, or a list for a batch) is stored with the production record and shown for it by
-        ``chroma select``, exports and the page.
-        """
-        es = self._set(embedding_set)
-        rows, uris, infs, _, previews, batch = read_logged(input_uri, embedding, inferences, None, preview)
-        results = self.transport.query(QueryRequest(es.id, rows, tuple(uris), tuple(infs), self.thresholds))
-        if self.store:
-            submit = self._storage().submit
-            for row, uri, inf, result, shown in zip(rows, uris, infs, results, previews, strict=True):
-                submit(es, row, uri, inf, None, result, shown)
-        hooks.emit_queried(es, rows, uris, infs, results)
-        return QueryResults(results) if batch else results[0]
-
-    def flush(self, timeout: float = 5.0) -> bool:
-        """Wait until every embedding logged so far is stored; False if ``timeout`` (seconds) passed first.
-
-        What is not stored by then is not lost: it stays queued (or spilled to disk) and is stored later.
-        """
-        return self._worker is None or self._worker.flush(timeout)
-
-    def close(self, timeout: float = 5.0) -> None:
-        """Wait (up to ``timeout``) for the logged embeddings to be stored, then release the transport."""
-        try:
-            if self._worker is not None:
-                if self._owns_worker:
-                    self._worker.close(timeout)
-                elif not self._worker.flush(timeout):
-                    logger.warning("chroma: production records are still being stored after %.1fs", timeout)
-        finally:
-            super().close()
-
-    def __enter__(self) -> QuerySession:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-def log(
-    *,
-    input_uri: str | Sequence[str],
-    embedding: Any,
-    embedding_set: SetLike,
-    inferences: Any = None,
-    training_mode: bool = True,
-    label: Any = None,
-    preview: str | Sequence[str | None] | None = None,
-    chroma_config: str | os.PathLike[str] | None = None,
-    chroma_json: str | None = None,
-    chroma_server_url: str | None = None,
-    api_key: str | None = None,
-    persist_directory: str | os.PathLike[str] | None = None,
-) -> QueryResult | list[QueryResult] | None:
-    """Log without a session: in training mode the embedding is stored at once (a one-call batch); otherwise
-    the recommendation is returned. Prefer sessions for volume: they batch, and hold no global state.
-    """
-    kwargs: dict[str, Any] = dict(
-        chroma_config=chroma_config,
-        chroma_json=chroma_json,
-        chroma_server_url=chroma_server_url,
-        api_key=api_key,
-        persist_directory=persist_directory,
-    )
-    if training_mode:
-        trainer = TrainingSession(embedding_set, **kwargs)
-        trainer.log(input_uri, embedding, inferences, label=label, preview=preview)
-        trainer.save()
-        return None
-    with QuerySession(embedding_set, **kwargs) as querier:
-        result: QueryResult | list[QueryResult] = querier.log(input_uri, embedding, inferences, preview=preview)
-    return result

@@ -6,7 +6,7 @@ import argparse
 from datetime import datetime, timezone
 from typing import Any
 
-from chroma_core import cli
+from chroma_core.cli import common as cli
 from chroma_core.types.drift import ClusterReport, DriftReport, DriftRequest
 
 __all__ = ["add_parser"]
@@ -42,25 +42,25 @@ def _print_drift(report: DriftReport) -> None:
         )
         if w.verdict == "drift":
             for c in w.clusters[:3]:
-                shown = ", ".join(cli._cut(e.preview or e.input_uri, 40) for e in c.examples)
+                shown = ", ".join(cli.cut(e.preview or e.input_uri, 40) for e in c.examples)
                 print(
                     f"{'':18}cluster {c.cluster}: {c.drift_ratio:.1f}x its training share, {c.production} in: {shown}"
                 )
 
 
 def _drift(args: argparse.Namespace) -> int:
-    transport = cli._reader(args)
+    transport = cli.reader(args)
     request = DriftRequest(
         transport.set_id(args.set_id),
         args.window,
-        cli._since(args.since),
-        cli._since(args.until),
+        cli.since(args.since),
+        cli.since(args.until),
         args.alpha,
         args.clusters,
     )
     report = transport.drift(request)
     if args.json:
-        cli._print(report.to_dict())
+        cli.print_json(report.to_dict())
     else:
         _print_drift(report)
     return cli.EXIT_OK
@@ -73,7 +73,7 @@ def _print_clusters(report: ClusterReport) -> None:
     )
     print(f"{'cluster':>7}  {'training':>8}  {'production':>10}  {'ratio':>6}  {'recommended':>11}  examples")
     for c in report.clusters:
-        shown = ", ".join(cli._cut(e.preview or e.input_uri, 30) for e in c.examples)
+        shown = ", ".join(cli.cut(e.preview or e.input_uri, 30) for e in c.examples)
         print(
             f"{c.cluster:>7}  {c.training:>8}  {c.production:>10}  {c.drift_ratio:>6.2f}  "
             f"{_pct(c.recommended_share):>11}  {shown}"
@@ -81,10 +81,10 @@ def _print_clusters(report: ClusterReport) -> None:
 
 
 def _clusters(args: argparse.Namespace) -> int:
-    transport = cli._reader(args)
-    report = transport.clusters(transport.set_id(args.set_id), args.k, cli._since(args.since))
+    transport = cli.reader(args)
+    report = transport.clusters(transport.set_id(args.set_id), args.k, cli.since(args.since))
     if args.json:
-        cli._print(report.to_dict())
+        cli.print_json(report.to_dict())
     else:
         _print_clusters(report)
     return cli.EXIT_OK
@@ -100,7 +100,7 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
         "reference (exact test), MMD against the reference (permutation test), a verdict at --alpha, and the "
         "clusters that grew most. Windows with fewer than 30 inputs get no verdict.",
     )
-    cli._set_argument(p)
+    cli.set_argument(p)
     p.add_argument("--window", default="1d", help="window length: 30m, 1h, 1d, 1w or seconds (default 1d)")
     p.add_argument("--since", help="first window's start: seconds since the epoch or ISO date (default: first input)")
     p.add_argument("--until", help="end of the last window (default: now)")
@@ -114,7 +114,7 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
         parents=[common],
         help="a set's training and production inputs in clusters: counts, drift ratio, examples",
     )
-    cli._set_argument(p)
+    cli.set_argument(p)
     p.add_argument("-k", type=int, default=20, help="clusters at most (default 20)")
     p.add_argument("--since", help="production inputs logged from then on (seconds since the epoch or ISO date)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")

@@ -12,17 +12,17 @@ __all__ = ["add_parser"]
 
 def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     """Register the command on ``sub`` (the CLI's subparsers)."""
-    from chroma_core.cli import _EPILOG, _set_argument
+    from chroma_core.cli.common import EPILOG, set_argument
 
     p = sub.add_parser(
         "duplicates",
         parents=[common],
-        epilog=_EPILOG,
+        epilog=EPILOG,
         help="list near-duplicate training records, and inputs that production or another set repeats",
         description="Groups of near-duplicate training records of a set; production inputs that copy one; with "
         "--against, training records of another set (say a test split) that copy one (train/test leakage).",
     )
-    _set_argument(p)
+    set_argument(p)
     p.add_argument("--against", metavar="SET", help="another set to look for leaks of this set's training data in")
     p.add_argument("--threshold", type=float, help="cosine distance (default: the set's calibrated near_duplicate)")
     p.add_argument("--no-production", action="store_true", help="do not look at production inputs")
@@ -31,9 +31,9 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from chroma_core.cli import EXIT_OK, _print, _reader
+    from chroma_core.cli.common import EXIT_OK, print_json, reader
 
-    transport = _reader(args)
+    transport = reader(args)
     try:
         against = None if args.against is None else transport.set_id(args.against)
         request = DuplicatesRequest(transport.set_id(args.set_id), against, args.threshold, not args.no_production)
@@ -41,7 +41,7 @@ def _run(args: argparse.Namespace) -> int:
     finally:
         transport.close()
     if args.json:
-        _print(report.to_dict())
+        print_json(report.to_dict())
     else:
         _show(report)
     return EXIT_OK
