@@ -13,7 +13,6 @@ DeleteReport(training=1, production=3, sets=('3f2a…',), files=1)
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Iterable
 from pathlib import Path
@@ -24,6 +23,7 @@ from chroma_core.config import ConfigOptions, load_config
 from chroma_core.delivery.production import all_workers
 from chroma_core.embedding_set import SetRef
 from chroma_core.errors import BatchFormatError, ChromaError, StorageError
+from chroma_core.logs import logger
 from chroma_core.transport import Transport, transport_for
 from chroma_core.types import DeleteReport
 
@@ -32,7 +32,6 @@ if TYPE_CHECKING:
 
 __all__ = ["delete", "delete_set", "scrub_batch_files"]
 
-logger = logging.getLogger("chroma")
 
 #: How long a delete waits for this process's workers to store what they hold before it deletes.
 _FLUSH_TIMEOUT = 30.0
@@ -94,7 +93,7 @@ def _uris(input_uris: Iterable[str]) -> list[str]:
 def _flush_workers() -> None:
     for worker in all_workers():
         if not worker.flush(_FLUSH_TIMEOUT):
-            logger.warning("chroma: a background worker did not finish storing within %.0f s", _FLUSH_TIMEOUT)
+            logger.warning("a background worker did not finish storing within %.0f s", _FLUSH_TIMEOUT)
 
 
 def scrub_batch_files(persist_directory: str | os.PathLike[str], uris: set[str] | None, set_id: str | None) -> int:

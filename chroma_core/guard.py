@@ -19,9 +19,10 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import logging
 import threading
 from collections.abc import Callable, Iterator
+
+from chroma_core.logs import logger
 
 __all__ = [
     "ErrorHook",
@@ -33,7 +34,6 @@ __all__ = [
     "reset",
 ]
 
-logger = logging.getLogger("chroma")
 
 ErrorHook = Callable[[str, BaseException], None]
 """Called as ``hook(what, exc)`` for every error the guard swallows, in the thread where it was swallowed."""
@@ -75,7 +75,7 @@ def reset() -> None:
 def capture_internal_exceptions(what: str) -> Iterator[None]:
     """Run Chroma's own work; an ``Exception`` raised inside is swallowed (see the module docstring).
 
-    ``what`` names the work in the log line, as in "chroma: <what> failed; the host's call goes on without it".
+    ``what`` names the work in the log line, as in "<what> failed; the host's call goes on without it".
     """
     try:
         yield
@@ -92,10 +92,10 @@ def capture_internal_exception(what: str, exc: BaseException) -> None:
         repeats = _seen[key]
         hooks = list(_hooks)
     if repeats == 1:
-        logger.error("chroma: %s failed; the host's call goes on without it", what, exc_info=exc)
+        logger.error("%s failed; the host's call goes on without it", what, exc_info=exc)
     elif _is_power_of_ten(repeats):
         logger.error(
-            "chroma: %s failed again (%s: %s), %d times so far; the first traceback was logged above",
+            "%s failed again (%s: %s), %d times so far; the first traceback was logged above",
             what,
             type(exc).__name__,
             exc,
@@ -106,7 +106,7 @@ def capture_internal_exception(what: str, exc: BaseException) -> None:
             hook(what, exc)
         except Exception:
             # A broken hook must not turn the guard into a source of errors; nothing above us could take it.
-            logger.exception("chroma: an error hook failed")
+            logger.exception("an error hook failed")
 
 
 def _key(what: str, exc: BaseException) -> tuple[str, str, str, int]:

@@ -10,13 +10,13 @@ from __future__ import annotations
 import base64
 import dataclasses
 import json
-import logging
 from collections.abc import Callable
 from typing import Any
 
+from chroma_core.logs import logger
+
 __all__ = ["json_text", "loads", "to_jsonable"]
 
-logger = logging.getLogger("chroma")
 
 loads: Callable[[bytes | str], Any]
 try:  # 3-4x faster parsing of record lines when present (the [server] extra installs it)
@@ -41,7 +41,7 @@ def to_jsonable(obj: Any) -> Any:
         return base64.b64encode(bytes(obj)).decode("ascii")
     if type(obj) not in _warned_types:
         _warned_types.add(type(obj))
-        logger.warning("chroma: inferences hold a %s, which is not JSON; stored as its str()", type(obj).__name__)
+        logger.warning("inferences hold a %s, which is not JSON; stored as its str()", type(obj).__name__)
     return str(obj)
 
 

@@ -8,16 +8,16 @@ a second says so at INFO on the ``chroma`` logger, bar or not, so that logs show
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import sys
 import time
 from collections.abc import Iterator
 from typing import Any
 
+from chroma_core.logs import logger
+
 __all__ = ["Progress", "progress_bar", "timed"]
 
-logger = logging.getLogger("chroma")
 _SLOW_S = 1.0
 
 
@@ -72,4 +72,4 @@ def timed(what: str) -> Iterator[None]:
     yield
     elapsed = time.perf_counter() - started
     if elapsed > _SLOW_S:
-        logger.info("chroma: %s took %.1f s", what, elapsed)
+        logger.info("%s took %.1f s", what, elapsed)

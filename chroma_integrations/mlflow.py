@@ -23,7 +23,6 @@ import collections
 import dataclasses
 import functools
 import json
-import logging
 import os
 import shutil
 import tempfile
@@ -40,6 +39,7 @@ from chroma_core.batch_format import read_batch, write_batch
 from chroma_core.delivery import Handler, Tally, Worker
 from chroma_core.embedding_set import EmbeddingSet
 from chroma_core.guard import capture_internal_exceptions
+from chroma_core.logs import logger
 from chroma_core.records import BatchHeader, Records, new_batch
 from chroma_core.types import QueryResult
 
@@ -53,7 +53,6 @@ except ImportError as exc:  # pragma: no cover - the [mlflow] extra installs it
 
 __all__ = ["RunEmbeddings", "autolog", "load_embeddings"]
 
-logger = logging.getLogger("chroma")
 _NAME = "mlflow"
 _lock = threading.Lock()
 _state: dict[str, Any] = {"attacher": None, "original_end_run": None}
@@ -214,7 +213,7 @@ class _Attacher(Handler[_Job]):
                 with self._lock:
                     self._failed[job.run_id].append(job)
                 self._warn(
-                    "chroma: could not attach to MLflow run %s yet (%s); will retry when the run ends",
+                    "could not attach to MLflow run %s yet (%s); will retry when the run ends",
                     job.run_id,
                     type(exc).__name__,
                 )
@@ -283,7 +282,7 @@ class _Attacher(Handler[_Job]):
             failed = [j for j in self._failed.get(run_id, []) if j.kind == "batch"]
         if left or failed:
             self._warn(
-                "chroma: %d batch file(s) could not be attached to MLflow run %s (tracking server down or "
+                "%d batch file(s) could not be attached to MLflow run %s (tracking server down or "
                 "slow); they are kept in %s. Attach them later with "
                 "MlflowClient().log_artifacts(run_id, that_folder, 'chroma').",
                 len(failed) + left,
@@ -375,7 +374,7 @@ def load_embeddings(
         for entry in manifest["files"]:
             header, recs, problems = read_batch(set_dir / entry["name"])
             if problems:
-                logger.warning("chroma: %s in run %s: %s", entry["name"], run_id, "; ".join(map(str, problems)))
+                logger.warning("%s in run %s: %s", entry["name"], run_id, "; ".join(map(str, problems)))
             vectors.append(recs.vectors)
             files.append(entry["name"])
             for i in range(len(recs)):

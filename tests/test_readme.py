@@ -128,7 +128,7 @@ def test_command_line_examples(tmp_path):
         if "should-upload" in command:
             assert json.loads(done.stdout)["recommendation"] == "not_useful"
         ran += 1
-    assert ran == 6
+    assert ran == 8
     assert Path("set.parquet").stat().st_size > 0
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-import logging
 import os
 import time
 import weakref
@@ -28,13 +27,13 @@ from chroma_core.delivery.worker import Handler, Tally, Worker
 from chroma_core.embedding_set import EmbeddingSet
 from chroma_core.errors import ChromaError, TransportError
 from chroma_core.guard import capture_internal_exceptions
+from chroma_core.logs import logger
 from chroma_core.records import BatchHeader, Records, new_batch
 from chroma_core.transport.base import Transport
 from chroma_core.types import QueryRequest, QueryResult
 
 __all__ = ["BackgroundWorker", "WorkerOptions", "all_workers"]
 
-logger = logging.getLogger("chroma")
 
 OnResult = Callable[[str, "QueryResult | None"], None]
 
@@ -188,7 +187,7 @@ class _Delivery(Handler[_Item]):
                     except TransportError:
                         self._spill_failed(header, records)
                     except ChromaError as exc:
-                        logger.warning("chroma: the service rejected a production batch: %s", exc)
+                        logger.warning("the service rejected a production batch: %s", exc)
                         self.tally.drop("rejected", len(records))
                     else:
                         self.tally.add("sent", len(records))
@@ -275,7 +274,7 @@ class _Delivery(Handler[_Item]):
                 if not path.exists():
                     self.spill.rescan()  # another process adopted it and sent it: not ours to count
                     continue
-                logger.warning("chroma: dropping spilled batch %s the service rejects: %s", path.name, exc)
+                logger.warning("dropping spilled batch %s the service rejects: %s", path.name, exc)
                 self.tally.drop("rejected")
             else:
                 self.tally.add("replayed", report.read)

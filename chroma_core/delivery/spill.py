@@ -14,7 +14,6 @@ from __future__ import annotations
 import bisect
 import contextlib
 import itertools
-import logging
 import os
 import time
 from pathlib import Path
@@ -22,11 +21,11 @@ from pathlib import Path
 from chroma_core.atomic import private_dir
 from chroma_core.batch_format import write_batch
 from chroma_core.delivery.worker import Tally
+from chroma_core.logs import logger
 from chroma_core.records import BatchHeader, Records
 
 __all__ = ["SpillDirectory"]
 
-logger = logging.getLogger("chroma")
 _numbers = itertools.count(1)
 
 
@@ -107,7 +106,7 @@ class SpillDirectory:
             write_batch(path, header, records)
             size = path.stat().st_size
         except OSError as exc:
-            logger.warning("chroma: cannot spill to %s (%s)", self.directory, exc)
+            logger.warning("cannot spill to %s (%s)", self.directory, exc)
             self.tally.drop("spill_error", len(records))
             return False
         bisect.insort(self._files, (name, path, size))

@@ -16,7 +16,6 @@ the parent had queued stays the parent's to send.
 from __future__ import annotations
 
 import collections
-import logging
 import os
 import threading
 import time
@@ -25,10 +24,10 @@ from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
 from chroma_core.guard import capture_internal_exception
+from chroma_core.logs import logger
 
 __all__ = ["Handler", "Tally", "Worker"]
 
-logger = logging.getLogger("chroma")
 T = TypeVar("T")
 
 
@@ -48,14 +47,14 @@ class Tally:
             first = name not in self._counts
             self._counts[name] += n
         if first and warning:
-            logger.warning("chroma: %s; see %s", warning, self.where)
+            logger.warning("%s; see %s", warning, self.where)
 
     def drop(self, reason: str, n: int = 1) -> None:
         with self._lock:
             first = reason not in self._dropped
             self._dropped[reason] += n
         if first:
-            logger.warning("chroma: dropping %s (%s); see %s", self.what, reason, self.where)
+            logger.warning("dropping %s (%s); see %s", self.what, reason, self.where)
 
     def snapshot(self) -> dict[str, Any]:
         """``{"dropped": {reason: n}, **counts}``."""

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -26,11 +25,11 @@ import numpy as np
 
 from chroma_core.atomic import atomic_write
 from chroma_core.errors import StorageError
+from chroma_core.logs import logger
 from chroma_core.vectors import Matrix
 
 __all__ = ["ANNIndex", "available", "check_memory"]
 
-logger = logging.getLogger("chroma")
 _BYTES = {"f32": 4, "f16": 2, "i8": 1}
 _PROGRESS_ROWS = 20_000
 
@@ -169,7 +168,7 @@ class ANNIndex:
                 index._saved = len(index)
             except Exception as exc:
                 logger.warning(
-                    "chroma: the index %s is unusable (%s); rebuilding it from the stored vectors", path, exc
+                    "the index %s is unusable (%s); rebuilding it from the stored vectors", path, exc
                 )
                 index = cls(dimension, dtype, threads=threads)
         check_memory(count, dimension, dtype, what=f"index {path.parent.name}")

@@ -101,13 +101,13 @@ class Indexes:
                     conn.execute("RESET maintenance_work_mem")
                     conn.autocommit = False
             logger.info(
-                "chroma: index of set %s %s in %.1fs",
+                "index of set %s %s in %.1fs",
                 set_id[:12],
                 "built" if valid else "is being built by another replica",
                 time.monotonic() - started,
             )
         except Exception as exc:  # a failed build costs speed, never an answer: queries search exactly
-            logger.warning("chroma: building the index of set %s failed: %s", set_id[:12], str(exc).splitlines()[0])
+            logger.warning("building the index of set %s failed: %s", set_id[:12], str(exc).splitlines()[0])
 
     def wait(self, set_id: str, timeout: float | None = None) -> bool:
         """Wait for a build of the set's index under way here; True if the index is ready."""

@@ -100,7 +100,7 @@ class Database:
                 conn.execute(statement)
             conn.execute("DELETE FROM chroma_schema")
             conn.execute("INSERT INTO chroma_schema (version) VALUES (%s)", (VERSION,))
-        logger.info("chroma: created the store's schema (version %d) in %s", VERSION, self.shown)
+        logger.info("created the store's schema (version %d) in %s", VERSION, self.shown)
 
     @contextlib.contextmanager
     def errors(self, doing: str) -> Iterator[None]:

@@ -397,7 +397,7 @@ class PostgresStore:
                 )
             return True
         except OSError as exc:  # StorageError
-            logger.warning("chroma: could not keep state %r of set %s: %s", key, set_id[:12], exc)
+            logger.warning("could not keep state %r of set %s: %s", key, set_id[:12], exc)
             return False
 
 

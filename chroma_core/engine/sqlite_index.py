@@ -10,7 +10,6 @@ training rows changes the vector file's generation, which drops the index and bu
 
 from __future__ import annotations
 
-import logging
 import os
 import threading
 import time
@@ -25,6 +24,7 @@ from chroma_core.engine import ann
 from chroma_core.engine import sqlite_files as files
 from chroma_core.engine.index import normalize
 from chroma_core.engine.store import Candidates
+from chroma_core.logs import logger
 from chroma_core.vectors import Matrix
 
 if TYPE_CHECKING:
@@ -32,7 +32,6 @@ if TYPE_CHECKING:
 
 __all__ = ["SQLiteIndexes", "build_threads"]
 
-logger = logging.getLogger("chroma")
 _EXTEND_ROWS = 128  # rows added per step to a live index: a query waits for one step at most
 
 
@@ -47,7 +46,7 @@ def build_threads() -> int:
     try:
         return max(1, int(value)) if value.strip() else max(1, os.cpu_count() or 1)
     except ValueError:
-        logger.warning("chroma: CHROMA_INDEX_THREADS=%r is not a number of threads; using every core", value)
+        logger.warning("CHROMA_INDEX_THREADS=%r is not a number of threads; using every core", value)
         return max(1, os.cpu_count() or 1)
 
 
@@ -108,7 +107,7 @@ class SQLiteIndexes:
             if part is not None:
                 self._entry(set_id, part)
         except Exception as exc:  # the data is stored; the first query starts the build again
-            logger.warning("chroma: cannot start indexing set %s (%s); its first query will", set_id, exc)
+            logger.warning("cannot start indexing set %s (%s); its first query will", set_id, exc)
 
     def nearest(self, set_id: str, queries: Matrix, k: int) -> Candidates | None:
         part = self._current(set_id)
@@ -175,7 +174,7 @@ class SQLiteIndexes:
             if entry.index is None:
                 started = time.perf_counter()
                 logger.info(
-                    "chroma: indexing set %s (%d training vectors, %s) in the background", set_id, count, self._dtype
+                    "indexing set %s (%d training vectors, %s) in the background", set_id, count, self._dtype
                 )
                 entry.index = ann.ANNIndex.open(
                     path,
@@ -188,7 +187,7 @@ class SQLiteIndexes:
                     progress=_progress_log(set_id, started),
                 )
                 logger.info(
-                    "chroma: the index of set %s is ready: %d rows in %.1f s",
+                    "the index of set %s is ready: %d rows in %.1f s",
                     set_id,
                     len(entry.index),
                     time.perf_counter() - started,
@@ -201,12 +200,12 @@ class SQLiteIndexes:
                 with entry.lock:
                     index.add(chunk)
             if len(index) > behind:
-                logger.info("chroma: the index of set %s covers all %d training rows", set_id, len(index))
+                logger.info("the index of set %s covers all %d training rows", set_id, len(index))
             if index.grown(path):
                 self._save(set_id, entry, index, path)
         except Exception as exc:  # the engine keeps answering by exact search
             entry.failed = True
-            logger.warning("chroma: cannot index set %s (%s); its queries use exact search", set_id, exc)
+            logger.warning("cannot index set %s (%s); its queries use exact search", set_id, exc)
         finally:
             with self._changed:
                 self._changed.notify_all()
@@ -220,7 +219,7 @@ class SQLiteIndexes:
                 started = time.perf_counter()
                 index.save(path, {"set_created": part[3]})
                 tighten(path, PRIVATE_FILE)  # usearch writes it with the umask's mode; it holds the vectors
-                logger.info("chroma: saved the index of set %s (%.1f s)", set_id, time.perf_counter() - started)
+                logger.info("saved the index of set %s (%.1f s)", set_id, time.perf_counter() - started)
 
 
 def _progress_log(set_id: str, started: float, every: float = 10.0) -> Callable[[int, int], None]:
@@ -234,7 +233,7 @@ def _progress_log(set_id: str, started: float, every: float = 10.0) -> Callable[
         last[0] = now
         rate = done / max(now - started, 1e-9)
         logger.info(
-            "chroma: indexing set %s: %d of %d rows (%.0f%%, %.0f rows/s, about %.0f s to go)",
+            "indexing set %s: %d of %d rows (%.0f%%, %.0f rows/s, about %.0f s to go)",
             set_id,
             done,
             total,

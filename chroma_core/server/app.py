@@ -65,7 +65,7 @@ class DatabaseTenants(Tenants):
 
 async def _store_unavailable(request: Request, exc: Exception) -> JSONResponse:
     # A database restart or an exhausted pool is temporary: clients retry 503s, honouring Retry-After.
-    logger.warning("chroma: the store is unavailable: %s", exc)
+    logger.warning("the store is unavailable: %s", exc)
     response = error_response("store_unavailable", f"{exc} Retry shortly.", 503)
     response.headers["Retry-After"] = str(STORE_RETRY_AFTER_S)
     return response

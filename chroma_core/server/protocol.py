@@ -34,7 +34,7 @@ class _TimedH11Protocol(H11Protocol):
     def _head_timed_out(self) -> None:
         self._head_timer = None
         if not self.transport.is_closing():
-            logger.debug("chroma: closing a connection that sent no whole request head in %g s", self.header_timeout)
+            logger.debug("closing a connection that sent no whole request head in %g s", self.header_timeout)
             self.transport.close()
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import logging
 import math
 import os
 import time
@@ -24,7 +23,6 @@ if TYPE_CHECKING:
 
 __all__ = ["SessionOptions", "SetLike"]
 
-logger = logging.getLogger("chroma")
 
 _F32 = np.dtype(np.float32)  # the canonical instance: native float32 arrays share it, so `is` is a valid test
 _NDARRAY = np.ndarray

@@ -11,8 +11,9 @@ from chroma_core.errors import (
     ConfigError,
 )
 from chroma_core.inputs import read_logged
+from chroma_core.logs import logger
 from chroma_core.records import Mode
-from chroma_core.sessions.base import SessionOptions, SetLike, _Session, logger
+from chroma_core.sessions.base import SessionOptions, SetLike, _Session
 from chroma_core.types import QueryRequest, QueryResult, QueryResults, Thresholds
 
 if TYPE_CHECKING:
@@ -137,7 +138,7 @@ class QuerySession(_Session):
                 if self._owns_worker:
                     self._worker.close(timeout)
                 elif not self._worker.flush(timeout):
-                    logger.warning("chroma: production records are still being stored after %.1fs", timeout)
+                    logger.warning("production records are still being stored after %.1fs", timeout)
         finally:
             super().close()
 

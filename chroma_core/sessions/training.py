@@ -19,9 +19,10 @@ from chroma_core.errors import (
     with_advice,
 )
 from chroma_core.inputs import read_logged
+from chroma_core.logs import logger
 from chroma_core.paths import check_template, render_template
 from chroma_core.records import BatchHeader, Mode, Records, preview_of
-from chroma_core.sessions.base import _F32, _INF, _NDARRAY, SessionOptions, SetLike, _now, _Session, logger
+from chroma_core.sessions.base import _F32, _INF, _NDARRAY, SessionOptions, SetLike, _now, _Session
 from chroma_core.types import UploadReport
 
 if TYPE_CHECKING:
@@ -207,7 +208,7 @@ class TrainingSession(_Session):
         try:
             write_batch(path, pending.header, pending.records)
         except OSError as exc:
-            logger.warning("chroma: cannot keep an unsaved batch in %s (%s); it stays in memory only", path, exc)
+            logger.warning("cannot keep an unsaved batch in %s (%s); it stays in memory only", path, exc)
             return
         pending.kept = path
 
@@ -239,7 +240,7 @@ class TrainingSession(_Session):
             if exc_type is None:
                 raise
             # Never hide the user's own exception behind ours; report ours and let theirs propagate.
-            logger.exception("chroma: save() on leaving the session failed; %d records kept unsaved", self.pending)
+            logger.exception("save() on leaving the session failed; %d records kept unsaved", self.pending)
 
     def __del__(self) -> None:
         try:
@@ -248,7 +249,7 @@ class TrainingSession(_Session):
             kept = [p.kept for p in self._pending if p.kept is not None]
             if kept:
                 logger.warning(
-                    "chroma: a TrainingSession was discarded with %d unsaved records that its save() could not "
+                    "a TrainingSession was discarded with %d unsaved records that its save() could not "
                     "store; they are kept in %s: upload them with `python -m chroma upload-training %s/*.jsonl`",
                     self.pending,
                     self.kept_in,
@@ -256,7 +257,7 @@ class TrainingSession(_Session):
                 )
             else:
                 logger.warning(
-                    "chroma: a TrainingSession with %d unsaved records was discarded without save(); call save()",
+                    "a TrainingSession with %d unsaved records was discarded without save(); call save()",
                     self.pending,
                 )
         except Exception:  # noqa: S110 - never raise from a finalizer

@@ -30,6 +30,7 @@ from tenacity import retry_if_exception, stop_after_attempt, stop_before_delay, 
 from chroma_core.batch_format import BatchReader, write_batch_to
 from chroma_core.config import Config
 from chroma_core.errors import ConfigError, TransportError, UnknownEmbeddingSetError
+from chroma_core.logs import logger
 from chroma_core.records import BatchHeader, Mode, Records
 from chroma_core.secret import Secret
 from chroma_core.server.wire import (
@@ -64,7 +65,6 @@ _ADVICE = (
     "In serving code that must never fail, use @recommend (chroma_integrations.serving): it never raises and keeps "
     "what it cannot send; a QuerySession's deadline= sets how long it tries."
 )
-logger = logging.getLogger("chroma")
 
 
 def service_base(chroma_url: str) -> str:
@@ -259,7 +259,7 @@ class HTTPTransport(Transport):
         self._warned_retry = True
         logger.log(
             level,
-            "chroma: the service at %s did not answer (%s); retrying for up to %g s",
+            "the service at %s did not answer (%s); retrying for up to %g s",
             self.base,
             reason,
             self.policy.deadline,

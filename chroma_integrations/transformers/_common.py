@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 from typing import Any, Literal
 
 from chroma_core.errors import ChromaError
 from chroma_core.sessions import QuerySession, TrainingSession
-
-logger = logging.getLogger("chroma")
 
 Pooling = Literal["mean", "cls", "max", "last"]
 POOLINGS = ("mean", "cls", "max", "last")

@@ -192,28 +192,53 @@ class ChromaPipeline:
 
     # ---- calls ----------------------------------------------------------------------------------------------------
 
-    def __call__(self, inputs: Any, *args: Any, **kwargs: Any) -> Any:
+    def __call__(self, inputs: Any, *args: Any, labels: Any = None, **kwargs: Any) -> Any:
+        """Run the pipeline and log each input's embedding; returns exactly what the pipeline returns.
+
+        ``labels`` (training mode only; Chroma takes it, the pipeline never sees it): the known training label
+        of each input, a list beside a list of inputs or one value for one input; it powers
+        ``label_disagreement`` for production inputs later.
+        """
         state = self._state
+        given = self._labels(inputs, labels)
         if isinstance(inputs, list) and not _is_chat(inputs):
             state.active += 1
             try:
                 outputs = self.pipe(inputs, *args, **kwargs)
             finally:
                 state.active -= 1
-            results = [self._record(item, out) for item, out in zip(inputs, outputs, strict=False)]
+            results = [self._record(item, out, next(given, None)) for item, out in zip(inputs, outputs, strict=False)]
             return list(zip(outputs, results, strict=True)) if self.return_results else outputs
         if isinstance(inputs, (types.GeneratorType, torch.utils.data.Dataset)):
-            return self._lazy(inputs, args, kwargs)
+            return self._lazy(inputs, args, kwargs, given)
         # Anything else is what the pipeline treats as one input (a str, an image, a dict, one chat, ...).
         state.active += 1
         try:
             output = self.pipe(inputs, *args, **kwargs)
         finally:
             state.active -= 1
-        result = self._record(inputs, output)
+        result = self._record(inputs, output, next(given, None))
         return (output, result) if self.return_results else output
 
-    def _lazy(self, inputs: Any, args: Any, kwargs: Any) -> Iterator[Any]:
+    def _labels(self, inputs: Any, labels: Any) -> Iterator[Any]:
+        """The labels, one per input in order; checked before the pipeline runs (a wrong call does no work)."""
+        if labels is None:
+            return iter(())
+        if self.mode != "training":
+            raise ChromaError("labels= are training labels: pass them to a ChromaPipeline in training mode.")
+        if (isinstance(inputs, list) and not _is_chat(inputs)) or isinstance(inputs, types.GeneratorType):
+            if not isinstance(labels, (list, tuple)):
+                raise ChromaError("labels= must be a list with one label per input when the inputs are a list.")
+            if not isinstance(inputs, types.GeneratorType) and len(labels) != len(inputs):
+                raise ChromaError(f"labels= has {len(labels)} labels for {len(inputs)} inputs; give one per input.")
+            return iter(list(labels))
+        if isinstance(inputs, torch.utils.data.Dataset):
+            if not isinstance(labels, (list, tuple)) or len(labels) != len(inputs):  # type: ignore[arg-type]
+                raise ChromaError("labels= must be a list with one label per item of the dataset.")
+            return iter(list(labels))
+        return iter([labels])
+
+    def _lazy(self, inputs: Any, args: Any, kwargs: Any, given: Iterator[Any]) -> Iterator[Any]:
         """Generators and datasets stay lazy: a generator's items are recorded as the pipeline pulls them; a
         dataset is passed on untouched and its k-th output belongs to ``dataset[k]``."""
         seen: collections.deque[Any] = collections.deque()
@@ -248,12 +273,12 @@ class ChromaPipeline:
                 item = seen.popleft() if seen else None
                 if isinstance(item, Indexed):
                     item = item.get()
-                result = self._record(item, out)
+                result = self._record(item, out, next(given, None))
                 yield (out, result) if self.return_results else out
 
         return paired()
 
-    def _record(self, item: Any, output: Any) -> QueryResult | None:
+    def _record(self, item: Any, output: Any, label: Any = None) -> QueryResult | None:
         vectors = self._state.vectors
         vector = vectors.popleft() if vectors else None
         result: QueryResult | None = None
@@ -264,7 +289,7 @@ class ChromaPipeline:
             inferences = output if self.kind.log_inferences else None
             shown = self._preview(item) if self._preview is not None else None
             if isinstance(self.session, TrainingSession):
-                self.session.log(input_uri=uri, embedding=vector, inferences=inferences, preview=shown)
+                self.session.log(input_uri=uri, embedding=vector, inferences=inferences, label=label, preview=shown)
             else:
                 result = self.session.log(input_uri=uri, embedding=vector, inferences=inferences, preview=shown)
                 self.results.append((uri, result))

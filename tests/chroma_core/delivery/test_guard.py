@@ -44,7 +44,7 @@ def test_each_distinct_error_is_logged_once_then_counted(internal_errors, caplog
             raise KeyError("another error: logged too")
     tracebacks = [r for r in caplog.records if r.exc_info]
     assert [r.getMessage() for r in tracebacks] == [
-        "chroma: querying failed; the host's call goes on without it"
+        "querying failed; the host's call goes on without it"
     ] * 2  # the ValueError (once, not 1,000 times) and the KeyError
     repeats = [r.getMessage() for r in caplog.records if not r.exc_info]
     assert [m.split(", ")[-1].split(" ")[0] for m in repeats] == ["10", "100", "1000"]
