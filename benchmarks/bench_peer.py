@@ -273,6 +273,7 @@ def main() -> None:
     parser.add_argument("--dim", type=int, default=384)
     parser.add_argument("--queries", type=int, default=500)
     parser.add_argument("--peer-python", default=os.environ.get("CHROMA_PEER_PYTHON"))
+    parser.add_argument("--only", action="append", choices=list(WORKERS), help="run only this system (repeatable)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--folder", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -288,7 +289,7 @@ def main() -> None:
             f"  {'system':21} {'ingest/s':>9} {'ready s':>8} {'p50 ms':>7} {'p99 ms':>7} {'rec@10':>7}"
             f" {'RSS MB':>7} {'srv MB':>7} {'disk MB':>7}"
         )
-        for name in WORKERS:
+        for name in args.only or WORKERS:
             python = args.peer_python if name.startswith("chromadb") else sys.executable
             if not python:
                 print(f"  {name:21} skipped: no --peer-python (a venv with chromadb)")
