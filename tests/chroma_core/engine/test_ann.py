@@ -119,8 +119,6 @@ def test_storing_a_large_set_builds_its_index_before_any_query(tmp_path, data):
 
 def test_first_query_after_a_large_save_never_waits_for_the_build(tmp_path, data, monkeypatch):
     x, q = data
-    store = SQLiteStore(tmp_path, ann_threshold=500)
-    fill(store, x[:1000])
     gate = threading.Event()
     real_open = ann.ANNIndex.open
 
@@ -128,7 +126,9 @@ def test_first_query_after_a_large_save_never_waits_for_the_build(tmp_path, data
         assert gate.wait(60)  # the build takes "forever" until the test lets it go
         return real_open(*args, **kwargs)
 
-    monkeypatch.setattr(ann.ANNIndex, "open", slow_open)
+    monkeypatch.setattr(ann.ANNIndex, "open", slow_open)  # before the data: storing it starts the build
+    store = SQLiteStore(tmp_path, ann_threshold=500)
+    fill(store, x[:1000])
     engine = Engine(store)
     assert len(answers(engine, q)) == len(q)  # answered while the index is still being built
     model = engine._models[ES.id]
