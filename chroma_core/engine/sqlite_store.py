@@ -47,6 +47,8 @@ except ImportError:  # pragma: no cover
 
 __all__ = ["SQLiteStore"]
 
+_CHECKPOINT_ROWS = 10_000  # rows stored in one batch after which the WAL is folded back and truncated
+
 _SET_COLUMNS = "id, key_json, dimension, created_at, training, production, revision"
 _BASE_COLUMNS = "row, id, input_uri, inferences, label, time, preview"
 _RECORD_COLUMNS = f"{_BASE_COLUMNS}, {', '.join(ANSWER_COLUMNS)}"
@@ -237,6 +239,9 @@ class SQLiteStore:
         """Store the chunks of one batch in **one** transaction: all of it is stored, or none."""
         with self._transaction() as db:
             result = self._put(db, header, chunks, complete)
+        if result.stored >= _CHECKPOINT_ROWS:  # a large batch leaves its size again in the WAL until a checkpoint
+            with self._write_lock(), self._connection() as db:
+                db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         if header.mode == "training" and result.stored:
             self.indexes.prepare(header.set_id)  # build while nobody waits: the first query may come much later
         return result

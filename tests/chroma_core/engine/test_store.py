@@ -209,3 +209,14 @@ def test_calibrations_are_kept_in_the_store_for_the_set_revision(tmp_path):
     (after,) = Engine(SQLiteStore(tmp_path)).query(query)
     assert after.thresholds["novelty"] != 1e-6
     assert store.read_state(ES.id, key)["revision"] == 1
+
+
+def test_a_large_batch_leaves_no_copy_of_itself_in_the_wal(tmp_path):
+    import chroma
+
+    x = np.random.default_rng(3).normal(size=(12_000, 16)).astype(np.float32)
+    with chroma.TrainingSession(embedding_set={"m": "wal"}, persist_directory=str(tmp_path)) as s:
+        s.log(input_uri=[f"/w/{i}" for i in range(len(x))], embedding=x)
+    wal = tmp_path / "chroma.sqlite3-wal"
+    assert not wal.exists() or wal.stat().st_size < 100_000  # checkpointed and truncated (it held ~4 MB)
+    assert (tmp_path / "chroma.sqlite3").stat().st_size > 1_000_000  # the records are in the database itself
