@@ -5,9 +5,11 @@ from __future__ import annotations
 import socket
 import statistics
 import subprocess
+import sys
 import time
 import urllib.request
 from collections.abc import Callable
+from pathlib import Path
 
 
 def per_call(fn: Callable[[], object], *, inner: int = 1000, repeats: int = 50) -> float:
@@ -53,3 +55,23 @@ def wait_until_serving(url: str, proc: subprocess.Popen[bytes], timeout: float, 
         except OSError:
             time.sleep(0.1)
     raise RuntimeError(f"{what} did not start in {timeout:.0f}s")
+
+
+def start_chroma_server(
+    data: Path, *args: str, log: Path | None = None, log_level: str = "warning"
+) -> tuple[subprocess.Popen[bytes], str]:
+    """``python -m chroma serve`` on 127.0.0.1 with a free port over ``data``; returns it once it answers.
+
+    ``args`` are more ``serve`` options (``--keys-file ...``); its output goes to ``log`` (default: nowhere).
+    """
+    port = free_port()
+    out = open(log, "wb") if log is not None else subprocess.DEVNULL  # noqa: SIM115 - the child holds it
+    command = [sys.executable, "-m", "chroma", "serve", "--port", str(port), "--persist-directory", str(data)]
+    try:
+        proc = subprocess.Popen([*command, "--log-level", log_level, *args], stdout=out, stderr=out)
+    finally:
+        if log is not None:
+            out.close()  # type: ignore[union-attr]
+    url = f"http://127.0.0.1:{port}"
+    wait_until_serving(url + "/v1/health", proc, 60, "chroma serve")
+    return proc, url

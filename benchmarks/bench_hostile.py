@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -28,7 +27,7 @@ from pathlib import Path
 import requests
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _util import free_port, verdict
+from _util import start_chroma_server, verdict
 
 KEY = "bench-hostile-key-0001"
 SET = {"model": "bench", "layer": "hostile"}
@@ -94,42 +93,19 @@ def health_ms(url: str) -> float:
     return (time.perf_counter() - t0) * 1e3
 
 
+def gzip_post(url: str, path: str, body: bytes, content_type: str) -> str:
+    """POST a gzipped body with the key; the status and the start of the answer."""
+    headers = {"Authorization": f"Bearer {KEY}", "Content-Type": content_type, "Content-Encoding": "gzip"}
+    r = requests.post(url + path, data=body, timeout=300, headers=headers)
+    return f"{r.status_code} {r.text[:60]}"
+
+
 def main() -> None:
-    auth = {"Authorization": f"Bearer {KEY}"}
     with tempfile.TemporaryDirectory() as d:
         keys = Path(d) / "keys.json"
         keys.write_text(json.dumps({KEY: "bench"}))
-        port = free_port()
-        log = open(Path(d) / "server.log", "wb")  # noqa: SIM115 - closed in the finally below, after the server
-        server = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "chroma",
-                "serve",
-                "--port",
-                str(port),
-                "--persist-directory",
-                str(Path(d) / "data"),
-                "--keys-file",
-                str(keys),
-                "--log-level",
-                "warning",
-            ],
-            stdout=log,
-            stderr=log,
-        )
-        url = f"http://127.0.0.1:{port}"
+        server, url = start_chroma_server(Path(d) / "data", "--keys-file", str(keys), log=Path(d) / "server.log")
         try:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    health_ms(url)
-                    break
-                except requests.RequestException:
-                    if time.monotonic() > deadline or server.poll() is not None:
-                        raise SystemExit("the server did not start; see its log") from None
-                    time.sleep(0.2)
             idle = vm(server.pid, "VmHWM")
             print(f"chroma serve, default limits; idle peak RSS {idle:.0f} MB (the baseline)")
             print(f"  {'probe':44} {'answer':44} {'peak MB':>8} {'+MB':>6} {'health ms':>9}  target +100 MB")
@@ -145,33 +121,19 @@ def main() -> None:
 
             report("unauthenticated 50 MB JSON body", unauthenticated(url, 50 * MB))
             bomb = gzip_of(header_line(), b"\n" * MB, 2048)
-            r = requests.post(
-                url + "/v1/batches",
-                data=bomb,
-                timeout=300,
-                headers={**auth, "Content-Type": "application/x-ndjson", "Content-Encoding": "gzip"},
-            )
-            report(f"gzip bomb on /v1/batches ({len(bomb) / MB:.1f} MB -> 2.1 GB)", f"{r.status_code} {r.text[:60]}")
+            answer = gzip_post(url, "/v1/batches", bomb, "application/x-ndjson")
+            report(f"gzip bomb on /v1/batches ({len(bomb) / MB:.1f} MB -> 2.1 GB)", answer)
             json_bomb = gzip_of(b'{"embeddings": [[1, 2]]', b" " * MB, 1024)
-            r = requests.post(
-                url + "/v1/sets/x/query",
-                data=json_bomb,
-                timeout=300,
-                headers={**auth, "Content-Type": "application/json", "Content-Encoding": "gzip"},
-            )
-            report(f"gzip bomb JSON query ({len(json_bomb) / MB:.1f} MB -> 1.1 GB)", f"{r.status_code} {r.text[:60]}")
+            answer = gzip_post(url, "/v1/sets/x/query", json_bomb, "application/json")
+            report(f"gzip bomb JSON query ({len(json_bomb) / MB:.1f} MB -> 1.1 GB)", answer)
             line = gzip_of(header_line(), b"1" * MB, 512)
-            r = requests.post(
-                url + "/v1/batches",
-                data=line,
-                timeout=300,
-                headers={**auth, "Content-Type": "application/x-ndjson", "Content-Encoding": "gzip"},
+            report(
+                f"one 512 MB line ({len(line) / MB:.1f} MB of gzip)",
+                gzip_post(url, "/v1/batches", line, "application/x-ndjson"),
             )
-            report(f"one 512 MB line ({len(line) / MB:.1f} MB of gzip)", f"{r.status_code} {r.text[:60]}")
         finally:
             server.terminate()
             server.wait(30)
-            log.close()
 
 
 if __name__ == "__main__":

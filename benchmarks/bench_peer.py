@@ -22,7 +22,6 @@ import argparse
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -31,29 +30,11 @@ from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).parent))
+from _util import free_port, start_chroma_server, wait_until_serving  # stdlib only: the peer's venv loads it too
+
 HERE = Path(__file__).resolve()
 K = 10
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
-    import urllib.request
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"the server exited with {proc.returncode}")
-        try:
-            urllib.request.urlopen(url, timeout=1).close()
-            return
-        except OSError:
-            time.sleep(0.2)
-    raise RuntimeError(f"no answer from {url} in {timeout} s")
 
 
 def peak_rss_mb(pid: int | None = None) -> float:
@@ -105,6 +86,16 @@ def latencies(ask, queries: np.ndarray, truth: np.ndarray) -> dict[str, float]:
     }
 
 
+def _with_totals(
+    figures: dict[str, float], ingest_per_s: float, ready_s: float, path: Path, server: subprocess.Popen[bytes] | None
+) -> dict[str, float]:
+    """The figures every system reports besides its latencies: ingest, readiness, memory, disk."""
+    figures.update(ingest_per_s=ingest_per_s, index_ready_s=ready_s, client_rss_mb=peak_rss_mb(), disk_mb=disk_mb(path))
+    if server is not None:
+        figures["server_rss_mb"] = peak_rss_mb(server.pid)
+    return figures
+
+
 # ---- this project ------------------------------------------------------------------------------------------------
 
 
@@ -119,26 +110,7 @@ def _ours(folder: Path, service: bool) -> dict[str, float]:
     server = None
     log = folder / "server.log"
     if service:
-        port = free_port()
-        with open(log, "wb") as out:
-            server = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "chroma",
-                    "serve",
-                    "--port",
-                    str(port),
-                    "--persist-directory",
-                    str(store),
-                    "--log-level",
-                    "info",
-                ],
-                stderr=out,
-                stdout=out,
-            )
-        url = f"http://127.0.0.1:{port}"
-        wait_http(url + "/v1/health", server)
+        server, url = start_chroma_server(store, log=log, log_level="info")
         options = {"chroma_url": url}
     try:
         t0 = time.perf_counter()
@@ -153,12 +125,7 @@ def _ours(folder: Path, service: bool) -> dict[str, float]:
         figures = latencies(
             lambda q: [int(n.input_uri) for n in qs.log(input_uri="q", embedding=q).nearest], queries, truth
         )
-        figures.update(
-            ingest_per_s=len(data) / ingest, index_ready_s=ready, client_rss_mb=peak_rss_mb(), disk_mb=disk_mb(store)
-        )
-        if server is not None:
-            figures["server_rss_mb"] = peak_rss_mb(server.pid)
-        return figures
+        return _with_totals(figures, len(data) / ingest, ready, store, server)
     finally:
         if server is not None:
             server.terminate()
@@ -171,13 +138,10 @@ def _wait_ready(folder: Path, service: bool, es: dict[str, str], log: Path, t0: 
 
     from chroma_core.engine.sqlite_store import SQLiteStore
 
-    if (
-        len(np.load(folder / "data.npy", mmap_mode="r"))
-        < inspect.signature(SQLiteStore).parameters["ann_threshold"].default
-    ):
+    total = len(np.load(folder / "data.npy", mmap_mode="r"))
+    if total < inspect.signature(SQLiteStore).parameters["ann_threshold"].default:
         return time.perf_counter() - t0  # a set this small is searched exactly: nothing to wait for
     deadline = time.monotonic() + 900
-    total = len(np.load(folder / "data.npy", mmap_mode="r"))
     if service:
         while time.monotonic() < deadline:
             text = log.read_text(errors="replace")
@@ -190,7 +154,6 @@ def _wait_ready(folder: Path, service: bool, es: dict[str, str], log: Path, t0: 
 
     engine = open_engine(folder / "ours")
     set_id = chroma.embedding_set_id(es)
-    total = engine.get_set(set_id).training  # type: ignore[union-attr]
     dim = engine.get_set(set_id).dimension  # type: ignore[union-attr]
     while time.monotonic() < deadline:
         found = engine.store.nearest(set_id, np.zeros((1, dim), np.float32) + 1, 1)
@@ -221,7 +184,7 @@ def _peer(folder: Path, http: bool) -> dict[str, float]:
             stderr=subprocess.DEVNULL,
             env={**os.environ, "ANONYMIZED_TELEMETRY": "False"},
         )
-        wait_http(f"http://127.0.0.1:{port}/api/v2/heartbeat", server)
+        wait_until_serving(f"http://127.0.0.1:{port}/api/v2/heartbeat", server, 60, "chroma run (chromadb)")
         client = chromadb.HttpClient(host="127.0.0.1", port=port, settings=settings)
     else:
         client = chromadb.PersistentClient(path=str(path), settings=settings)
@@ -239,12 +202,7 @@ def _peer(folder: Path, http: bool) -> dict[str, float]:
             truth,
         )
         # chromadb indexes as it ingests: its index serves every row once add() has returned.
-        figures.update(
-            ingest_per_s=len(data) / ingest, index_ready_s=ingest, client_rss_mb=peak_rss_mb(), disk_mb=disk_mb(path)
-        )
-        if server is not None:
-            figures["server_rss_mb"] = peak_rss_mb(server.pid)
-        return figures
+        return _with_totals(figures, len(data) / ingest, ingest, path, server)
     finally:
         if server is not None:
             server.terminate()

@@ -8,15 +8,13 @@ number of requests and stops by itself.
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
 
 import numpy as np
-from _util import free_port, wait_until_serving
+from _util import start_chroma_server
 
 import chroma
 from chroma_core.config import load_config
@@ -28,28 +26,6 @@ from chroma_core.types import QueryRequest
 
 DIM = 384
 ES = EmbeddingSet.from_dict({"model": "bench", "layer": "service"})
-
-
-def start_server(data: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "chroma",
-            "serve",
-            "--port",
-            str(port),
-            "--persist-directory",
-            str(data),
-            "--log-level",
-            "warning",
-        ],
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    wait_until_serving(url + "/v1/health", proc, 30, "chroma serve")
-    return proc, url
 
 
 def batches(n_batches: int, per: int, tag: str, seed: int) -> list[tuple[BatchHeader, Records]]:
@@ -141,7 +117,7 @@ def load_test(url: str, clients: int = 16, per_client: int = 100, queries: np.nd
 def main() -> None:
     with tempfile.TemporaryDirectory() as d:
         root = Path(d)
-        proc, url = start_server(root / "server")
+        proc, url = start_chroma_server(root / "server")
         try:
 
             def http() -> Transport:
