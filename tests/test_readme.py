@@ -2,9 +2,10 @@
 
 Each ```python block runs in one namespace, in the README's order, in a temporary directory. Only what the README
 leaves to the reader is supplied: the placeholders (``RECORDED_FROM_TORCH``, ``embedding``, ``texts``,
-``send_to_labelling`` ...), a tiny local model where it says ``model="..."``, and ``/tmp/`` pointed at the test's
-own directory. The shell block's commands run as a subprocess with ``<ID>``, ``<BASE64_EMBEDDING>`` and ``FILE``
-filled in. A README edit that breaks an example breaks this test.
+``send_to_labelling`` ...), a tiny local model where it says ``model="..."`` (the integration blocks, in
+``tests/chroma_integrations/test_readme_examples.py``), and ``/tmp/`` pointed at the test's own directory. The
+shell block's commands run as a subprocess with ``<ID>``, ``<BASE64_EMBEDDING>`` and ``FILE`` filled in.
+A README edit that breaks an example breaks this test.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 import chroma
 from tests.conftest import clusters
@@ -33,7 +33,7 @@ def blocks(language: str) -> list[str]:
     return [m.group(1) for m in re.finditer(rf"^```{language}\n(.*?)^```", text, flags=re.S | re.M)]
 
 
-def _by_marker(marker: str) -> str:
+def block_with(marker: str) -> str:
     found = [b for b in blocks("python") if marker in b]
     assert len(found) == 1, f"the README should hold one python block with {marker!r}"
     return found[0]
@@ -48,7 +48,7 @@ def _train_set(dim: int = 32) -> np.ndarray:
 
 
 def test_python_blocks_cover_the_readme():
-    # Every python block is run by one of the tests below: a new block needs a test.
+    # Every python block is run by a test here or in tests/chroma_integrations/test_readme_examples.py.
     markers = [
         "session.bufferlocal",
         "chroma.QuerySession(",
@@ -60,7 +60,7 @@ def test_python_blocks_cover_the_readme():
     ]
     assert len(blocks("python")) == len(markers)
     for marker in markers:
-        _by_marker(marker)
+        block_with(marker)
 
 
 def test_core_examples(tmp_path):
@@ -73,21 +73,21 @@ def test_core_examples(tmp_path):
         "outputs": [{"label": "c1", "score": 0.51}],
         "send_to_labelling": labelled.append,
     }
-    training = _by_marker("session.bufferlocal").replace('"/tmp/', f'"{tmp_path}/')
+    training = block_with("session.bufferlocal").replace('"/tmp/', f'"{tmp_path}/')
     exec(compile(training, "README:training", "exec"), ns)
     assert glob.glob(str(tmp_path / "chroma-user-exp-abc-context-*.jsonl"))
 
-    exec(compile(_by_marker("chroma.QuerySession("), "README:query", "exec"), ns)
+    exec(compile(block_with("chroma.QuerySession("), "README:query", "exec"), ns)
     result = ns["result"]
     assert isinstance(result, chroma.QueryResult) and result.training_recommended
     assert labelled == ["/images/999.png"]
     ns["session"].flush()  # type: ignore[attr-defined]
 
-    exec(compile(_by_marker("chroma.select("), "README:select", "exec"), ns)
+    exec(compile(block_with("chroma.select("), "README:select", "exec"), ns)
     assert "/images/999.png" in labelled[1:]
     assert Path("context-set.parquet").stat().st_size > 0
 
-    exec(compile(_by_marker("chroma.log("), "README:without a session", "exec"), ns)
+    exec(compile(block_with("chroma.log("), "README:without a session", "exec"), ns)
     info = {s.id: s for s in chroma.TrainingSession(embedding_set=SET).transport.list_sets()}
     assert info[chroma.embedding_set_id(SET)].training == len(x) + 2  # the README's two training records
 
@@ -130,53 +130,3 @@ def test_command_line_examples(tmp_path):
         ran += 1
     assert ran == 8
     assert Path("set.parquet").stat().st_size > 0
-
-
-@pytest.fixture
-def tiny_model(tmp_path):
-    transformers = pytest.importorskip("transformers")
-    pytest.importorskip("torch")
-    words = ["the", "a", "movie", "great", "awful", "plot", "was", "good", "bad", "new", "input"]
-    vocab = tmp_path / "vocab.txt"
-    vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *words]) + "\n")
-    tokenizer = transformers.BertTokenizerFast(vocab_file=str(vocab), model_max_length=32)
-    config = transformers.BertConfig(
-        vocab_size=tokenizer.vocab_size,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        num_labels=2,
-    )
-    model = transformers.BertForSequenceClassification(config)
-    folder = tmp_path / "tiny-bert"
-    model.save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return str(folder)
-
-
-def test_integration_examples(tiny_model, tmp_path, monkeypatch):
-    mlflow = pytest.importorskip("mlflow")
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
-    previous = mlflow.get_tracking_uri()
-    mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlflow.db")  # an earlier test may have set one, now stopped
-    texts = ["the movie was great", "the plot was awful", "a good movie", "a bad plot"] * 6
-    ns: dict[str, object] = {"texts": texts, "TINY_MODEL": tiny_model, "mlflow": mlflow}
-    hf = _by_marker("ChromaPipeline(").replace('model="..."', "model=TINY_MODEL")
-    exec(compile(hf, "README:pipelines", "exec"), ns)
-    assert len(ns["outputs"]) == len(texts)  # type: ignore[arg-type]
-
-    ml = _by_marker("chroma_mlflow.autolog()")
-    try:
-        exec(compile(ml, "README:mlflow", "exec"), ns)
-        embeddings = ns["chroma_mlflow"].load_embeddings(ns["run"].info.run_id)  # type: ignore[attr-defined]
-        assert [e.vectors.shape[0] for e in embeddings.values()] == [len(texts)]
-    finally:
-        ns["chroma_mlflow"].autolog(disable=True)  # type: ignore[attr-defined]
-        mlflow.set_tracking_uri(previous)
-
-    calls: list[object] = []
-    ns["encode"] = lambda x: (calls.append(x), np.full(32, 1.0, dtype=np.float32))[1]
-    exec(compile(_by_marker("@recommend("), "README:serving", "exec"), ns)
-    assert ns["predict"]({"id": "p1"}) is None  # the README's predict is `...`: it returns None, unchanged
-    assert calls == [{"id": "p1"}]

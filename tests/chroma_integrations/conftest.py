@@ -76,6 +76,15 @@ def text_pipe(tokenizer):
 
 
 @pytest.fixture(scope="session")
+def text_model_dir(text_pipe, tmp_path_factory):
+    """The text classifier saved as a model folder: what ``pipeline(task, model="...")`` loads by name."""
+    folder = tmp_path_factory.mktemp("tiny-bert")
+    text_pipe.model.save_pretrained(folder)
+    text_pipe.tokenizer.save_pretrained(folder)
+    return str(folder)
+
+
+@pytest.fixture(scope="session")
 def feature_pipe(tokenizer):
     torch.manual_seed(1)
     model = transformers.BertModel(bert_config(tokenizer)).eval()
@@ -244,7 +253,9 @@ def _clip_config(tokenizer):
         bos_token_id=tokenizer.cls_token_id,
     )
     vision = dict(image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=2, num_attention_heads=2)
-    return transformers.CLIPConfig(text_config=text, vision_config={**vision, "intermediate_size": 37}, projection_dim=16)
+    return transformers.CLIPConfig(
+        text_config=text, vision_config={**vision, "intermediate_size": 37}, projection_dim=16
+    )
 
 
 def _clip_processor():
@@ -270,7 +281,9 @@ def image_feature_pipe(tokenizer):
     pytest.importorskip("PIL")
     torch.manual_seed(8)
     model = transformers.CLIPVisionModelWithProjection(_clip_config(tokenizer).vision_config).eval()
-    return transformers.pipeline("image-feature-extraction", model=model, image_processor=_clip_processor(), device="cpu")
+    return transformers.pipeline(
+        "image-feature-extraction", model=model, image_processor=_clip_processor(), device="cpu"
+    )
 
 
 @pytest.fixture(scope="session")
