@@ -3,12 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
-import time
 from typing import TYPE_CHECKING
-
-import numpy as np
 
 from chroma_core.config import Config, ConfigOptions, load_config
 from chroma_core.embedding_set import EmbeddingSet, SetRef, parse_set_ref
@@ -23,11 +19,6 @@ if TYPE_CHECKING:
 
 __all__ = ["SessionOptions", "SetLike"]
 
-
-_F32 = np.dtype(np.float32)  # the canonical instance: native float32 arrays share it, so `is` is a valid test
-_NDARRAY = np.ndarray
-_INF = math.inf
-_now = time.time
 
 SetLike = SetRef
 

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from chroma_core import hooks
 from chroma_core.batch_format import write_batch
@@ -22,7 +26,7 @@ from chroma_core.inputs import read_logged
 from chroma_core.logs import logger
 from chroma_core.paths import check_template, render_template
 from chroma_core.records import BatchHeader, Mode, Records, preview_of
-from chroma_core.sessions.base import _F32, _INF, _NDARRAY, SessionOptions, SetLike, _now, _Session
+from chroma_core.sessions.base import SessionOptions, SetLike, _Session
 from chroma_core.types import UploadReport
 
 if TYPE_CHECKING:
@@ -30,6 +34,12 @@ if TYPE_CHECKING:
 
 
 __all__ = ["SavedBatch", "TrainingSession"]
+
+# log()'s fast path compares with these module constants (cheaper than attribute lookups on each call).
+_F32 = np.dtype(np.float32)  # the canonical instance: native float32 arrays share it, so `is` is a valid test
+_NDARRAY = np.ndarray
+_INF = math.inf
+_now = time.time
 
 
 @dataclasses.dataclass(frozen=True)
