@@ -6,7 +6,12 @@ import numpy as np
 import pytest
 
 import chroma
-from chroma_integrations.transformers import ChromaPipeline, UnsupportedPipelineError, default_input_uri
+from chroma_integrations.transformers import (
+    SUPPORTED_TASKS,
+    ChromaPipeline,
+    UnsupportedPipelineError,
+    default_input_uri,
+)
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
@@ -342,3 +347,14 @@ def test_wrong_labels_are_refused_before_the_pipeline_runs(text_pipe):
     with pytest.raises(chroma.ChromaError, match="training labels"):
         q(TEXTS[:1], labels=["a"])
     q.close()
+
+
+def test_text2text_generation_is_refused_with_the_supported_tasks(generation_pipe):
+    # transformers 5.x removed the text2text-generation pipeline; a pipeline claiming that task gets a clear error.
+    generation_pipe.task, task = "text2text-generation", generation_pipe.task
+    try:
+        with pytest.raises(UnsupportedPipelineError, match="text2text-generation.*TrainingSession"):
+            ChromaPipeline(generation_pipe)
+    finally:
+        generation_pipe.task = task
+    assert "text2text-generation" not in SUPPORTED_TASKS
