@@ -40,3 +40,17 @@ def test_the_vector_does_not_depend_on_how_many_tokens_are_generated(generation_
     # The same prefill pass, bit for bit: no decoding step leaks into the vector.
     np.testing.assert_array_equal(one, many)
 
+
+def test_last_pooling_under_left_padding_picks_each_prompts_last_real_token(generation_pipe):
+    assert generation_pipe.tokenizer.padding_side == "left"
+    lengths = [len(generation_pipe.tokenizer(p, add_special_tokens=False)["input_ids"]) for p in PROMPTS]
+    assert len(set(lengths)) == len(PROMPTS)  # one batch, every row padded differently
+    got = logged(generation_pipe, PROMPTS, batch_size=len(PROMPTS), max_new_tokens=2, pooling="last")
+    states = [prompt_states(generation_pipe, p) for p in PROMPTS]
+    want = np.stack([s[-1] for s in states])
+    # Padded rows run with shifted positions and masked pad columns: equal to a few low bits.
+    np.testing.assert_allclose(got, want, atol=1e-4)
+    # The check can fail: a right-padding reading (position length-1 of the padded row) or the first token differ.
+    for i, s in enumerate(states):
+        if len(s) > 1:
+            assert not np.allclose(got[i], s[0], atol=1e-2)
