@@ -1,0 +1,40 @@
+"""automatic-speech-recognition (tiny Whisper): the encoder runs once per input, the decoder once per token, and the
+logged vector is the encoder's output pooled over its frames, computed here from the model."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from chroma_integrations.transformers import ChromaPipeline
+from tests.chroma_integrations.conftest import waves
+from tests.chroma_integrations.test_transformers_kinds import Calls, buffered
+
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+
+
+def encoder_mean(pipe, wave):
+    """The encoder's last hidden state over every frame of one input, averaged (the feature extractor pads to 1 s)."""
+    features = pipe.feature_extractor(wave, sampling_rate=16000, return_tensors="pt")["input_features"]
+    with torch.no_grad():
+        return pipe.model.get_encoder()(features).last_hidden_state[0].mean(dim=0).numpy()
+
+
+def test_encoder_once_per_input_decoder_per_token_vector_is_the_encoders_mean(asr_pipe):
+    inputs = waves(4)
+    encoder, decoder = Calls(asr_pipe.model.get_encoder()), Calls(asr_pipe.model.get_decoder())
+    w = ChromaPipeline(asr_pipe)
+    try:
+        w(inputs, batch_size=1, generate_kwargs={"min_new_tokens": 3, "max_new_tokens": 3})
+    finally:
+        w.close()
+        encoder.close()
+        decoder.close()
+    assert encoder.n == len(inputs)
+    # At least one decoder pass per generated token for every input; the hook never keeps one of them.
+    assert decoder.n >= 3 * len(inputs)
+    got = buffered(w)[0]
+    want = np.stack([encoder_mean(asr_pipe, x) for x in inputs])
+    assert got.shape == (len(inputs), asr_pipe.model.config.d_model)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
