@@ -38,3 +38,39 @@ def test_encoder_once_per_input_decoder_per_token_vector_is_the_encoders_mean(as
     want = np.stack([encoder_mean(asr_pipe, x) for x in inputs])
     assert got.shape == (len(inputs), asr_pipe.model.config.d_model)
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+class Outputs:
+    """Records the encoder's last hidden state each time it runs (one row per chunk of audio)."""
+
+    def __init__(self, module):
+        self.seen = []
+        self._handle = module.register_forward_hook(lambda _m, _a, out: self.seen.append(out[0].detach().clone()))
+
+    def close(self):
+        self._handle.remove()
+
+
+CHUNKED = {"batch_size": 1, "chunk_length_s": 1.0, "stride_length_s": 0.1, "generate_kwargs": {"max_new_tokens": 2}}
+
+
+def test_chunked_asr_logs_one_vector_per_input_the_mean_over_every_chunks_frames(asr_pipe):
+    rng = np.random.default_rng(11)
+    inputs = [(rng.standard_normal(16000 * s) * 0.1).astype(np.float32) for s in (3, 2)]
+    want = []
+    for x in inputs:  # the bare pipeline, one input at a time: its chunks' encoder states, every frame averaged
+        outputs = Outputs(asr_pipe.model.get_encoder())
+        try:
+            asr_pipe(x, ignore_warning=True, **CHUNKED)
+        finally:
+            outputs.close()
+        assert len(outputs.seen) > 1  # the input really was split
+        want.append(torch.cat([h[0] for h in outputs.seen]).mean(dim=0).numpy())
+    w = ChromaPipeline(asr_pipe)
+    try:
+        w(inputs, ignore_warning=True, **CHUNKED)
+    finally:
+        w.close()
+    got = buffered(w)[0]
+    assert got.shape == (len(inputs), asr_pipe.model.config.d_model)
+    np.testing.assert_allclose(got, np.stack(want), rtol=1e-5, atol=1e-5)
