@@ -230,6 +230,7 @@ class BatchReader:
             self._handle = path
         self.problems: list[Problem] = []
         self.problem_count = 0
+        self._first_problem: Problem | None = None
         self._max_problems = max_problems
         self._max_bad_lines = max_bad_lines
         self._digest = hashlib.sha256()
@@ -248,10 +249,11 @@ class BatchReader:
 
     def _problem(self, problem: Problem) -> None:
         self.problem_count += 1
+        self._first_problem = self._first_problem or problem  # kept even when max_problems keeps none
         if self._max_bad_lines is not None and self.problem_count > self._max_bad_lines:
-            first = self.problems[0] if self.problems else problem
             raise BatchFormatError(
-                f"{self.name}: more than {self._max_bad_lines} bad lines; the first: {first}. Is this a batch file?"
+                f"{self.name}: more than {self._max_bad_lines} bad lines; the first: {self._first_problem}. "
+                "Is this a batch file?"
             )
         if self._max_problems is None or len(self.problems) < self._max_problems:
             self.problems.append(problem)

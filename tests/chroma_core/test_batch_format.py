@@ -304,7 +304,8 @@ def test_max_problems_zero_still_says_there_were_problems(tmp_path):
 def test_past_max_bad_lines_the_file_is_refused_whole(tmp_path):
     path = _garbled(tmp_path, n=30, bad=12)
     refused = pytest.raises(BatchFormatError, match=r"more than 10 bad lines; the first: line 2: not valid JSON")
-    with BatchReader(path, max_problems=2, max_bad_lines=10) as reader, refused:
-        reader.read_all()
+    for kept in (2, 0):  # keeping none, the message still names the first bad line
+        with BatchReader(path, max_problems=kept, max_bad_lines=10) as reader, refused:
+            reader.read_all()
     with BatchReader(path, max_bad_lines=13) as reader:  # exactly at the limit: read, with its problems
         assert len(reader.read_all()) == 18 and reader.problem_count == 13
