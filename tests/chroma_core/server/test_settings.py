@@ -13,6 +13,7 @@ from chroma_core.cli import build_parser as _parser
 from chroma_core.cli.serve import LIMIT_FLAGS, settings_of
 from chroma_core.errors import ConfigError
 from chroma_core.server.settings import MIB, Limits, ServerSettings
+from tests.chroma_core.test_batch_format import lines_of
 from tests.conftest import ROOT, ChromaServer
 
 
@@ -121,7 +122,7 @@ def test_a_real_server_enforces_the_limits_its_flags_and_variables_set(tmp_path,
     pytest.importorskip("fastapi")
     requests = pytest.importorskip("requests")
     monkeypatch.setenv("CHROMASERVER_MAX_EMBEDDINGS_PER_REQUEST", "2")  # the server inherits the environment
-    server = ChromaServer(tmp_path / "data", extra=("--max-header-bytes", "4096"))
+    server = ChromaServer(tmp_path / "data", extra=("--max-header-bytes", "4096", "--problems-reported", "0"))
     server.start()
     try:
         health = server.url + "/v1/health"
@@ -135,6 +136,13 @@ def test_a_real_server_enforces_the_limits_its_flags_and_variables_set(tmp_path,
         r = requests.post(query, json={"embeddings": [[1.0, 2.0]] * 3}, timeout=5)
         assert r.status_code == 413 and r.json()["error"]["code"] == "too_many_embeddings"
         assert "the limit is 2" in r.json()["error"]["message"]
+        # Problems reported: none listed, but counted, so the upload is still not ok.
+        lines = lines_of(tmp_path, n=20)
+        lines[1:4] = [b"not json\n"] * 3
+        ndjson = {"Content-Type": "application/x-ndjson"}
+        r = requests.post(server.url + "/v1/batches", data=b"".join(lines), headers=ndjson, timeout=30)
+        assert r.status_code == 200
+        assert (r.json()["stored"], r.json()["problems"], r.json()["ok"]) == (17, ["... and 4 more problems"], False)
         assert requests.get(health, timeout=5).status_code == 200
     finally:
         server.stop()
