@@ -209,10 +209,19 @@ class BatchReader:
     ...     print(reader.problems)
 
     ``problems`` is complete once ``chunks()`` is exhausted: bad lines, a missing trailer (a truncated file),
-    a count or checksum that does not match (an edited file).
+    a count or checksum that does not match (an edited file). Every problem is counted (``problem_count``); only
+    the first ``max_problems`` are kept, then one last entry says how many more there were. Past
+    ``max_bad_lines`` problems the file is refused whole (BatchFormatError): a file of garbage must not cost minutes.
     """
 
-    def __init__(self, path: str | os.PathLike[str] | IO[bytes], *, name: str | None = None) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str] | IO[bytes],
+        *,
+        name: str | None = None,
+        max_problems: int | None = None,
+        max_bad_lines: int | None = None,
+    ) -> None:
         if isinstance(path, (str, os.PathLike)):
             self.name = str(path)
             self._handle = _open_binary(Path(path))
@@ -220,6 +229,10 @@ class BatchReader:
             self.name = name or "<stream>"
             self._handle = path
         self.problems: list[Problem] = []
+        self.problem_count = 0
+        self._first_problem: Problem | None = None
+        self._max_problems = max_problems
+        self._max_bad_lines = max_bad_lines
         self._digest = hashlib.sha256()
         self._line = 0
         self._lines: Iterator[bytes] = iter(self._handle)
@@ -233,6 +246,17 @@ class BatchReader:
 
     def close(self) -> None:
         self._handle.close()
+
+    def _problem(self, problem: Problem) -> None:
+        self.problem_count += 1
+        self._first_problem = self._first_problem or problem  # kept even when max_problems keeps none
+        if self._max_bad_lines is not None and self.problem_count > self._max_bad_lines:
+            raise BatchFormatError(
+                f"{self.name}: more than {self._max_bad_lines} bad lines; the first: {self._first_problem}. "
+                "Is this a batch file?"
+            )
+        if self._max_problems is None or len(self.problems) < self._max_problems:
+            self.problems.append(problem)
 
     def _read_header(self) -> BatchHeader:
         try:
@@ -308,7 +332,7 @@ class BatchReader:
             try:
                 raw = next(self._lines, None)
             except (OSError, EOFError, gzip.BadGzipFile) as exc:
-                self.problems.append(Problem(self._line + 1, f"the file ends in a corrupt or truncated block ({exc})"))
+                self._problem(Problem(self._line + 1, f"the file ends in a corrupt or truncated block ({exc})"))
                 break
             if raw is None:
                 break
@@ -316,18 +340,18 @@ class BatchReader:
             line = self._line
             if seen_trailer:
                 if raw.strip():
-                    self.problems.append(Problem(line, "data after the trailer line; the trailer must be last"))
+                    self._problem(Problem(line, "data after the trailer line; the trailer must be last"))
                 continue
             if not raw.endswith(b"\n"):
                 # A final line without its newline is what a truncated copy looks like.
-                self.problems.append(Problem(line, "the last line is cut off (no newline): the file is truncated"))
+                self._problem(Problem(line, "the last line is cut off (no newline): the file is truncated"))
                 self._digest.update(raw)
                 continue
             try:
                 obj = loads(raw)
             except ValueError as exc:
                 self._digest.update(raw)
-                self.problems.append(Problem(line, f"not valid JSON ({exc})"))
+                self._problem(Problem(line, f"not valid JSON ({exc})"))
                 continue
             if isinstance(obj, dict) and "chroma_trailer" in obj:
                 seen_trailer = True
@@ -338,7 +362,7 @@ class BatchReader:
                 buf.append(self._record(obj, line))
                 lines.append(line)
             except ValueError as exc:
-                self.problems.append(Problem(line, str(exc)))
+                self._problem(Problem(line, str(exc)))
                 continue
             if len(buf) >= size:
                 yield self._flush(buf, lines, dim)
@@ -346,13 +370,15 @@ class BatchReader:
         if buf:
             yield self._flush(buf, lines, dim)
         if not seen_trailer:
-            self.problems.append(
+            self._problem(
                 Problem(
                     0,
                     "no trailer line: the file is truncated, or was not written by Chroma's writer; "
                     "the records above were read, but their completeness cannot be checked",
                 )
             )
+        if self.problem_count > len(self.problems):
+            self.problems.append(Problem(0, f"... and {self.problem_count - len(self.problems)} more problems"))
 
     def _flush(self, buf: list[_Row], lines: list[int], dim: int) -> Records:
         vectors = np.empty((len(buf), dim), dtype=np.float32)
@@ -365,7 +391,7 @@ class BatchReader:
         if not good.all():
             for i in np.flatnonzero(~good).tolist():
                 reason = "holds NaN or infinite values" if not finite[i] else "is all zeros (it has no direction)"
-                self.problems.append(Problem(lines[i], f"'embedding' {reason}"))
+                self._problem(Problem(lines[i], f"'embedding' {reason}"))
             keep = np.flatnonzero(good).tolist()
             vectors = vectors[keep]
             buf = [buf[i] for i in keep]
@@ -387,14 +413,12 @@ class BatchReader:
         records_seen = line - 2  # every line between header and trailer should be a record
         count = obj.get("count")
         if count != records_seen:
-            self.problems.append(
+            self._problem(
                 Problem(line, f"the trailer counts {count!r} records, but the file holds {records_seen} record lines")
             )
         expected = obj.get("sha256")
         if expected != self._digest.hexdigest():
-            self.problems.append(
-                Problem(line, "checksum mismatch: the file was edited or corrupted after it was written")
-            )
+            self._problem(Problem(line, "checksum mismatch: the file was edited or corrupted after it was written"))
 
     def read_all(self) -> Records:
         return Records.concat(list(self.chunks()), self.header.dimension)

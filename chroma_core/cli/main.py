@@ -7,7 +7,6 @@ success: a batch file had problems, its good records were still read (and, for u
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Sequence
 
@@ -17,14 +16,11 @@ from chroma_core.cli.common import (
     EXIT_ERROR,
     EXIT_OK,
     EXIT_USAGE,
-    SERVER,
     UsageError,
     set_argument,
 )
-from chroma_core.cli.store import add_store_url
 from chroma_core.config import Config
 from chroma_core.errors import ChromaError
-from chroma_core.server.settings import LOG_LEVELS
 
 __all__ = ["build_parser", "main"]
 
@@ -145,33 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(run=reading.sets)
 
-    p = sub.add_parser(
-        "serve",
-        epilog=EPILOG,
-        help="run the Chroma service (needs the [server] extra)",
-        description="Run the HTTP service. Binds to loopback unless --host says otherwise.",
-    )
-    p.add_argument("--host", default=SERVER.host, help=f"address to bind (default {SERVER.host})")
-    p.add_argument("--port", type=int, default=SERVER.port, help=f"port (default {SERVER.port})")
-    p.add_argument(
-        "--persist-directory",
-        default=SERVER.persist_directory,
-        help=f"where the service keeps its data (default ./{SERVER.persist_directory})",
-    )
-    add_store_url(p)
-    p.add_argument(
-        "--keys-file",
-        default=os.environ.get("CHROMASERVER_KEYS_FILE"),
-        help='JSON {"<api key>": "<application_id>"}; without it only loopback clients are served',
-    )
-    p.add_argument(
-        "--max-body-mb",
-        type=int,
-        metavar="MIB",
-        help=f"largest request body accepted, in MiB (default {SERVER.limits.max_body_mib})",
-    )
-    p.add_argument("--log-level", default=SERVER.log_level, choices=LOG_LEVELS)
-    p.set_defaults(run=serve.serve)
+    serve.add_parser(sub)
 
     p = sub.add_parser(
         "import",

@@ -20,13 +20,11 @@ from typing import IO
 
 from starlette.requests import Request
 
-from chroma_core.batch_format import Problem
 from chroma_core.server.settings import Limits
 from chroma_core.server.wire import BATCH_CONTENT_TYPES, ApiError
 
 __all__ = [
     "BoundedLines",
-    "ProblemList",
     "check_batch_headers",
     "read_json_body",
     "spooled_body",
@@ -185,29 +183,3 @@ class BoundedLines:
 
     def close(self) -> None:
         self._raw.close()
-
-
-class ProblemList(list[Problem]):
-    """A batch reader's problems: all counted, the first ``kept`` held; past ``fatal`` the upload is refused."""
-
-    def __init__(self, kept: int, fatal: int) -> None:
-        super().__init__()
-        self.kept = kept
-        self.fatal = fatal
-        self.total = 0
-
-    def append(self, problem: Problem) -> None:
-        self.total += 1
-        if self.total > self.fatal:
-            raise ApiError(
-                "batch_format",
-                f"more than {self.fatal} bad lines; the first: {self[0] if self else problem}. Is this a batch file?",
-            )
-        if len(self) < self.kept:
-            super().append(problem)
-
-    def summary(self) -> tuple[str, ...]:
-        """The kept problems, and a last line counting the others when some were left out."""
-        shown = tuple(str(p) for p in self)
-        left = self.total - len(shown)
-        return (*shown, f"... and {left} more problems") if left > 0 else shown

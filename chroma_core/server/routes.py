@@ -22,7 +22,7 @@ from chroma_core.embedding_set import EmbeddingSet
 from chroma_core.engine import Engine
 from chroma_core.errors import InvalidEmbeddingError, UnknownEmbeddingSetError
 from chroma_core.server.auth import Keys, Tenants
-from chroma_core.server.body import BoundedLines, ProblemList, check_batch_headers, spooled_body
+from chroma_core.server.body import BoundedLines, check_batch_headers, spooled_body
 from chroma_core.server.gate import GuardedRoute, application_of
 from chroma_core.server.schema import (
     ERROR_RESPONSES,
@@ -193,7 +193,10 @@ async def upload_batch(request: Request, engine: TenantEngine, service: ServiceD
 
 def _ingest(engine: Engine, spool: IO[bytes], limits: Limits) -> UploadReport:
     lines = BoundedLines(open_stream(spool), limits)
-    with BatchReader(lines, name="the uploaded batch") as reader:  # type: ignore[arg-type]
-        problems = reader.problems = ProblemList(limits.problems_reported, limits.max_bad_lines)
-        report = engine.ingest(reader)
-        return dataclasses.replace(report, problems=problems.summary())
+    with BatchReader(
+        lines,  # type: ignore[arg-type]
+        name="the uploaded batch",
+        max_problems=limits.problems_reported,
+        max_bad_lines=limits.max_bad_lines,
+    ) as reader:
+        return engine.ingest(reader)

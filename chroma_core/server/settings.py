@@ -7,13 +7,36 @@ fields) and the client never load FastAPI to know them.
 from __future__ import annotations
 
 import dataclasses
+import math
 
 from chroma_core.errors import ConfigError
 
-__all__ = ["LOG_LEVELS", "MIB", "Limits", "ServerSettings"]
+__all__ = ["LOG_LEVELS", "MIB", "Limits", "ServerSettings", "check_setting"]
 
 MIB = 1024 * 1024
 LOG_LEVELS = ("debug", "info", "warning", "error")
+#: Fields for which 0 means something (report no problems; stop at once on SIGTERM; any free port); every other
+#: number must be positive: a zero limit or timeout would refuse every request, a negative one is a typo.
+_ZERO_ALLOWED = frozenset({"problems_reported", "graceful_shutdown_s", "port"})
+
+
+def check_setting(name: str, value: object) -> None:
+    """Raise ConfigError unless ``value`` fits the numeric setting ``name`` (a Limits or ServerSettings field)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(f"{name} must be a number, not {value!r}.")
+    if not math.isfinite(value):
+        raise ConfigError(f"{name} must be a finite number, not {value!r}.")
+    if name in _ZERO_ALLOWED and value < 0:
+        raise ConfigError(f"{name} must be 0 or more, not {value!r}.")
+    if name not in _ZERO_ALLOWED and value <= 0:
+        raise ConfigError(f"{name} must be more than 0, not {value!r}: a zero or negative limit refuses everything.")
+
+
+def _check_numbers(settings: object) -> None:
+    for field in dataclasses.fields(settings):  # type: ignore[arg-type]
+        value = getattr(settings, field.name)
+        if field.type in ("int", "float"):
+            check_setting(field.name, value)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,6 +61,9 @@ class Limits:
     #: Longest pause between two pieces of a request body before it is refused (a slow client holds a worker,
     #: a spool file and memory for as long as it is allowed to dawdle).
     body_timeout_s: float = 30.0
+
+    def __post_init__(self) -> None:
+        _check_numbers(self)
 
     @property
     def max_body_mib(self) -> int:
@@ -73,3 +99,4 @@ class ServerSettings:
     def __post_init__(self) -> None:
         if self.log_level not in LOG_LEVELS:
             raise ConfigError(f"log_level must be one of {', '.join(LOG_LEVELS)}, not {self.log_level!r}.")
+        _check_numbers(self)

@@ -267,3 +267,45 @@ def test_an_all_zero_embedding_in_a_file_is_a_bad_line(tmp_path):
     records.vectors[1] = 0.0
     _, good, problems = read_batch(write_batch(tmp_path / "z.jsonl", header, records))
     assert len(good) == 2 and [(p.line, "all zeros" in p.reason) for p in problems] == [(3, True)]
+
+
+def _garbled(tmp_path, n: int, bad: int):
+    """A batch of ``n`` records whose first ``bad`` record lines are not JSON (the checksum then fails too)."""
+    lines = lines_of(tmp_path, n=n)
+    for i in range(1, bad + 1):
+        lines[i] = b"not json\n"
+    (tmp_path / "b.jsonl").write_bytes(b"".join(lines))
+    return tmp_path / "b.jsonl"
+
+
+def test_max_problems_keeps_the_first_and_counts_the_rest(tmp_path):
+    path = _garbled(tmp_path, n=30, bad=12)  # 12 bad lines + the checksum: 13 problems
+    with BatchReader(path, max_problems=3) as reader:
+        records = reader.read_all()
+    assert len(records) == 18 and reader.problem_count == 13
+    assert [p.line for p in reader.problems[:3]] == [2, 3, 4]
+    assert [str(p) for p in reader.problems[3:]] == ["... and 10 more problems"]
+    with BatchReader(path) as unbounded:  # no limit: every problem is kept, and no count line is added
+        unbounded.read_all()
+    assert len(unbounded.problems) == unbounded.problem_count == 13
+
+
+def test_max_problems_zero_still_says_there_were_problems(tmp_path):
+    # The engine stores a batch as complete only when it has no problems: a reader that keeps none must not say so.
+    with BatchReader(_garbled(tmp_path, n=5, bad=2), max_problems=0) as reader:
+        reader.read_all()
+    assert [str(p) for p in reader.problems] == ["... and 3 more problems"]
+    clean = tmp_path / "clean.jsonl"
+    write_batch(clean, *make(n=5))
+    with BatchReader(clean, max_problems=0) as reader:
+        assert len(reader.read_all()) == 5 and reader.problems == [] and reader.problem_count == 0
+
+
+def test_past_max_bad_lines_the_file_is_refused_whole(tmp_path):
+    path = _garbled(tmp_path, n=30, bad=12)
+    refused = pytest.raises(BatchFormatError, match=r"more than 10 bad lines; the first: line 2: not valid JSON")
+    for kept in (2, 0):  # keeping none, the message still names the first bad line
+        with BatchReader(path, max_problems=kept, max_bad_lines=10) as reader, refused:
+            reader.read_all()
+    with BatchReader(path, max_bad_lines=13) as reader:  # exactly at the limit: read, with its problems
+        assert len(reader.read_all()) == 18 and reader.problem_count == 13

@@ -1,8 +1,8 @@
 """Hostile and unlucky clients against a real keyed server on 127.0.0.1 (issue 18).
 
 Each probe checks the status the server answers with (or that it closes the connection) and that ``/v1/health``
-answers within a second afterwards. The server runs with small limits and short timeouts so that every probe is
-bounded in bytes and seconds; the limits' defaults are documented in docs/security.md.
+answers within a second afterwards. The server runs with small limits and short timeouts, set by its serve flags,
+so that every probe is bounded in bytes and seconds; the limits' defaults are documented in docs/security.md.
 """
 
 from __future__ import annotations
@@ -11,8 +11,6 @@ import gzip
 import json
 import os
 import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -31,59 +29,29 @@ from chroma_core.embedding_set import EmbeddingSet
 from chroma_core.records import BatchHeader, Records, new_batch_id
 from chroma_core.transport.http import HTTPTransport, RetryPolicy
 from chroma_core.types import QueryRequest
-from tests.conftest import ROOT, SET, ChromaServer, clusters, wait_until_serving
+from tests.conftest import SET, ChromaServer, clusters
 
 pytestmark = pytest.mark.slow
 
 KEY = "hostile-test-key-0001"
 MIB = 1024 * 1024
 SET_ID = chroma.embedding_set_id(SET)
-SETTINGS = {
-    "header_timeout_s": 1.5,
-    "keep_alive_s": 1,
-    "max_concurrency": 48,
-    "limits": {
-        "max_body_bytes": 32 * MIB,
-        "max_json_bytes": 1 * MIB,
-        "max_decompressed_bytes": 64 * MIB,
-        "max_bad_lines": 1000,
-        "body_timeout_s": 1.0,
-    },
-}
-_SERVE = """
-import json, sys
-from chroma_core.server.run import serve
-from chroma_core.server.settings import Limits, ServerSettings
-cfg = json.loads(sys.argv[1])
-serve(ServerSettings(limits=Limits(**cfg.pop("limits")), **cfg))
-"""
-
-
-class TunedServer(ChromaServer):
-    """``serve()`` with settings the CLI has no flags for (short timeouts, small limits)."""
-
-    def __init__(self, data: Path, settings: dict) -> None:
-        super().__init__(data, keys={KEY: "hostile"})
-        self.settings = settings
-
-    def start(self, timeout: float = 30.0) -> TunedServer:
-        cfg = {
-            **self.settings,
-            "host": "127.0.0.1",
-            "port": self.port,
-            "persist_directory": str(self.data),
-            "keys_file": str(self.keys_file),
-            "log_level": "warning",
-        }
-        log = open(self.log, "ab")  # noqa: SIM115 - the server's, for as long as it runs
-        self.proc = subprocess.Popen([sys.executable, "-c", _SERVE, json.dumps(cfg)], cwd=ROOT, stdout=log, stderr=log)
-        wait_until_serving(self.url + "/v1/health", self.proc, self.log, timeout, "the tuned server")
-        return self
+#: The server's limits and timeouts, set by the serve command's flags (chroma_core/cli/serve.py).
+FLAGS = (
+    "--header-timeout-s", "1.5",
+    "--keep-alive-s", "1",
+    "--max-concurrency", "48",
+    "--max-body-mb", "32",
+    "--max-json-mb", "1",
+    "--max-decompressed-mb", "64",
+    "--max-bad-lines", "1000",
+    "--body-timeout-s", "1.0",
+)  # fmt: skip
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    s = TunedServer(tmp_path_factory.mktemp("hostile") / "data", SETTINGS)
+    s = ChromaServer(tmp_path_factory.mktemp("hostile") / "data", keys={KEY: "hostile"}, extra=FLAGS)
     try:
         yield s.start()
     finally:
@@ -93,14 +61,14 @@ def server(tmp_path_factory):
 AUTH = {"Authorization": f"Bearer {KEY}"}
 
 
-def healthy(server: TunedServer) -> None:
+def healthy(server: ChromaServer) -> None:
     """The server still answers /v1/health, within a second."""
     started = time.monotonic()
     r = requests.get(server.url + "/v1/health", timeout=1.0)
     assert r.status_code == 200 and time.monotonic() - started < 1.0
 
 
-def connect(server: TunedServer, timeout: float = 5.0) -> socket.socket:
+def connect(server: ChromaServer, timeout: float = 5.0) -> socket.socket:
     return socket.create_connection(("127.0.0.1", server.port), timeout=timeout)
 
 
@@ -157,7 +125,7 @@ def header_line(dimension: int) -> bytes:
     )
 
 
-def post_batch(server: TunedServer, body: bytes, gz: bool = False) -> requests.Response:
+def post_batch(server: ChromaServer, body: bytes, gz: bool = False) -> requests.Response:
     headers = {**AUTH, "Content-Type": "application/x-ndjson"}
     if gz:
         headers["Content-Encoding"] = "gzip"
@@ -323,7 +291,7 @@ def test_past_the_concurrency_limit_a_quick_503_then_service_again(server):
             s.close()
 
 
-def _spool_files(server: TunedServer) -> int:
+def _spool_files(server: ChromaServer) -> int:
     fds = Path(f"/proc/{server.proc.pid}/fd")
     return sum("/incoming/" in os.readlink(fd) for fd in fds.iterdir() if fd.is_symlink())
 
