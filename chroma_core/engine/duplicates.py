@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 import numpy as np
 
 from chroma_core.engine.index import normalize
-from chroma_core.engine.scoring import SetModel
+from chroma_core.engine.scoring import SetModel, cosine_distance
 from chroma_core.types.duplicates import Copy, DuplicateGroup
 from chroma_core.vectors import Matrix
 
@@ -24,17 +24,6 @@ __all__ = ["NEIGHBOURS", "chunked", "copies_of", "training_groups"]
 #: Training neighbours looked at per training record when grouping.
 NEIGHBOURS = 32
 _CHUNK = 2048
-#: float32 similarities of unit vectors are exact to about 1e-6 (measured up to 4096 dimensions: under 8e-7), so two
-#: exact copies can come out 1e-7 apart, and at threshold 0 some copies of one input would be grouped and others
-#: not. A distance under this is rounding, reported as 0; it is far under any near-duplicate distance (0.005 or more).
-_ROUNDING = 1e-5
-
-
-def _distance(sims: np.ndarray) -> np.ndarray:
-    """Cosine distances from similarities, with float32 rounding of exact copies taken back to 0."""
-    distance = np.maximum(1.0 - sims.astype(np.float64), 0.0)
-    distance[distance < _ROUNDING] = 0.0
-    return distance
 
 
 def training_groups(model: SetModel, threshold: float) -> list[DuplicateGroup]:
@@ -48,7 +37,7 @@ def training_groups(model: SetModel, threshold: float) -> list[DuplicateGroup]:
     for start in range(0, n, _CHUNK):
         rows = np.arange(start, min(n, start + _CHUNK))
         sims, found = model.search.search(model.row_vectors(rows), k)
-        distance = _distance(sims)
+        distance = cosine_distance(sims)
         near = (distance <= threshold) & (found != rows[:, None]) & (found >= 0)
         for i, j, d in zip(np.broadcast_to(rows[:, None], near.shape)[near], found[near], distance[near], strict=True):
             a, b = _find(parent, int(i)), _find(parent, int(j))
@@ -91,7 +80,7 @@ def copies_of(
         if not len(vectors):
             continue
         sims, found = model.search.search(normalize(vectors), 1)
-        distance = _distance(sims[:, 0])
+        distance = cosine_distance(sims[:, 0])
         hits = np.flatnonzero(distance <= threshold)
         if not len(hits):
             continue

@@ -12,6 +12,7 @@ from hypothesis.extra.numpy import arrays
 
 from chroma_core.engine.duplicates import NEIGHBOURS, copies_of, training_groups
 from chroma_core.engine.scoring import SetModel
+from chroma_core.types import QueryRequest, Thresholds
 from chroma_core.types.duplicates import DuplicateGroup
 
 finite = st.floats(-5, 5, allow_nan=False, width=32)
@@ -156,3 +157,18 @@ def test_an_exact_tie_links_both_sides():
     (group,) = training_groups(_model(x), between + 1e-4)
     assert group.rows == (0, 1, 2) and abs(group.max_distance - between) < 1e-5
     assert training_groups(_model(x), between - 1e-4) == []
+
+
+@settings(max_examples=100, deadline=None)
+@given(copies(max_n=10), st.sampled_from([0.5, 2.0, 1e-20, 1e20]))
+def test_a_query_copying_a_training_record_is_a_near_duplicate_at_threshold_0_as_duplicates_says(x, scale):
+    # The query tag and the duplicate finder share one distance: at threshold 0 both call exact copies duplicates.
+    model = _model(x)
+    queries = (x * np.float32(scale)).astype(np.float32)
+    assume(len(x) >= 2 and queries.any(axis=1).all() and np.isfinite(queries).all())
+    assume((np.diagonal(_distances(queries, x)) == 0).all())  # a subnormal product is no longer a copy
+    th = Thresholds(min_training=2, near_duplicate=0.0)
+    results = model.query(QueryRequest.of("s", queries, [f"q{i}" for i in range(len(x))], [None] * len(x), th))
+    assert all("near_duplicate" in r.recommendations for r in results), results
+    found = copies_of(model, iter([(0, queries)]), lambda rows: [f"/p/{r}" for r in rows], 0.0)
+    assert [c.row for c in found] == list(range(len(x))) and all(c.distance == 0.0 for c in found)
