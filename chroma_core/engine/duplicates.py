@@ -4,7 +4,8 @@ Two inputs are near duplicates when the cosine distance between their embeddings
 default the set's calibrated ``near_duplicate`` distance, the one queries are tagged with). Groups inside the
 training data are the connected components of the pairs found among each record's :data:`NEIGHBOURS` nearest
 training records, so a chain of near copies is one group. Production inputs and another set's training records
-(train/test leakage) are each compared with their nearest training record.
+(train/test leakage) are each compared with their nearest training record. Exact copies (an input and a positive
+multiple of it) are at distance 0, so a threshold of 0 finds exactly them.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from collections.abc import Callable, Iterator
 import numpy as np
 
 from chroma_core.engine.index import normalize
-from chroma_core.engine.scoring import SetModel
+from chroma_core.engine.scoring import SetModel, cosine_distance
 from chroma_core.types.duplicates import Copy, DuplicateGroup
 from chroma_core.vectors import Matrix
 
@@ -36,7 +37,7 @@ def training_groups(model: SetModel, threshold: float) -> list[DuplicateGroup]:
     for start in range(0, n, _CHUNK):
         rows = np.arange(start, min(n, start + _CHUNK))
         sims, found = model.search.search(model.row_vectors(rows), k)
-        distance = np.maximum(1.0 - sims.astype(np.float64), 0.0)
+        distance = cosine_distance(sims)
         near = (distance <= threshold) & (found != rows[:, None]) & (found >= 0)
         for i, j, d in zip(np.broadcast_to(rows[:, None], near.shape)[near], found[near], distance[near], strict=True):
             a, b = _find(parent, int(i)), _find(parent, int(j))
@@ -79,7 +80,7 @@ def copies_of(
         if not len(vectors):
             continue
         sims, found = model.search.search(normalize(vectors), 1)
-        distance = np.maximum(1.0 - sims[:, 0].astype(np.float64), 0.0)
+        distance = cosine_distance(sims[:, 0])
         hits = np.flatnonzero(distance <= threshold)
         if not len(hits):
             continue

@@ -16,12 +16,24 @@ from chroma_core.vectors import Matrix
 __all__ = ["ExactIndex", "VectorIndex", "normalize"]
 
 _CHUNK_ELEMENTS = 16_000_000
+_TINY, _HUGE = 1e-18, 1e18
 
 
 def normalize(vectors: np.ndarray) -> Matrix:
     """Unit-length float32 copies of the rows; an all-zero row stays zero."""
     out = np.array(vectors, dtype=np.float32, copy=True)
-    norms = np.linalg.norm(out, axis=1, keepdims=True)
+    with np.errstate(over="ignore", under="ignore"):
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+    # Squared in float32, components under about 1e-19 underflow and over 1e19 overflow: such rows (accepted, they
+    # have a direction) would keep their tiny length or become zeros, so two copies of one would be 1 apart. They
+    # are scaled by their largest component first; ordinary rows are left exactly as they were.
+    odd = ~((norms > _TINY) & (norms < _HUGE))[:, 0]
+    if odd.any():
+        rows = out[odd]
+        peak = np.abs(rows).max(axis=1, keepdims=True)
+        np.divide(rows, peak, out=rows, where=peak > 0)
+        out[odd] = rows
+        norms[odd] = np.linalg.norm(rows, axis=1, keepdims=True)
     np.divide(out, norms, out=out, where=norms > 0)
     return out
 

@@ -34,7 +34,7 @@ from chroma_core.engine.search import Neighbours
 from chroma_core.types import Neighbor, QueryRequest, QueryResult, Thresholds
 from chroma_core.vectors import Matrix
 
-__all__ = ["Calibration", "SetModel", "class_scores", "predicted_label", "uncertainty_of"]
+__all__ = ["Calibration", "SetModel", "class_scores", "cosine_distance", "predicted_label", "uncertainty_of"]
 
 # Absolute bounds on the calibrated near-duplicate distance: a sparse set must not make far inputs "duplicates",
 # and a set of nothing but copies must still call exact copies duplicates.
@@ -44,6 +44,10 @@ _DUP_MIN, _DUP_MAX = 0.005, 0.2
 _DUP_FRACTION = 0.5
 #: Leave-one-out distances under this are exact copies inside the training set, not distinct texts.
 _COPY = 1e-4
+#: float32 similarities of unit vectors are exact to about 1e-6 (measured up to 4096 dimensions: under 8e-7), so two
+#: exact copies can come out 1e-7 apart; at a near-duplicate threshold of 0 some copies of one input would be called
+#: duplicates and others not. A distance under this is rounding, taken as 0; it is far under _DUP_MIN.
+_ROUNDING = 1e-5
 _DEFAULT_UNCERTAINTY = 0.5  # margin under 0.5 when training records carry no class scores to calibrate from
 
 
@@ -66,6 +70,12 @@ def novelty_of(sims: np.ndarray, k: int, kind: str) -> np.ndarray:
     distances = 1.0 - sims[:, :k].astype(np.float64)
     out = distances.mean(axis=1) if kind == "knn_mean" else distances[:, k - 1]
     return np.clip(out, 0.0, 2.0)  # float32 rounding can leave a copy at -1e-7
+
+
+def cosine_distance(sims: np.ndarray | float) -> np.ndarray:
+    """Cosine distances from similarities of unit vectors, float32 rounding of exact copies taken back to 0."""
+    distance = np.maximum(1.0 - np.asarray(sims, dtype=np.float64), 0.0)
+    return np.where(distance < _ROUNDING, 0.0, distance)
 
 
 def near_duplicate_distance(nn1: np.ndarray, percentile: float) -> float:
@@ -227,7 +237,7 @@ class SetModel:
             unc = uncertainty_of(inferences[i])
             dis = disagreement[i]
             tags = []
-            duplicate = 1.0 - nearest_sim <= t_dup
+            duplicate = bool(cosine_distance(nearest_sim) <= t_dup)
             if novelty > t_nov and not duplicate:
                 tags.append("out_of_distribution")
             if duplicate:

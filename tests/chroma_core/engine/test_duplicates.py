@@ -5,7 +5,7 @@ import pytest
 
 import chroma
 from chroma_core.cli import main
-from chroma_core.errors import ConfigError, DimensionMismatchError, UnknownEmbeddingSetError
+from chroma_core.errors import ConfigError, DimensionMismatchError, InvalidEmbeddingError, UnknownEmbeddingSetError
 from chroma_core.types import DuplicateReport, DuplicatesRequest
 from tests.conftest import clusters
 
@@ -93,3 +93,20 @@ def test_one_training_record_has_no_groups():
     _log({"model": "one"}, np.ones((1, 4), dtype=np.float32), "/t/")
     report = chroma.duplicates({"model": "one"})
     assert report.groups == () and report.threshold == 0.0
+
+
+def test_copies_of_one_input_at_any_scale_are_one_group_and_tagged_as_copies():
+    # Positive multiples of one embedding, down to ones whose squares underflow float32 and up to ones whose squares
+    # overflow it: all accepted when logged, all one group at the default threshold and at 0, and a query that
+    # copies them is tagged a near duplicate. An all-zero row is refused and what was logged before it is kept.
+    es = {"model": "scaled"}
+    v = np.array([0.6, -0.8, 0.0, 0.0], np.float32)
+    x = np.stack([v * s for s in (1e-30, 1e-20, 1e-3, 1.0, 7.0, 1e20, 1e30)]).astype(np.float32)
+    _log(es, x, "/t/")
+    with pytest.raises(InvalidEmbeddingError, match="all zeros"):
+        _log(es, np.zeros((1, 4), np.float32), "/z/")
+    for threshold in (None, 0.0):
+        (group,) = chroma.duplicates(es, threshold=threshold).groups
+        assert group.rows == tuple(range(len(x))) and group.max_distance == 0.0
+    result = chroma.QuerySession(es, thresholds={"min_training": 2}).log(input_uri="/q", embedding=v * 1e-25)
+    assert "near_duplicate" in result.recommendations and result.scores["novelty"] < 1e-5
