@@ -11,7 +11,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from chroma_core.cli import drift, duplicates, reading, serve, transfer
+from chroma_core.cli import drift, duplicates, reading, serve, transfer, ui
 from chroma_core.cli.common import (
     EPILOG,
     EXIT_ERROR,
@@ -190,6 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file", metavar="FILE")
     p.set_defaults(run=transfer.inspect_file)
     duplicates.add_parser(sub, common)
+    ui.add_parser(sub, common)
     return parser
 
 
