@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 
 import nox
 
@@ -20,11 +21,21 @@ def _install_torch(session: nox.Session) -> None:
     session.install(TORCH)
 
 
+def _ensure_chromium(session: nox.Session) -> None:
+    # The page tests drive Debian's chromium through Playwright (Playwright's own browser download cannot work
+    # on these machines); as root, install it when it is missing. Elsewhere the page tests say what to install.
+    if shutil.which("chromium") or not hasattr(os, "geteuid") or os.geteuid() != 0 or not shutil.which("apt-get"):
+        return
+    session.run("apt-get", "update", "-qq", external=True)
+    session.run("apt-get", "install", "-y", "-qq", "chromium", external=True)
+
+
 @nox.session
 def tests(session: nox.Session) -> None:
     """Run the test suite (real servers started by the tests on 127.0.0.1)."""
     _install_torch(session)
     session.install("-e", ".[test]")
+    _ensure_chromium(session)
     session.env.setdefault("HF_HUB_OFFLINE", "1")
     session.env.setdefault("TRANSFORMERS_OFFLINE", "1")
     session.run("pytest", *(session.posargs or ["tests"]))

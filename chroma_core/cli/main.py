@@ -10,7 +10,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from chroma_core.cli import drift, duplicates, reading, serve, transfer
+from chroma_core.cli import drift, duplicates, reading, serve, transfer, ui
 from chroma_core.cli.common import (
     EPILOG,
     EXIT_ERROR,
@@ -160,6 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file", metavar="FILE")
     p.set_defaults(run=transfer.inspect_file)
     duplicates.add_parser(sub, common)
+    ui.add_parser(sub, common)
     return parser
 
 

@@ -23,11 +23,13 @@ from chroma_core.server.auth import Keys, Tenants
 from chroma_core.server.duplicates import router as duplicates_router
 from chroma_core.server.errors import error_response, install_error_handlers
 from chroma_core.server.routes import Service, router
+from chroma_core.server.routes_ui import page_router
+from chroma_core.server.routes_ui import router as ui_router
 from chroma_core.server.routes_watch import router as watch_router
 from chroma_core.server.settings import Limits
 from chroma_core.version import __version__
 
-__all__ = ["STORE_RETRY_AFTER_S", "DatabaseTenants", "Limits", "create_app"]
+__all__ = ["STORE_RETRY_AFTER_S", "DatabaseTenants", "Limits", "OneEngine", "create_app"]
 
 logger = logging.getLogger("chroma.server")
 
@@ -63,6 +65,20 @@ class DatabaseTenants(Tenants):
             self._database = None
 
 
+class OneEngine(Tenants):
+    """Every request served by one engine already open in this process (``chroma ui`` over the embedded data)."""
+
+    def __init__(self, root: str | os.PathLike[str], engine: Engine) -> None:
+        super().__init__(root)
+        self._engine = engine
+
+    def engine(self, application_id: str) -> Engine:
+        return self._engine
+
+    def close(self) -> None:  # the engine belongs to whoever opened it
+        pass
+
+
 async def _store_unavailable(request: Request, exc: Exception) -> JSONResponse:
     # A database restart or an exhausted pool is temporary: clients retry 503s, honouring Retry-After.
     logger.warning("the store is unavailable: %s", exc)
@@ -77,16 +93,22 @@ def create_app(
     keys: Keys | None = None,
     limits: Limits | None = None,
     store_url: str | None = None,
+    engine: Engine | None = None,
 ) -> FastAPI:
     """The Chroma service. Without ``keys``, only loopback clients are served (as application ``default``).
 
     ``store_url`` (default ``$CHROMA_STORE_URL``): keep every application's data in that PostgreSQL database rather
     than in SQLite under ``persist_directory`` (which then holds only uploads being received).
+    ``engine``: serve that one engine to every caller instead (``chroma ui`` on the embedded data; no ``keys``).
     """
     root = private_dir(persist_directory)
     spool_dir = private_dir(root / "incoming")  # upload spool files: 0600 (mkstemp), in a 0700 folder
     store_url = store_url or os.environ.get("CHROMA_STORE_URL") or None
-    tenants = DatabaseTenants(root, store_url) if store_url else Tenants(root)
+    tenants: Tenants
+    if engine is not None:
+        tenants = OneEngine(root, engine)
+    else:
+        tenants = DatabaseTenants(root, store_url) if store_url else Tenants(root)
     service = Service(tenants, keys, limits or Limits(), spool_dir)
 
     @contextlib.asynccontextmanager
@@ -110,5 +132,7 @@ def create_app(
         app.exception_handler(DatabaseUnavailableError)(_store_unavailable)
     app.include_router(router)
     app.include_router(duplicates_router)
-    app.include_router(watch_router)  # drift, clusters, /metrics, /ui
+    app.include_router(watch_router)  # drift, clusters, /metrics
+    app.include_router(ui_router)  # the map and points the page reads
+    app.include_router(page_router)  # /ui: static, no data
     return app

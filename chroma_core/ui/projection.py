@@ -1,0 +1,183 @@
+"""A set's 2-D map, computed on the server: training and production points projected by PCA.
+
+The fit uses a bounded sample (``FIT_SAMPLE`` rows) and the projection reads the set in chunks of ``CHUNK`` rows,
+so memory stays bounded whatever the set's size: a million 384-d rows are never read at once. Every stored row
+gets a point: nothing is sampled away from the map.
+
+The points travel as one binary body (:meth:`Projection.to_bytes`): a little-endian ``uint32`` header length, a
+JSON header, padding to 4 bytes, then ``x, y`` as ``float32`` pairs, the novelty score as ``float32`` (NaN where
+none) and the category as ``uint8``, each in point order: the training rows first, then the production rows.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import struct
+from typing import Any, Protocol
+
+import numpy as np
+
+from chroma_core.engine.answers import Answers
+from chroma_core.errors import UnknownEmbeddingSetError
+from chroma_core.types import SetInfo
+
+__all__ = ["CATEGORIES", "CHUNK", "FIT_SAMPLE", "Projection", "project"]
+
+#: Point categories, in the order of their ``uint8`` codes.
+CATEGORIES = ("training", "training_recommended", "not_useful", "production")
+FIT_SAMPLE = 20_000
+CHUNK = 50_000
+
+
+class _Store(Protocol):
+    def get_set(self, set_id: str) -> SetInfo | None: ...
+    def vectors(self, set_id: str, mode: Any, start: int = 0, stop: int | None = None) -> np.ndarray: ...
+    def vectors_at(self, set_id: str, mode: Any, rows: Any) -> np.ndarray: ...
+    def answers(self, set_id: str, *, since: float | None = None, until: float | None = None) -> Answers: ...
+
+
+@dataclasses.dataclass(frozen=True)
+class Projection:
+    """Every point of a set on the plane, scaled into [-1, 1] (what WebGL plots draw without a transform)."""
+
+    set_id: str
+    training: int
+    production: int
+    xy: np.ndarray  # float32 (n, 2)
+    novelty: np.ndarray  # float32 (n,), NaN where there is no score
+    category: np.ndarray  # uint8 (n,), codes of CATEGORIES
+    method: str = "pca"
+    explained: tuple[float, float] = (0.0, 0.0)
+    #: First and last production input's time (seconds since the epoch), or None without production inputs.
+    times: tuple[float, float] | None = None
+
+    def __len__(self) -> int:
+        return len(self.category)
+
+    def header(self) -> dict[str, Any]:
+        return {
+            "set_id": self.set_id,
+            "points": len(self),
+            "training": self.training,
+            "production": self.production,
+            "categories": list(CATEGORIES),
+            "counts": np.bincount(self.category, minlength=len(CATEGORIES)).tolist(),
+            "method": self.method,
+            "explained_variance": list(self.explained),
+            "production_times": list(self.times) if self.times else None,
+        }
+
+    def to_bytes(self) -> bytes:
+        head = json.dumps(self.header()).encode("utf-8")
+        head += b" " * (-(len(head) + 4) % 4)  # the float32 arrays start 4-aligned (a Float32Array view needs it)
+        return b"".join(
+            (
+                struct.pack("<I", len(head)),
+                head,
+                self.xy.astype("<f4", copy=False).tobytes(),
+                self.novelty.astype("<f4", copy=False).tobytes(),
+                self.category.astype(np.uint8, copy=False).tobytes(),
+            )
+        )
+
+    @classmethod
+    def from_bytes(cls, body: bytes) -> Projection:
+        """The inverse of :meth:`to_bytes` (for clients and tests)."""
+        (length,) = struct.unpack_from("<I", body)
+        head = json.loads(body[4 : 4 + length])
+        n, at = head["points"], 4 + length
+        xy = np.frombuffer(body, "<f4", 2 * n, at).reshape(n, 2)
+        novelty = np.frombuffer(body, "<f4", n, at + 8 * n)
+        category = np.frombuffer(body, np.uint8, n, at + 12 * n)
+        explained = tuple(head["explained_variance"])
+        times = head.get("production_times")
+        return cls(
+            head["set_id"],
+            head["training"],
+            head["production"],
+            xy,
+            novelty,
+            category,
+            head["method"],
+            (float(explained[0]), float(explained[1])),
+            (float(times[0]), float(times[1])) if times else None,
+        )
+
+
+def _unit(vectors: np.ndarray) -> np.ndarray:
+    v = np.asarray(vectors, dtype=np.float32)
+    norms = np.linalg.norm(v, axis=1, keepdims=True)
+    return v / np.where(norms > 0, norms, 1.0)
+
+
+def _fit(store: _Store, info: SetInfo, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean, the two principal axes (2, d) and their variances, from a bounded sample of both modes."""
+    parts = []
+    total = info.training + info.production
+    for mode, count in (("training", info.training), ("production", info.production)):
+        take = min(count, max(1, round(FIT_SAMPLE * count / total))) if count else 0
+        if take:
+            rows = np.sort(rng.choice(count, size=take, replace=False))
+            parts.append(_unit(store.vectors_at(info.id, mode, rows)))
+    sample = np.concatenate(parts).astype(np.float64)
+    mean = sample.mean(axis=0)
+    if len(sample) < 2:
+        axes = np.eye(2, sample.shape[1])
+        return mean, axes, np.zeros(2)
+    _, s, vt = np.linalg.svd(sample - mean, full_matrices=False)
+    axes = np.zeros((2, sample.shape[1]))
+    axes[: min(2, len(vt))] = vt[:2]
+    variances = np.zeros(2)
+    variances[: min(2, len(s))] = (s[:2] ** 2) / (len(sample) - 1)
+    total_var = float(((sample - mean) ** 2).sum() / (len(sample) - 1)) or 1.0
+    return mean, axes, variances / total_var
+
+
+def project(store: _Store, set_id: str, *, seed: int = 0) -> Projection:
+    """Every training and production point of ``set_id`` on the plane (PCA fitted on a bounded sample).
+
+    >>> Projection.from_bytes(project(engine.store, set_id).to_bytes())  # doctest: +SKIP
+    """
+    info = store.get_set(set_id)
+    if info is None:
+        raise UnknownEmbeddingSetError(f"no embedding set {set_id!r}; list the sets with `chroma-ml sets`.")
+    n = info.training + info.production
+    xy = np.zeros((n, 2), dtype=np.float32)
+    if n:
+        mean, axes, explained = _fit(store, info, np.random.default_rng(seed))
+        at = 0
+        for mode, count in (("training", info.training), ("production", info.production)):
+            for start in range(0, count, CHUNK):
+                chunk = _unit(store.vectors(set_id, mode, start, min(count, start + CHUNK)))
+                xy[at : at + len(chunk)] = (chunk - mean.astype(np.float32)) @ axes.T.astype(np.float32)
+                at += len(chunk)
+        xy -= (xy.max(axis=0) + xy.min(axis=0)) / 2
+        scale = float(np.abs(xy).max()) or 1.0
+        xy *= 0.95 / scale
+    else:
+        explained = np.zeros(2)
+    category = np.zeros(n, dtype=np.uint8)
+    novelty = np.full(n, np.nan, dtype=np.float32)
+    times = None
+    if info.production:
+        answers = store.answers(set_id)
+        points = info.training + answers.rows
+        production = np.full(info.production, 3, dtype=np.uint8)
+        production[answers.rows[answers.not_useful]] = 2
+        production[answers.rows[answers.training_recommended]] = 1
+        category[info.training :] = production
+        novelty[points] = answers.scores[:, 0]
+        if len(answers):
+            times = (float(answers.times.min()), float(answers.times.max()))
+    return Projection(
+        set_id,
+        info.training,
+        info.production,
+        xy,
+        novelty,
+        category,
+        "pca",
+        (float(explained[0]), float(explained[1])),
+        times,
+    )

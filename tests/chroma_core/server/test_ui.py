@@ -1,0 +1,170 @@
+"""The page in a real browser (Debian's chromium through Playwright) over a real keyed server.
+
+The page is static and carries no data; what it draws comes from the keyed /v1 routes, so another application's
+key sees none of it. Set UI_SCREENSHOTS=DIR to keep the screenshots (docs/images holds the committed ones).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("fastapi")
+pytest.importorskip("uvicorn")
+
+import requests
+
+from chroma_core.config import load_config
+from chroma_core.transport import transport_for
+from chroma_core.ui.projection import Projection
+from tests.chroma_core.drift.helpers import DAY, T0, blobs, log_window, training_set
+
+pytestmark = pytest.mark.slow
+
+#: What WebGL needs in a headless chromium without a GPU (../shared/notes/plot-libraries.md).
+CHROMIUM_ARGS = [
+    "--use-angle=swiftshader",
+    "--enable-unsafe-swiftshader",
+    "--ignore-gpu-blocklist",
+    "--enable-webgl",
+    "--no-sandbox",
+]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    sync_api = pytest.importorskip("playwright.sync_api")
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        if os.environ.get("CI"):
+            pytest.fail("the page tests need Debian's chromium: apt-get install -y chromium (nox -s tests does it)")
+        pytest.skip("no chromium: apt-get install -y chromium")
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+@pytest.fixture(scope="module")
+def watched(shared_server, tmp_path_factory):
+    alpha, beta = shared_server.tenant(), shared_server.tenant()
+    transport = transport_for(load_config(chroma_url=alpha.url, api_key=alpha.key))
+    _, es, known, novel = training_set(tmp_path_factory.mktemp("ui"), n=1500, transport=transport)
+    rng = np.random.default_rng(3)
+    for day in range(3):
+        share = 40 if day == 2 else 0
+        v = np.concatenate([blobs(rng, known, 100 - share), blobs(rng, novel, share)])
+        log_window(
+            transport, es, v, T0 + day * DAY, f"day{day}", previews=[f"input {i} of day {day}" for i in range(len(v))]
+        )
+    return alpha, beta, es
+
+
+def _open(browser, url: str, key: str):
+    page = browser.new_page(viewport={"width": 1400, "height": 800}, accept_downloads=True)
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(f"{url}/ui")
+    page.fill("#key", key)
+    page.click("#connect")
+    return page, errors
+
+
+def _shot(page, name: str) -> bytes:
+    png = page.screenshot()
+    if os.environ.get("UI_SCREENSHOTS"):
+        Path(os.environ["UI_SCREENSHOTS"], name).write_bytes(png)
+    return png
+
+
+def test_the_map_is_binary_behind_the_key(watched):
+    alpha, beta, es = watched
+    url = f"{alpha.url}/v1/sets/{es.id}/map"
+    assert requests.get(url, timeout=30).status_code == 401
+    response = requests.get(url, headers=alpha.headers, timeout=60)
+    assert response.status_code == 200 and response.headers["content-type"] == "application/x-chroma-map"
+    p = Projection.from_bytes(response.content)
+    assert (p.training, p.production, len(p)) == (1500, 300, 1800)
+    other = requests.get(url, headers=beta.headers, timeout=30)
+    assert other.status_code == 404 and other.json()["error"]["code"] == "unknown_embedding_set"
+    point = requests.get(f"{alpha.url}/v1/sets/{es.id}/points/1500", headers=alpha.headers, timeout=30).json()
+    assert point["input_uri"] == "day0/0" and point["nearest"]
+    off = requests.get(f"{alpha.url}/v1/sets/{es.id}/points/1800", headers=alpha.headers, timeout=30)
+    assert off.status_code == 422 and "1800 points" in off.json()["error"]["message"]
+
+
+def test_the_page_itself_holds_no_data(watched):
+    alpha, _, es = watched
+    page = requests.get(f"{alpha.url}/ui", timeout=30)
+    assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+    assert es.id not in page.text and "day0" not in page.text
+    assert requests.get(f"{alpha.url}/ui/secrets.json", timeout=30).status_code == 404
+
+
+def test_the_page_draws_every_point_and_hovers_selects_and_exports(browser, watched, tmp_path):
+    from PIL import Image
+
+    alpha, _, es = watched
+    page, errors = _open(browser, alpha.url, alpha.key)
+    page.wait_for_function("window.chromaUI && window.chromaUI.ready", timeout=60_000)
+    assert page.evaluate("chromaUI.points") == 1800  # the library's own count: nothing sampled away
+    page.wait_for_timeout(500)
+    canvas = Image.open(io.BytesIO(page.locator("#canvas").screenshot())).convert("RGB")
+    pixels = np.asarray(canvas).reshape(-1, 3)
+    assert (pixels.min(axis=1) < 200).mean() > 0.01  # points drawn: not a blank white canvas
+    red = (pixels[:, 0] > 180) & (pixels[:, 1] < 80) & (pixels[:, 2] < 80)
+    assert red.sum() > 20  # the recommended inputs of the shifted day are drawn in their colour
+
+    # Hover the first production point: its input, answer and nearest training inputs show.
+    box = page.locator("#canvas").bounding_box()
+    x, y = page.evaluate("chromaUI.plot.getScreenPosition(1500)")
+    page.mouse.move(box["x"] + x, box["y"] + y)
+    page.wait_for_function("chromaUI.hoverShown != null", timeout=10_000)
+    hovered = page.evaluate("chromaUI.hoverShown")
+    assert "nearest training inputs" in page.inner_text("#point")
+    assert page.inner_text("#point").count("train/") == 5 or hovered < 1500
+
+    # A lasso (shift + drag) around the middle of the map selects points and lists them.
+    cx, cy, w, h = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2, box["width"] / 4, box["height"] / 4
+    page.evaluate("document.activeElement && document.activeElement.blur()")  # keys reach the page, not a button
+    page.keyboard.down("Shift")
+    page.mouse.move(cx - w, cy - h)
+    page.mouse.down()
+    for px, py in [(cx + w, cy - h), (cx + w, cy + h), (cx - w, cy + h), (cx - w, cy - h)]:
+        page.mouse.move(px, py, steps=12)
+    page.mouse.up()
+    page.keyboard.up("Shift")
+    # A press selects the nearest point at once; the lasso's own selection follows when the drag ends.
+    page.wait_for_function("chromaUI.selected.length > 50", timeout=10_000)
+    selected = page.evaluate("chromaUI.selected.length")
+    page.wait_for_selector("#selection ol li")
+    _shot(page, "ui-map.png")
+
+    with page.expect_download() as download:
+        page.click("#export")
+    lines = Path(download.value.path()).read_text().splitlines()
+    assert lines[0] == "index,mode,id,input_uri,preview,label,answer" and len(lines) == selected + 1
+    assert page.inner_text("#drift").count("day") >= 1
+    assert "drift" in page.inner_text("#drift").split("verdict", 1)[1]  # the shifted day is flagged
+    assert page.locator("#label-next li").count() > 0
+    assert errors == []
+    page.close()
+
+
+def test_another_applications_key_sees_no_sets(browser, watched):
+    alpha, beta, es = watched
+    page, errors = _open(browser, alpha.url, beta.key)
+    page.wait_for_function("document.getElementById('status').textContent.includes('no sets')", timeout=30_000)
+    assert es.id not in page.content()
+    page.fill("#key", "not-a-key")
+    page.click("#connect")
+    page.wait_for_function("document.getElementById('status').textContent.includes('cannot load sets')", timeout=30_000)
+    assert "invalid API key" in page.inner_text("#status")
+    page.close()
