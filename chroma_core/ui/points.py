@@ -11,8 +11,9 @@ from typing import Any
 
 import numpy as np
 
-from chroma_core.errors import ChromaError, UnknownEmbeddingSetError
+from chroma_core.errors import ChromaError
 from chroma_core.types import SetInfo
+from chroma_core.ui.projection import set_info
 
 __all__ = ["EXACT_LIMIT", "MAX_EXPORT", "describe", "export_rows", "locate"]
 
@@ -24,13 +25,6 @@ MAX_EXPORT = 100_000
 
 class PointOutOfRangeError(ChromaError, LookupError):
     """A point index outside the set's map."""
-
-
-def _info(store: Any, set_id: str) -> SetInfo:
-    info: SetInfo | None = store.get_set(set_id)
-    if info is None:
-        raise UnknownEmbeddingSetError(f"no embedding set {set_id!r}; list the sets with `chroma-ml sets`.")
-    return info
 
 
 def locate(info: SetInfo, index: int) -> tuple[str, int]:
@@ -70,7 +64,7 @@ def _nearest_training(store: Any, info: SetInfo, vector: np.ndarray, k: int, ski
 
 def describe(store: Any, set_id: str, index: int, *, k: int = 5) -> dict[str, Any]:
     """Point ``index``: its record, Chroma's answer (production) and its ``k`` nearest training inputs."""
-    info = _info(store, set_id)
+    info = set_info(store, set_id)
     mode, row = locate(info, index)
     (record,) = store.records_at(set_id, mode, [row])
     vector = np.asarray(store.vectors_at(set_id, mode, [row])[0], dtype=np.float32)
@@ -90,7 +84,7 @@ def describe(store: Any, set_id: str, index: int, *, k: int = 5) -> dict[str, An
 
 def export_rows(store: Any, set_id: str, indices: Sequence[int]) -> list[dict[str, Any]]:
     """The selected points as rows (index, mode, id, input_uri, preview, label, answer word) for an export."""
-    info = _info(store, set_id)
+    info = set_info(store, set_id)
     if len(indices) > MAX_EXPORT:
         raise PointOutOfRangeError(f"{len(indices)} points selected; export at most {MAX_EXPORT} at once.")
     picked = sorted({int(i) for i in indices})

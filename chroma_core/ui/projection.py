@@ -22,7 +22,7 @@ from chroma_core.engine.answers import Answers
 from chroma_core.errors import UnknownEmbeddingSetError
 from chroma_core.types import SetInfo
 
-__all__ = ["CATEGORIES", "CHUNK", "FIT_SAMPLE", "Projection", "project"]
+__all__ = ["CATEGORIES", "CHUNK", "FIT_SAMPLE", "Projection", "project", "set_info"]
 
 #: Point categories, in the order of their ``uint8`` codes.
 CATEGORIES = ("training", "training_recommended", "not_useful", "production")
@@ -105,6 +105,14 @@ class Projection:
         )
 
 
+def set_info(store: Any, set_id: str) -> SetInfo:
+    """The set's :class:`SetInfo`, or an error naming how to list the sets."""
+    info: SetInfo | None = store.get_set(set_id)
+    if info is None:
+        raise UnknownEmbeddingSetError(f"no embedding set {set_id!r}; list the sets with `chroma-ml sets`.")
+    return info
+
+
 def _unit(vectors: np.ndarray) -> np.ndarray:
     v = np.asarray(vectors, dtype=np.float32)
     norms = np.linalg.norm(v, axis=1, keepdims=True)
@@ -139,9 +147,7 @@ def project(store: _Store, set_id: str, *, seed: int = 0) -> Projection:
 
     >>> Projection.from_bytes(project(engine.store, set_id).to_bytes())  # doctest: +SKIP
     """
-    info = store.get_set(set_id)
-    if info is None:
-        raise UnknownEmbeddingSetError(f"no embedding set {set_id!r}; list the sets with `chroma-ml sets`.")
+    info = set_info(store, set_id)
     n = info.training + info.production
     xy = np.zeros((n, 2), dtype=np.float32)
     if n:
