@@ -158,6 +158,57 @@ def test_the_page_draws_every_point_and_hovers_selects_and_exports(browser, watc
     page.close()
 
 
+def _canvas_colors(page) -> np.ndarray:
+    from PIL import Image
+
+    page.wait_for_timeout(300)  # the frame after the last draw call
+    pixels = np.asarray(Image.open(io.BytesIO(page.locator("#canvas").screenshot())).convert("RGB"))
+    pixels = pixels.reshape(-1, 3).astype(int)
+    return pixels[pixels.min(axis=1) < 235]  # drawn points, not the white background
+
+
+def _near(pixels: np.ndarray, color: str, within: int = 24) -> int:
+    rgb = np.array([int(color[k : k + 2], 16) for k in (1, 3, 5)])
+    return int((np.abs(pixels - rgb).max(axis=1) <= within).sum())
+
+
+def test_switching_the_colouring_changes_the_drawn_colours(browser, watched):
+    alpha, _, _ = watched
+    page, errors = _open(browser, alpha.url, alpha.key)
+    page.wait_for_function(
+        "window.chromaUI && window.chromaUI.ready && chromaUI.colored === 'category'", timeout=60_000
+    )
+    by_answer = _canvas_colors(page)
+    assert _near(by_answer, "#dc2626") > 20  # recommended red
+
+    page.select_option("#color-by", "cluster")
+    page.wait_for_function("chromaUI.colored === 'cluster'", timeout=30_000)
+    assert page.evaluate("chromaUI.clusters") == 20 and "20 clusters" in page.inner_text("#legend")
+    by_cluster = _canvas_colors(page)
+    _shot(page, "ui-clusters.png")
+    palette = ["#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#bcbd22", "#17becf"]
+    assert sum(_near(by_cluster, c) > 20 for c in palette) >= 4  # many clusters' own colours drawn
+    assert sum(_near(by_answer, c) > 20 for c in palette) <= 1
+
+    page.select_option("#color-by", "window")
+    page.wait_for_function("chromaUI.colored === 'window'", timeout=30_000)
+    windows = page.evaluate("chromaUI.windows")
+    assert windows >= 3 and "by 6 hours" in page.inner_text("#legend")  # three logged days, 6-hour windows
+    by_window = _canvas_colors(page)
+    _shot(page, "ui-windows.png")
+    # The first window is drawn in blue, the last in red, and some between in neither.
+    assert _near(by_window, "#2563eb") > 20 and _near(by_window, "#dc2626") > 20
+    assert _near(by_window, "#8044a8", within=40) > 20  # a middle window: between blue and red
+    assert _near(by_answer, "#8044a8", within=40) < 5
+
+    page.select_option("#color-by", "category")
+    page.wait_for_function("chromaUI.colored === 'category'", timeout=30_000)
+    again = _canvas_colors(page)
+    assert abs(_near(again, "#dc2626") - _near(by_answer, "#dc2626")) <= 0.2 * _near(by_answer, "#dc2626")
+    assert errors == []
+    page.close()
+
+
 def test_another_applications_key_sees_no_sets(browser, watched):
     alpha, beta, es = watched
     page, errors = _open(browser, alpha.url, beta.key)

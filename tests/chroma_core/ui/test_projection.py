@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import struct
+
 import numpy as np
 import pytest
 
 from chroma_core.errors import UnknownEmbeddingSetError
 from chroma_core.ui import projection
 from chroma_core.ui.points import MAX_EXPORT, PointOutOfRangeError, describe, export_rows
-from chroma_core.ui.projection import CATEGORIES, Projection, project
+from chroma_core.ui.projection import CATEGORIES, CLUSTERS, NO_CLUSTER, Projection, project
 from tests.chroma_core.drift.helpers import T0, blobs, log_window, training_set
 
 
@@ -55,7 +58,41 @@ def test_the_binary_body_round_trips(watched):
     assert np.array_equal(q.xy, p.xy) and np.array_equal(q.category, p.category)
     assert np.array_equal(np.isnan(q.novelty), np.isnan(p.novelty))
     assert q.header() == p.header() and q.times is not None and q.times[0] >= T0
-    assert len(body) <= 13 * len(p) + 1024  # 13 bytes a point: no JSON per point
+    assert np.array_equal(q.cluster, p.cluster) and np.array_equal(np.isnan(q.time), np.isnan(p.time))
+    assert np.array_equal(q.time[300:], p.time[300:])
+    assert len(body) <= 18 * len(p) + 1024  # 18 bytes a point: no JSON per point
+
+
+def test_a_layout_1_reader_still_reads_a_layout_2_body(watched):
+    p = project(*watched)
+    body = p.to_bytes()
+    # What the first page version read: header, then xy, novelty and categories, ignoring anything after.
+    (length,) = struct.unpack_from("<I", body)
+    n, at = len(p), 4 + length
+    assert np.array_equal(np.frombuffer(body, "<f4", 2 * n, at).reshape(n, 2), p.xy)
+    assert np.array_equal(np.frombuffer(body, np.uint8, n, at + 12 * n), p.category)
+    assert json.loads(body[4 : 4 + length])["layout"] == 2
+
+
+def test_each_point_has_its_time_and_its_cluster(watched):
+    store, set_id = watched
+    p = project(store, set_id)
+    answers = store.answers(set_id)
+    assert p.clusters == CLUSTERS and (p.cluster < p.clusters).all()  # 360 points: 20 clusters, all placed
+    assert np.isnan(p.time[:300]).all() and p.times is not None
+    assert np.allclose(p.time[300 + answers.rows], answers.times - p.times[0], atol=0.01)
+    assert np.nanmax(p.time) > 0.8 * 86400  # the day's spread survives float32: relative to the first input
+    # The novel half of production (rows 30..59) lands in clusters training hardly reaches.
+    training_counts = np.bincount(p.cluster[:300], minlength=p.clusters)
+    assert np.mean(training_counts[p.cluster[330:]] <= 3) > 0.9
+    assert np.mean(training_counts[p.cluster[300:330]] > 3) > 0.9
+
+
+def test_a_set_too_small_to_cluster_has_no_clusters(tmp_path):
+    transport, es, _, _ = training_set(tmp_path, n=12)
+    p = project(transport.engine.store, es.id)
+    assert p.clusters == 0 and (p.cluster == NO_CLUSTER).all() and np.isnan(p.time).all() and p.times is None
+    assert Projection.from_bytes(p.to_bytes()).clusters == 0
 
 
 def test_reading_in_small_chunks_gives_the_same_map(watched, monkeypatch):
