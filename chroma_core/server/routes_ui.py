@@ -21,6 +21,7 @@ from chroma_core.server.gate import GuardedRoute
 from chroma_core.server.routes import TenantEngine
 from chroma_core.server.schema import ERROR_RESPONSES
 from chroma_core.server.wire import API_PREFIX, ApiError
+from chroma_core.ui.picks import lasso_selection
 from chroma_core.ui.points import MAX_EXPORT, describe, export_rows
 from chroma_core.ui.projection import Projection, project
 
@@ -107,3 +108,11 @@ class ExportIn(BaseModel):
 def export(set_id: str, body: ExportIn, engine: TenantEngine) -> JSONResponse:
     """The selected points as rows (index, mode, id, input_uri, preview, label, answer)."""
     return JSONResponse({"rows": export_rows(engine.store, set_id, body.indices)})
+
+
+@router.post(API_PREFIX + "/sets/{set_id}/points/select")
+def select_points(set_id: str, body: ExportIn, engine: TenantEngine) -> JSONResponse:
+    """The selected production inputs as a selection: what ``POST .../select`` and ``chroma select --json`` answer
+    (training points are left out), highest priority first; ``indices`` gives each pick's map point."""
+    selection, indices = lasso_selection(engine.store, engine.query, set_id, body.indices)
+    return JSONResponse({**selection.to_dict(), "indices": indices})

@@ -182,6 +182,9 @@ async function openSet(setId) {
 }
 
 async function labelNext() {
+  ui.sent = null;
+  $("label-next-from").textContent = "recommended inputs, most novel first";
+  $("download-selection").hidden = true;
   const n = map.head.points, picks = [];
   for (let i = map.head.training; i < n; i++) if (map.category[i] === 1) picks.push(i);
   picks.sort((a, b) => (map.novelty[b] || 0) - (map.novelty[a] || 0));
@@ -231,9 +234,32 @@ async function hover(index) {
   } catch (e) { $("point").textContent = e.message; }
 }
 
+// The lasso's production inputs, as `chroma select` answers them, become the label-next list (and a file).
+async function sendSelection() {
+  const selection = await (await api(`/v1/sets/${ui.setId}/points/select`, postJson({ indices: ui.selected }))).json();
+  ui.sent = selection;
+  $("label-next-from").textContent = `from your selection: ${selection.picks.length} production inputs, ` +
+    `${selection.recommended} recommended, highest priority first`;
+  const list = $("label-next");
+  list.innerHTML = selection.picks.slice(0, 50).map((p, k) =>
+    `<li data-index="${selection.indices[k]}">${escapeHtml(p.preview || p.input_uri)} <span class="muted">${p.priority.toFixed(2)}</span></li>`).join("") ||
+    '<li class="muted">no production inputs in the selection</li>';
+  for (const li of list.children) if (li.dataset.index) li.onclick = () => { plot.select([Number(li.dataset.index)]); hover(Number(li.dataset.index)); };
+  $("download-selection").hidden = !selection.picks.length;
+}
+
+function downloadSelection() {
+  const { indices, ...selection } = ui.sent;  // the file is what `chroma select --json` prints
+  const link = document.createElement("a");
+  link.href = URL.createObjectURL(new Blob([JSON.stringify(selection, null, 1)], { type: "application/json" }));
+  link.download = `chroma-${ui.setId.slice(0, 12)}-selection.json`;
+  document.body.appendChild(link); link.click(); link.remove();
+}
+
 async function select(points) {
   ui.selected = Array.from(points);
   $("export").disabled = !ui.selected.length;
+  $("send").disabled = !ui.selected.length;
   if (!ui.selected.length) { $("selection").textContent = "Shift+drag a lasso around points."; return; }
   const counts = [0, 0, 0, 0];
   for (const i of ui.selected) counts[map.category[i]]++;
@@ -258,6 +284,8 @@ async function exportSelection() {
 $("key").value = sessionStorage.getItem("chroma-key") || "";
 $("connect").onclick = loadSets;
 $("export").onclick = exportSelection;
+$("send").onclick = () => sendSelection().catch((e) => { ui.errors.push(String(e)); status(`cannot send the selection: ${e.message}`); });
+$("download-selection").onclick = downloadSelection;
 $("color-by").onchange = (e) => colorBy(e.target.value);
 window.addEventListener("error", (e) => ui.errors.push(String(e.message)));
 loadSets();

@@ -7,6 +7,7 @@ key sees none of it. Set UI_SCREENSHOTS=DIR to keep the screenshots (docs/images
 from __future__ import annotations
 
 import io
+import json
 import os
 import shutil
 from pathlib import Path
@@ -21,6 +22,7 @@ import requests
 
 from chroma_core.config import load_config
 from chroma_core.transport import transport_for
+from chroma_core.types import Selection
 from chroma_core.ui.projection import Projection
 from tests.chroma_core.drift.helpers import DAY, T0, blobs, log_window, training_set
 
@@ -154,8 +156,39 @@ def test_the_page_draws_every_point_and_hovers_selects_and_exports(browser, watc
     assert page.inner_text("#drift").count("day") >= 1
     assert "drift" in page.inner_text("#drift").split("verdict", 1)[1]  # the shifted day is flagged
     assert page.locator("#label-next li").count() > 0
+
+    # Send the lasso to "label next": the list becomes the selection's production inputs, as `chroma select`
+    # answers them, and downloads as the JSON `chroma select --json` prints.
+    production = page.evaluate("chromaUI.selected.filter((i) => i >= 1500).length")
+    page.click("#send")
+    page.wait_for_function("chromaUI.sent != null", timeout=30_000)
+    assert f"from your selection: {production} production inputs" in page.inner_text("#label-next-from")
+    assert page.locator("#label-next li").count() == min(50, production)
+    _shot(page, "ui-selection.png")
+    with page.expect_download() as download:
+        page.click("#download-selection")
+    selection = Selection.from_dict(json.loads(Path(download.value.path()).read_text()))
+    assert selection.set_id == es.id and len(selection.picks) == selection.considered == production
+    assert selection.picks[0].preview in page.inner_text("#label-next li:first-child")
+    priorities = [p.priority for p in selection.picks]
+    assert priorities == sorted(priorities, reverse=True)
     assert errors == []
     page.close()
+
+
+def test_the_selection_route_answers_what_select_answers(watched):
+    alpha, beta, es = watched
+    url = f"{alpha.url}/v1/sets/{es.id}/points/select"
+    body = {"indices": [0, 1, 1500, 1501, 1799, 1799]}
+    assert requests.post(url, json=body, timeout=30).status_code == 401
+    other = requests.post(url, json=body, headers=beta.headers, timeout=30)
+    assert other.status_code == 404 and other.json()["error"]["code"] == "unknown_embedding_set"
+    answer = requests.post(url, json=body, headers=alpha.headers, timeout=30).json()
+    selection = Selection.from_dict(answer)
+    assert sorted(answer["indices"]) == [1500, 1501, 1799] and selection.considered == 3
+    assert {p.input_uri for p in selection.picks} == {"day0/0", "day0/1", "day2/99"}
+    off = requests.post(url, json={"indices": [1800]}, headers=alpha.headers, timeout=30)
+    assert off.status_code == 422 and "1800 points" in off.json()["error"]["message"]
 
 
 def _canvas_colors(page) -> np.ndarray:
