@@ -1,7 +1,8 @@
-"""A set's 2-D map, computed on the server: training and production points projected by PCA.
+"""A set's 2-D map, computed on the server: training and production points projected by PCA (or UMAP).
 
-The fit uses a bounded sample (``FIT_SAMPLE`` rows) and the projection reads the set in chunks of ``CHUNK`` rows,
-so memory stays bounded whatever the set's size: a million 384-d rows are never read at once. Every stored row
+The fit (:mod:`chroma_core.ui.reducers`) uses a bounded sample (``FIT_SAMPLE`` rows) and the projection reads the
+set in chunks of ``CHUNK`` rows, so memory stays bounded whatever the set's size: a million 384-d rows are never
+read at once. Every stored row
 gets a point: nothing is sampled away from the map. The same pass places each point in one of the set's clusters
 (:class:`chroma_core.drift.where.Regions`, the clusters ``chroma.clusters`` and drift's "where" use).
 
@@ -18,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import struct
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import numpy as np
@@ -26,6 +28,7 @@ from chroma_core.drift.where import Regions
 from chroma_core.engine.answers import Answers
 from chroma_core.errors import UnknownEmbeddingSetError
 from chroma_core.types import SetInfo
+from chroma_core.ui.reducers import reducer
 
 __all__ = ["CATEGORIES", "CHUNK", "CLUSTERS", "FIT_SAMPLE", "NO_CLUSTER", "Projection", "project", "set_info"]
 
@@ -160,8 +163,8 @@ def _unit(vectors: np.ndarray) -> np.ndarray:
     return v / np.where(norms > 0, norms, 1.0)
 
 
-def _fit(store: _Store, info: SetInfo, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Mean, the two principal axes (2, d) and their variances, from a bounded sample of both modes."""
+def _sample(store: _Store, info: SetInfo, rng: np.random.Generator) -> np.ndarray:
+    """At most ``FIT_SAMPLE`` unit rows, drawn from training and production in proportion."""
     parts = []
     total = info.training + info.production
     for mode, count in (("training", info.training), ("production", info.production)):
@@ -169,18 +172,7 @@ def _fit(store: _Store, info: SetInfo, rng: np.random.Generator) -> tuple[np.nda
         if take:
             rows = np.sort(rng.choice(count, size=take, replace=False))
             parts.append(_unit(store.vectors_at(info.id, mode, rows)))
-    sample = np.concatenate(parts).astype(np.float64)
-    mean = sample.mean(axis=0)
-    if len(sample) < 2:
-        axes = np.eye(2, sample.shape[1])
-        return mean, axes, np.zeros(2)
-    _, s, vt = np.linalg.svd(sample - mean, full_matrices=False)
-    axes = np.zeros((2, sample.shape[1]))
-    axes[: min(2, len(vt))] = vt[:2]
-    variances = np.zeros(2)
-    variances[: min(2, len(s))] = (s[:2] ** 2) / (len(sample) - 1)
-    total_var = float(((sample - mean) ** 2).sum() / (len(sample) - 1)) or 1.0
-    return mean, axes, variances / total_var
+    return np.concatenate(parts)
 
 
 def _regions(store: _Store, info: SetInfo, production_rows: np.ndarray, k: int, seed: int) -> Regions | None:
@@ -189,9 +181,21 @@ def _regions(store: _Store, info: SetInfo, production_rows: np.ndarray, k: int, 
     return Regions(store, info.id, info.training, production_rows, k, np.random.default_rng(seed))
 
 
-def project(store: _Store, set_id: str, *, seed: int = 0, clusters: int = CLUSTERS) -> Projection:
-    """Every training and production point of ``set_id`` on the plane (PCA fitted on a bounded sample), each with
-    its time and its cluster (of at most ``clusters``).
+def project(
+    store: _Store,
+    set_id: str,
+    *,
+    method: str = "auto",
+    seed: int = 0,
+    clusters: int = CLUSTERS,
+    progress: Callable[[int, int], None] | None = None,
+) -> Projection:
+    """Every training and production point of ``set_id`` on the plane, each with its time and its cluster (of at
+    most ``clusters``).
+
+    ``method``: ``pca`` (and ``auto``) or ``umap`` (the ``[umap]`` extra), fitted on a bounded sample and applied
+    to every row in chunks (:mod:`chroma_core.ui.reducers`). ``progress(done, total)`` is called once fitted
+    (``done`` 0) and after each chunk.
 
     >>> Projection.from_bytes(project(engine.store, set_id).to_bytes())  # doctest: +SKIP
     """
@@ -201,21 +205,24 @@ def project(store: _Store, set_id: str, *, seed: int = 0, clusters: int = CLUSTE
     regions = _regions(store, info, answers.rows if answers is not None else np.empty(0, np.int64), clusters, seed)
     xy = np.zeros((n, 2), dtype=np.float32)
     cluster = np.full(n, NO_CLUSTER, dtype=np.uint8)
+    plane = reducer(method)
     if n:
-        mean, axes, explained = _fit(store, info, np.random.default_rng(seed))
+        plane.fit(_sample(store, info, np.random.default_rng(seed)))
+        if progress is not None:
+            progress(0, n)  # fitted: what remains is reading and placing every row
         at = 0
         for mode, count in (("training", info.training), ("production", info.production)):
             for start in range(0, count, CHUNK):
                 chunk = _unit(store.vectors(set_id, mode, start, min(count, start + CHUNK)))
-                xy[at : at + len(chunk)] = (chunk - mean.astype(np.float32)) @ axes.T.astype(np.float32)
+                xy[at : at + len(chunk)] = plane.transform(chunk)
                 if regions is not None:
                     cluster[at : at + len(chunk)] = regions.label(chunk)
                 at += len(chunk)
+                if progress is not None:
+                    progress(at, n)
         xy -= (xy.max(axis=0) + xy.min(axis=0)) / 2
         scale = float(np.abs(xy).max()) or 1.0
         xy *= 0.95 / scale
-    else:
-        explained = np.zeros(2)
     category = np.zeros(n, dtype=np.uint8)
     novelty = np.full(n, np.nan, dtype=np.float32)
     when = np.full(n, np.nan, dtype=np.float32)
@@ -238,8 +245,8 @@ def project(store: _Store, set_id: str, *, seed: int = 0, clusters: int = CLUSTE
         xy,
         novelty,
         category,
-        "pca",
-        (float(explained[0]), float(explained[1])),
+        plane.name,
+        plane.explained,
         times,
         when,
         cluster,

@@ -142,12 +142,34 @@ async function colorBy(mode) {
   ui.colored = mode;
 }
 
+// A large set's map (or any UMAP map) is computed in the background: the route answers 202 with its progress
+// until it is ready, and the page shows that progress instead of hanging on one request.
+async function loadMap(setId, method) {
+  const asked = (ui.asked = `${setId}/${method}`);
+  ui.progress = null; ui.progressSeen = [];
+  for (;;) {
+    const response = await api(`/v1/sets/${setId}/map?method=${method}`);
+    if (ui.asked !== asked) return null;
+    if (response.status !== 202) return response.arrayBuffer();
+    const p = (ui.progress = await response.json());
+    ui.progressSeen.push(p);
+    const share = p.total ? Math.round((100 * p.done) / p.total) : 0;
+    status(p.done ? `projecting (${p.method}): ${share}%, ${p.done.toLocaleString()} of ${p.total.toLocaleString()} points`
+                  : `projecting (${p.method}): fitting on a sample of the ${p.total.toLocaleString()} points…`);
+    $("progress").hidden = false; $("progress").value = share;
+    await new Promise((resolve) => setTimeout(resolve, 500));
+  }
+}
+
 async function openSet(setId) {
   ui.ready = false; ui.setId = setId; ui.selected = [];
   for (const row of $("sets").querySelectorAll("tbody tr")) row.classList.toggle("active", row.dataset.set === setId);
   status("projecting…");
   const started = performance.now();
-  map = parseMap(await (await api(`/v1/sets/${setId}/map`)).arrayBuffer());
+  const body = await loadMap(setId, $("method").value);
+  if (body == null) return;  // another set or projection was asked for meanwhile
+  map = parseMap(body);
+  $("progress").hidden = true;
   const n = map.head.points;
   const x = new Float32Array(n), y = new Float32Array(n), b = new Float32Array(n);
   let top = 0;
@@ -287,5 +309,6 @@ $("export").onclick = exportSelection;
 $("send").onclick = () => sendSelection().catch((e) => { ui.errors.push(String(e)); status(`cannot send the selection: ${e.message}`); });
 $("download-selection").onclick = downloadSelection;
 $("color-by").onchange = (e) => colorBy(e.target.value);
+$("method").onchange = () => { if (ui.setId) openSet(ui.setId).catch((e) => { ui.errors.push(String(e)); status(`cannot project: ${e.message}`); }); };
 window.addEventListener("error", (e) => ui.errors.push(String(e.message)));
 loadSets();

@@ -10,6 +10,7 @@ import io
 import json
 import os
 import shutil
+import time
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +24,7 @@ import requests
 from chroma_core.config import load_config
 from chroma_core.transport import transport_for
 from chroma_core.types import Selection
-from chroma_core.ui.projection import Projection
+from chroma_core.ui.projection import Projection, project
 from tests.chroma_core.drift.helpers import DAY, T0, blobs, log_window, training_set
 
 pytestmark = pytest.mark.slow
@@ -251,4 +252,77 @@ def test_another_applications_key_sees_no_sets(browser, watched):
     page.click("#connect")
     page.wait_for_function("document.getElementById('status').textContent.includes('cannot load sets')", timeout=30_000)
     assert "invalid API key" in page.inner_text("#status")
+    page.close()
+
+
+@pytest.fixture
+def embedded_page(tmp_path):
+    """The page's app over an embedded engine (what `chroma-ml ui` serves), in this process on 127.0.0.1, so a test
+    can shrink the projection's chunk size and the inline limit."""
+    import threading
+
+    import uvicorn
+
+    from chroma_core.server.app import create_app
+    from tests.conftest import free_port
+
+    transport, es, known, novel = training_set(tmp_path, n=300)
+    rng = np.random.default_rng(1)
+    log_window(transport, es, np.concatenate([blobs(rng, known, 30), blobs(rng, novel, 30)]), T0, "day")
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(tmp_path / "spool", engine=transport.engine), port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    try:
+        yield url, transport, es
+    finally:
+        server.should_exit = True
+        thread.join(30)
+
+
+def test_a_set_too_large_to_project_at_once_answers_202_with_progress(embedded_page, monkeypatch):
+    from chroma_core.ui import jobs, projection
+
+    url, transport, es = embedded_page
+    monkeypatch.setattr(jobs, "INLINE_POINTS", 100)
+    monkeypatch.setattr(projection, "CHUNK", 4)
+    first = requests.get(f"{url}/v1/sets/{es.id}/map", timeout=10)
+    assert first.status_code == 202 and first.headers["retry-after"] == "1"
+    progress = first.json()
+    assert progress["status"] == "projecting" and progress["total"] == 360 and 0 <= progress["done"] <= 360
+    seen = [progress["done"]]
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        response = requests.get(f"{url}/v1/sets/{es.id}/map", timeout=10)
+        if response.status_code == 200:
+            break
+        assert response.status_code == 202
+        seen.append(response.json()["done"])
+        time.sleep(0.02)
+    assert response.headers["content-type"] == "application/x-chroma-map"
+    assert seen == sorted(seen)
+    got = Projection.from_bytes(response.content)
+    assert np.array_equal(got.xy, project(transport.engine.store, es.id).xy)
+    assert requests.get(f"{url}/v1/sets/{es.id}/map?method=tsne", timeout=10).status_code == 422
+    assert requests.get(f"{url}/v1/sets/{'f' * 40}/map", timeout=10).status_code == 404
+
+
+def test_the_page_shows_progress_while_the_map_is_computed(browser, embedded_page, monkeypatch):
+    from chroma_core.ui import jobs, projection
+
+    url, _, _ = embedded_page
+    monkeypatch.setattr(jobs, "INLINE_POINTS", 100)
+    monkeypatch.setattr(projection, "CHUNK", 1)  # 360 chunks: long enough for the page to poll
+    page = browser.new_page(viewport={"width": 1400, "height": 800})
+    page.goto(f"{url}/ui")
+    page.wait_for_function("window.chromaUI && chromaUI.ready", timeout=60_000)
+    seen = page.evaluate("chromaUI.progressSeen")
+    assert seen and all(p["status"] == "projecting" and p["total"] == 360 for p in seen)  # it polled, then drew
+    assert page.evaluate("chromaUI.points") == 360 and page.locator("#progress").is_hidden()
     page.close()

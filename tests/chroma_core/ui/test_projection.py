@@ -150,3 +150,23 @@ def test_an_export_lists_each_selected_point_once(watched):
     rows = export_rows(store, set_id, [301, 2, 301, 359])
     assert [(r["index"], r["mode"]) for r in rows] == [(2, "training"), (301, "production"), (359, "production")]
     assert rows[1]["input_uri"] == "day/1" and rows[1]["answer"] in {"training_recommended", "neutral", "not_useful"}
+
+
+@pytest.mark.slow
+def test_method_umap_places_every_point_and_keeps_neighbourhoods(watched):
+    """UMAP (the [umap] extra), fitted on the same bounded sample, places every point, and a point's nearest map
+    neighbour is of its own cluster at least as often as under PCA. Slow: numba compiles umap-learn on first use."""
+    pytest.importorskip("umap")
+    store, set_id = watched
+    u, p = project(store, set_id, method="umap"), project(store, set_id, method="pca")
+    assert u.method == "umap" and p.method == "pca" and len(u) == len(p) == 360
+    assert np.isfinite(u.xy).all() and np.abs(u.xy).max() <= 1.0
+    assert np.array_equal(u.category, p.category) and np.array_equal(u.cluster, p.cluster)
+    truth = p.cluster  # the clusters are computed in the full space, whatever the projection
+
+    def agreement(xy: np.ndarray) -> float:
+        d = ((xy[:, None, :] - xy[None, :, :]) ** 2).sum(-1)
+        np.fill_diagonal(d, np.inf)
+        return float((truth[np.argmin(d, axis=1)] == truth).mean())
+
+    assert agreement(u.xy) >= agreement(p.xy) - 0.02
