@@ -131,7 +131,10 @@ def drift_report(store: Any, request: DriftRequest, *, now: float | None = None)
             f"{n_windows} windows of {request.window:g} s from {start:.0f} to {end:.0f}; at most {MAX_WINDOWS} fit "
             "one report. Use a longer window or pass since/until."
         )
-    reference = reference_of(store, request.set_id, info.training, info.revision, k=Thresholds().k)
+    defaults = Thresholds()  # what the stored answers were scored with, unless a caller overrode them
+    reference = reference_of(
+        store, request.set_id, info.training, info.revision, k=defaults.k, novelty_score=defaults.novelty_score
+    )
     rng = np.random.default_rng(request.seed)
     regions = None
     if reference is not None:
