@@ -57,10 +57,14 @@ def build(root: Path, points: int, dim: int, training: int) -> str:
 
 
 def fetch(url: str) -> tuple[float, int]:
+    """Seconds until ``url`` answers 200 (a large map answers 202 with its progress until it is ready), and size."""
     t0 = time.perf_counter()
-    with urllib.request.urlopen(url, timeout=600) as r:
-        body = r.read()
-    return time.perf_counter() - t0, len(body)
+    while True:
+        with urllib.request.urlopen(url, timeout=600) as r:
+            body = r.read()
+            if r.status != 202:
+                return time.perf_counter() - t0, len(body)
+        time.sleep(0.2)
 
 
 def browse(url: str, set_id: str) -> dict[str, float]:

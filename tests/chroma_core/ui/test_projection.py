@@ -170,3 +170,16 @@ def test_method_umap_places_every_point_and_keeps_neighbourhoods(watched):
         return float((truth[np.argmin(d, axis=1)] == truth).mean())
 
     assert agreement(u.xy) >= agreement(p.xy) - 0.02
+
+
+def test_the_map_clusters_are_those_of_chroma_clusters(watched):
+    from chroma_core.drift.compute import cluster_report
+
+    store, set_id = watched
+    p = project(store, set_id)
+    report = cluster_report(store, set_id, k=CLUSTERS)
+    training = np.bincount(p.cluster[:300], minlength=p.clusters)
+    production = np.bincount(p.cluster[300:], minlength=p.clusters)
+    assert {c.cluster: (c.training, c.production) for c in report.clusters} == {
+        c: (int(training[c]), int(production[c])) for c in range(p.clusters)
+    }
