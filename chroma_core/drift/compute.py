@@ -9,7 +9,8 @@ Per window of production inputs (read from the store by time, with the answers C
    of in-distribution inputs is flagged at ``alpha`` at most); no verdict under :data:`MIN_INPUTS` inputs;
 4. where: the clusters whose share of the window grew most (:mod:`.where`), with example inputs.
 
-Only modules of ``chroma_core.drift`` and the public types are imported: this runs wherever a store does.
+Only ``chroma_core.drift``, the public types and the scorer's ``novelty_of`` are imported: this runs wherever a
+store does.
 """
 
 from __future__ import annotations
