@@ -36,7 +36,7 @@ class Progress:
     done: int = 0
     started: float = dataclasses.field(default_factory=time.time)
     result: Projection | None = None
-    error: BaseException | None = None
+    error: Exception | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -106,6 +106,6 @@ class Maps:
 
         try:
             job.result = project(engine.store, job.set_id, method=job.method, progress=progress)
-        except BaseException as exc:  # handed to the next request for this map, which raises it
+        except Exception as exc:  # handed to the next request for this map, which raises it
             logger.warning("the %s map of set %s failed: %s", job.method, job.set_id[:12], exc)
             job.error = exc
