@@ -2,8 +2,8 @@
 
 Both are fitted on one bounded sample of unit rows and then map any chunk of rows onto the plane, so a set of any
 size is projected in bounded memory. UMAP separates clusters that PCA lays over one another, but its transform of
-new rows costs a nearest-neighbour search and an optimisation per chunk: about 30 s per 50,000 rows on one core
-here, so a million points take minutes where PCA takes seconds (docs/ui.md, benchmarks/bench_ui.py). PCA stays the
+new rows costs a nearest-neighbour search and an optimisation per chunk: about 850 rows a second here, so a million
+points take 20 minutes where PCA takes seconds (docs/ui.md, benchmarks/bench_ui.py). PCA stays the
 default; ``method="umap"`` asks for UMAP, and the page computes it in the background with progress.
 """
 
