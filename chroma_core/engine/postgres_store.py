@@ -64,6 +64,13 @@ _MOVE = (  # noqa: S608 - fixed column names only
     "SELECT 1 FROM chroma_records r WHERE r.set_id = %(set)s AND r.tenant = %(tenant)s AND r.mode = %(mode)s "
     "AND r.id = s.id) ORDER BY s.ord ON CONFLICT DO NOTHING"
 ).format(cols=", ".join(_STAGED[1:]), scols=", ".join(f"s.{c}" for c in _STAGED[1:]))
+# After the move every staged id has its stored record (older, or the first of the id in this batch): a staged one
+# that differs from it is a conflict (the Store contract), in the order received.
+_CONFLICTS = (
+    "SELECT s.id FROM chroma_staging s JOIN chroma_records r ON r.set_id = %(set)s AND r.tenant = %(tenant)s "
+    "AND r.mode = %(mode)s AND r.id = s.id WHERE r.embedding <> s.embedding OR r.input_uri <> s.input_uri "
+    "ORDER BY s.ord"
+)
 
 
 class PostgresStore:
@@ -196,6 +203,10 @@ class PostgresStore:
                 {"tenant": self.tenant, "set": set_id, "mode": mode, "batch": header.batch_id, "base": count},
             )
             stored = max(0, moved.rowcount)
+        conflicts: tuple[str, ...] = ()
+        if stored < received:  # some were repeats: which of them differ from the record stored for their id?
+            found = conn.execute(_CONFLICTS, {"tenant": self.tenant, "set": set_id, "mode": mode})
+            conflicts = tuple(r[0] for r in found)
         column = "training" if mode == "training" else "production"
         if stored:
             conn.execute(
@@ -209,7 +220,8 @@ class PostgresStore:
             "excluded.stored, updated_at = excluded.updated_at",
             (self.tenant, set_id, header.batch_id, mode, bool(complete()), stored, time.time()),
         )
-        return PutResult(received, stored, received - stored), count + stored
+        duplicates = received - stored - len(conflicts)
+        return PutResult(received, stored, duplicates, conflicts=conflicts), count + stored
 
     # ---- reading by row ----------------------------------------------------------------------------------------
 

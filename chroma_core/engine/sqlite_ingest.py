@@ -13,6 +13,8 @@ import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+import numpy as np
+
 from chroma_core.embedding_set import EmbeddingSet
 from chroma_core.engine import sqlite_delete as deleting
 from chroma_core.engine import sqlite_files as files
@@ -74,13 +76,14 @@ def put(
         received = sum(len(c) for c in chunks)
         return PutResult(received, 0, received, batch_already_complete=True)
     received = stored = 0
-    seen: set[str] = set()
-    with files.appending(files.vector_path(directory, set_id, mode, gen), count, dim) as write:
+    path = files.vector_path(directory, set_id, mode, gen)
+    sorter = _Sorter(db, set_id, mode, path, count, dim)
+    with files.appending(path, count, dim) as write:
         for records in chunks:
             if records.vectors.shape[1:] != (dim,):
                 check_dimension(records.vectors.shape[1], dim, "this batch")
             received += len(records)
-            keep = _new_rows(db, set_id, mode, records.ids, seen)
+            keep = sorter.sort(records)
             if keep:
                 write(records.vectors if len(keep) == len(records) else records.vectors[keep])
                 _insert(db, header, records, keep, count + stored)
@@ -95,7 +98,8 @@ def put(
         "updated_at = excluded.updated_at",
         (set_id, header.batch_id, mode, int(complete()), stored, time.time()),
     )
-    return PutResult(received, stored, received - stored)
+    conflicts = tuple(sorter.conflicts)
+    return PutResult(received, stored, received - stored - len(conflicts), conflicts=conflicts)
 
 
 def _insert(db: sqlite3.Connection, header: BatchHeader, records: Records, keep: list[int], first: int) -> None:
@@ -122,15 +126,64 @@ def _insert(db: sqlite3.Connection, header: BatchHeader, records: Records, keep:
         db.executemany(_INSERT, rows)
 
 
-def _new_rows(db: sqlite3.Connection, set_id: str, mode: str, ids: list[str], seen: set[str]) -> list[int]:
-    """Indexes of ``ids`` not yet stored (nor repeated earlier in this batch)."""
-    existing: set[str] = set()
-    for part, marks in deleting.in_parts(ids):
-        q = f"SELECT id FROM records WHERE set_id=? AND mode=? AND id IN ({marks})"  # noqa: S608 - only '?'s
-        existing.update(r[0] for r in db.execute(q, (set_id, mode, *part)))
-    keep = []
-    for i, rid in enumerate(ids):
-        if rid not in existing and rid not in seen:
-            seen.add(rid)
-            keep.append(i)
-    return keep
+class _Sorter:
+    """Sorts each chunk's records into new ones, exact repeats and conflicts (see the Store contract).
+
+    A repeated id is compared with the record stored first: one stored before this batch by its vector in the
+    (committed) file and its uri; one stored by an earlier chunk of this batch, whose vector is not readable back
+    before the batch's fsync, by a digest of its uri and vector. Those digests are taken only when a second chunk
+    comes (the previous chunk is kept until then), so a batch of one chunk, the usual case, pays nothing for them.
+    """
+
+    def __init__(self, db: sqlite3.Connection, set_id: str, mode: str, path: Path, count: int, dim: int) -> None:
+        self.db, self.set_id, self.mode, self.path, self.count, self.dim = db, set_id, mode, path, count, dim
+        self.conflicts: list[str] = []
+        self._earlier: dict[str, int] = {}  # id -> digest, of records stored by earlier chunks of this batch
+        self._previous: tuple[Records, list[int]] | None = None
+
+    def sort(self, records: Records) -> list[int]:
+        """Indexes of the records of this chunk to store; conflicts are noted, exact repeats dropped."""
+        if self._previous is not None:
+            before, kept = self._previous
+            self._earlier.update((before.ids[i], _digest(before, i)) for i in kept)
+        ids = records.ids
+        stored: dict[str, tuple[int, str]] = {}
+        for part, marks in deleting.in_parts(ids):
+            q = f"SELECT id, row, input_uri FROM records WHERE set_id=? AND mode=? AND id IN ({marks})"  # noqa: S608
+            stored.update((r[0], (r[1], r[2])) for r in self.db.execute(q, (self.set_id, self.mode, *part)))
+        old = [rid for rid, (row, _) in stored.items() if row < self.count]
+        vectors = dict(zip(old, self._vectors([stored[rid][0] for rid in old]), strict=True))
+        keep: list[int] = []
+        first: dict[str, int] = {}
+        for i, rid in enumerate(ids):
+            if rid in stored:
+                row, uri = stored[rid]
+                same = (
+                    uri == records.input_uris[i] and np.array_equal(vectors[rid], records.vectors[i])
+                    if row < self.count
+                    else self._earlier.get(rid) == _digest(records, i)
+                )
+            elif rid in first:
+                j = first[rid]
+                same = records.input_uris[j] == records.input_uris[i] and np.array_equal(
+                    records.vectors[j], records.vectors[i]
+                )
+            else:
+                first[rid] = i
+                keep.append(i)
+                continue
+            if not same:
+                self.conflicts.append(rid)
+        self._previous = (records, keep)
+        return keep
+
+    def _vectors(self, rows: list[int]) -> np.ndarray:
+        if not rows:
+            return np.empty((0, self.dim), dtype=np.float32)
+        return files.read_rows(self.path, self.dim, self.count, np.asarray(rows, dtype=np.int64))
+
+
+def _digest(records: Records, i: int) -> int:
+    # Python's hash of the uri and the vector's bytes: 64 bits, so two different records collide (and one would
+    # be taken for a repeat of the other) with a chance of 2**-64.
+    return hash((records.input_uris[i], np.ascontiguousarray(records.vectors[i]).tobytes()))

@@ -9,6 +9,7 @@ answer to the same query.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Iterator
 
@@ -18,6 +19,7 @@ import pytest
 pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
 
+from chroma_core.batch_format import write_batch
 from chroma_core.config import load_config
 from chroma_core.embedding_set import EmbeddingSet
 from chroma_core.errors import TransportError
@@ -109,6 +111,22 @@ def test_two_replicas_store_the_same_batches_once_and_answer_alike(replicas):
     queries = np.concatenate([b[1].vectors[:3] for b in batches[:4]]) + 0.01
     request = QueryRequest(ES.id, queries, tuple(f"/q/{i}" for i in range(len(queries))))
     assert one.query(request) == two.query(request)
+
+
+def test_a_changed_record_sent_through_the_other_replica_is_a_conflict_in_the_answer(replicas, tmp_path):
+    ((header, records),) = _batches(1, n=20, seed=3)
+    path = tmp_path / "first.jsonl"
+    write_batch(path, header, records)
+    assert _client(replicas[0]).upload_file(path).stored == 20
+    original = records.vectors[3].copy()
+    records.vectors[[3, 7]] += 0.25  # the same ids, other vectors, in a batch of its own
+    changed = tmp_path / "changed.jsonl"
+    write_batch(changed, dataclasses.replace(header, batch_id="changed"), records)
+    report = _client(replicas[1]).upload_file(changed)
+    assert (report.read, report.stored, report.duplicates, report.conflicts) == (20, 0, 18, 2)
+    assert report.conflicting_ids == (records.ids[3], records.ids[7]) and not report.ok
+    kept = _client(replicas[0]).records(ES.id, "training", 3, 4)[1]
+    np.testing.assert_array_equal(kept.vectors[0], original)  # the first record of the id stays
 
 
 def test_a_replica_killed_mid_stream_loses_and_doubles_nothing(replicas):
