@@ -4,13 +4,13 @@ One :class:`PostgresStore` serves one application (``tenant``) of a database; st
 pool (:mod:`~chroma_core.engine.postgres_pool`). Every transaction names its tenant (``chroma.tenant``), which the
 tables' row-level security policies check (:mod:`~chroma_core.engine.postgres_schema`).
 
-- **Writes** lock the set's row (``SELECT ... FOR UPDATE``) so two replicas storing batches of one set take turns
-  and number rows without gaps; a batch is ``COPY ... (FORMAT BINARY)``-ed into a staging table, then inserted in
-  one statement that drops records already stored and repeats within the batch (``ON CONFLICT DO NOTHING`` as the
-  last word), all in one transaction: a batch sent twice, or by two replicas at once, is stored once.
+- **Writes** lock the set's row and run in one transaction, idempotently by batch id and record id, conflicts
+  reported (:mod:`~chroma_core.engine.postgres_ingest`): a batch sent twice, or by two replicas at once, is
+  stored once.
 - **Reads** of vectors are binary ``COPY`` parsed by numpy (:mod:`~chroma_core.engine.postgres_copy`).
-- **Nearest neighbours** come from the set's HNSW index (:mod:`~chroma_core.engine.postgres_index`), which always
-  covers every training row once built; the engine re-ranks its candidates exactly.
+- **Nearest neighbours** come from the set's HNSW index (:mod:`~chroma_core.engine.postgres_index`), which covers
+  the training rows that were there when it was built; the engine searches the newer ones exactly and re-ranks
+  the index's candidates exactly. All the query vectors of a call go in one statement.
 - **State** (the calibration, per set revision) lives in the database, so every replica gives the same answer.
 """
 
@@ -19,24 +19,23 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
 
 from chroma_core.embedding_set import EmbeddingSet
-from chroma_core.engine.answers import ANSWER_COLUMNS, Answers, answer_row
+from chroma_core.engine import postgres_ingest as ingest
+from chroma_core.engine.answers import ANSWER_COLUMNS, Answers
 from chroma_core.engine.postgres_copy import parse_vectors
-from chroma_core.engine.postgres_index import Indexes
+from chroma_core.engine.postgres_index import Indexes, nearest_query
 from chroma_core.engine.postgres_pool import Database, open_database, release
-from chroma_core.engine.postgres_schema import vector_cast
 from chroma_core.engine.record_rows import stored_record
 from chroma_core.engine.store import Candidates, DeleteReport, PutResult, StoredRecord
 from chroma_core.json_text import json_text, loads
 from chroma_core.records import BatchHeader, Mode, Records
 from chroma_core.types import SetInfo
-from chroma_core.vectors import Matrix, check_dimension
+from chroma_core.vectors import Matrix
 
 __all__ = ["PostgresStore"]
 
@@ -49,28 +48,6 @@ _SET_COLUMNS = "set_id, key_json, dimension, created_at, training, production, r
 _BASE = "row, id, input_uri, inferences, label, time, preview"
 _RECORD = f"{_BASE}, {', '.join(ANSWER_COLUMNS)}"
 _WHERE = "set_id = %s AND tenant = %s AND mode = %s"  # the key's leading columns, in order
-_STAGED = ("ord", "id", "input_uri", "inferences", "label", "time", "preview", "embedding", *ANSWER_COLUMNS)
-_STAGED_TYPES = (
-    "bigint", "text", "text", "text", "text", "float8", "text", "vector",
-    "int2", "int2", "int8", *["float8"] * 8, "text",
-)  # fmt: skip
-_STAGING = "CREATE TEMP TABLE chroma_staging ({}) ON COMMIT DROP".format(
-    ", ".join(f"{c} {t}" for c, t in zip(_STAGED, _STAGED_TYPES, strict=True))
-)
-_MOVE = (  # noqa: S608 - fixed column names only
-    "INSERT INTO chroma_records (tenant, set_id, mode, batch_id, row, {cols}) "
-    "SELECT %(tenant)s, %(set)s, %(mode)s, %(batch)s, %(base)s + row_number() OVER (ORDER BY s.ord) - 1, {scols} "
-    "FROM (SELECT DISTINCT ON (id) * FROM chroma_staging ORDER BY id, ord) s WHERE NOT EXISTS ("
-    "SELECT 1 FROM chroma_records r WHERE r.set_id = %(set)s AND r.tenant = %(tenant)s AND r.mode = %(mode)s "
-    "AND r.id = s.id) ORDER BY s.ord ON CONFLICT DO NOTHING"
-).format(cols=", ".join(_STAGED[1:]), scols=", ".join(f"s.{c}" for c in _STAGED[1:]))
-# After the move every staged id has its stored record (older, or the first of the id in this batch): a staged one
-# that differs from it is a conflict (the Store contract), in the order received.
-_CONFLICTS = (
-    "SELECT s.id FROM chroma_staging s JOIN chroma_records r ON r.set_id = %(set)s AND r.tenant = %(tenant)s "
-    "AND r.mode = %(mode)s AND r.id = s.id WHERE r.embedding <> s.embedding OR r.input_uri <> s.input_uri "
-    "ORDER BY s.ord"
-)
 
 
 class PostgresStore:
@@ -129,25 +106,10 @@ class PostgresStore:
 
     def create_set(self, embedding_set: EmbeddingSet, dimension: int) -> SetInfo:
         with self._tx() as conn:
-            self._lock_set(conn, embedding_set, dimension, "this embedding set")
+            ingest.lock_set(conn, self.tenant, embedding_set, dimension, "this embedding set")
         info = self.get_set(embedding_set.id)
         assert info is not None
         return info
-
-    def _lock_set(self, conn: Any, embedding_set: EmbeddingSet, dimension: int, what: str) -> tuple[int, int]:
-        """Create the set if needed and lock its row for this transaction: (training, production) counts."""
-        key_json = json.dumps(dict(embedding_set.key), sort_keys=True, ensure_ascii=False)
-        conn.execute(
-            "INSERT INTO chroma_sets (tenant, set_id, key_json, dimension, created_at) VALUES (%s, %s, %s, %s, %s) "
-            "ON CONFLICT DO NOTHING",
-            (self.tenant, embedding_set.id, key_json, dimension, time.time()),
-        )
-        have, training, production = conn.execute(
-            "SELECT dimension, training, production FROM chroma_sets WHERE set_id = %s AND tenant = %s FOR UPDATE",
-            (embedding_set.id, self.tenant),
-        ).fetchone()
-        check_dimension(dimension, have, what)
-        return int(training), int(production)
 
     def delete_set(self, set_id: str) -> bool:
         with self._tx() as conn:
@@ -166,62 +128,18 @@ class PostgresStore:
     def put(self, header: BatchHeader, chunks: Iterable[Records], *, complete: Callable[[], bool]) -> PutResult:
         """Store the chunks of one batch in one transaction: all of it, or none (see the module docstring)."""
         with self._tx() as conn:
-            result, total = self._put(conn, header, chunks, complete)
+            result, total = ingest.put(conn, self.tenant, header, chunks, complete)
+            stale = (
+                header.mode == "training"
+                and result.stored > 0
+                and self.indexes.stale(total, self.indexes.covering(conn, header.set_id))
+            )
         if result.stored >= ANALYZE_AFTER:
             with self.db.errors("analyze"), self.db.pool.connection() as conn:
                 conn.execute("ANALYZE chroma_records")
-        if header.mode == "training" and result.stored and self.indexes.wanted(total):
+        if stale:
             self.indexes.build_soon(header.set_id, header.dimension)
         return result
-
-    def _put(
-        self, conn: Any, header: BatchHeader, chunks: Iterable[Records], complete: Callable[[], bool]
-    ) -> tuple[PutResult, int]:
-        set_id, mode, dim = header.set_id, header.mode, header.dimension
-        counts = self._lock_set(conn, header.embedding_set, dim, f"batch {header.batch_id!r}")
-        count = counts[0] if mode == "training" else counts[1]
-        done = conn.execute(
-            "SELECT complete FROM chroma_batches WHERE set_id = %s AND tenant = %s AND batch_id = %s",
-            (set_id, self.tenant, header.batch_id),
-        ).fetchone()
-        if done is not None and done[0]:
-            received = sum(len(c) for c in chunks)
-            return PutResult(received, 0, received, batch_already_complete=True), count
-        conn.execute(_STAGING)
-        received = 0
-        with conn.cursor().copy(f"COPY chroma_staging ({', '.join(_STAGED)}) FROM STDIN (FORMAT BINARY)") as copy:
-            copy.set_types(_STAGED_TYPES)
-            for records in chunks:
-                if records.vectors.shape[1:] != (dim,):
-                    check_dimension(records.vectors.shape[1], dim, "this batch")
-                _copy_rows(copy, records, received)
-                received += len(records)
-        stored = 0
-        if received:
-            moved = conn.execute(
-                _MOVE,
-                {"tenant": self.tenant, "set": set_id, "mode": mode, "batch": header.batch_id, "base": count},
-            )
-            stored = max(0, moved.rowcount)
-        conflicts: tuple[str, ...] = ()
-        if stored < received:  # some were repeats: which of them differ from the record stored for their id?
-            found = conn.execute(_CONFLICTS, {"tenant": self.tenant, "set": set_id, "mode": mode})
-            conflicts = tuple(r[0] for r in found)
-        column = "training" if mode == "training" else "production"
-        if stored:
-            conn.execute(
-                f"UPDATE chroma_sets SET {column} = {column} + %s WHERE set_id = %s AND tenant = %s",  # noqa: S608
-                (stored, set_id, self.tenant),
-            )
-        conn.execute(
-            "INSERT INTO chroma_batches (tenant, set_id, batch_id, mode, complete, stored, updated_at) "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (set_id, tenant, batch_id) DO UPDATE SET "
-            "complete = chroma_batches.complete OR excluded.complete, stored = chroma_batches.stored + "
-            "excluded.stored, updated_at = excluded.updated_at",
-            (self.tenant, set_id, header.batch_id, mode, bool(complete()), stored, time.time()),
-        )
-        duplicates = received - stored - len(conflicts)
-        return PutResult(received, stored, duplicates, conflicts=conflicts), count + stored
 
     # ---- reading by row ----------------------------------------------------------------------------------------
 
@@ -358,6 +276,8 @@ class PostgresStore:
     # ---- nearest neighbours and state --------------------------------------------------------------------------
 
     def nearest(self, set_id: str, queries: Matrix, k: int) -> Candidates | None:
+        """Candidates from the set's index, which covers its first ``covered`` training rows (see
+        :mod:`~chroma_core.engine.postgres_index`); all the queries in one statement, so one round trip."""
         with self._tx() as conn:
             info = conn.execute(
                 "SELECT dimension, training FROM chroma_sets WHERE set_id = %s AND tenant = %s", (set_id, self.tenant)
@@ -365,24 +285,29 @@ class PostgresStore:
             if info is None:
                 return None
             dim, training = int(info[0]), int(info[1])
-            if not self.indexes.is_ready(conn, set_id):
-                if self.indexes.wanted(training):  # e.g. a replica that did not ingest, after a restart
-                    self.indexes.build_soon(set_id, dim)
+            covers = self.indexes.covering(conn, set_id)
+            if self.indexes.stale(training, covers):  # e.g. a replica that did not ingest, after a restart
+                self.indexes.build_soon(set_id, dim)
+            if covers is None:
                 return None
-            if not len(queries):
-                return Candidates(np.empty((0, 0), dtype=np.int64), training)
-            expression, _ = vector_cast(dim, self.indexes.halfvec)
-            kind = "halfvec" if self.indexes.halfvec else "vector"
+            covered = min(covers, training)
+            if not len(queries) or k <= 0:
+                return Candidates(np.empty((len(queries), 0), dtype=np.int64), covered)
             conn.execute(f"SET LOCAL hnsw.ef_search = {max(40, min(1000, 2 * int(k)))}")
-            query = (
-                f"SELECT row FROM chroma_records WHERE {_WHERE} "  # noqa: S608 - fixed names, an int dimension
-                f"ORDER BY {expression} <=> %s::vector::{kind}({dim}) LIMIT %s"
-            )
-            out = np.full((len(queries), k), -1, dtype=np.int64)
-            for i, q in enumerate(np.asarray(queries, dtype=np.float32)):
-                rows = [r[0] for r in conn.execute(query, (set_id, self.tenant, "training", q, k))]
-                out[i, : len(rows)] = rows
-        return Candidates(out, training)
+            found = conn.execute(
+                nearest_query(dim, self.indexes.halfvec),
+                (list(np.asarray(queries, dtype=np.float32)), set_id, self.tenant, covers, int(k)),
+            ).fetchall()
+        out = np.full((len(queries), k), -1, dtype=np.int64)
+        if found:
+            which = np.fromiter((f[0] for f in found), np.int64, len(found)) - 1
+            rows = np.fromiter((f[1] for f in found), np.int64, len(found))
+            distances = np.fromiter((f[2] for f in found), np.float64, len(found))
+            order = np.lexsort((distances, which))  # by query, then nearest first
+            which, rows = which[order], rows[order]
+            rank = np.arange(len(which)) - np.searchsorted(which, which)  # place within its query's run
+            out[which, rank] = rows
+        return Candidates(out, covered)
 
     def wait_for_index(self, set_id: str, timeout: float | None = None) -> bool:
         """Wait for the set's index build under way in this process; True when the index is ready."""
@@ -411,22 +336,3 @@ class PostgresStore:
         except OSError as exc:  # StorageError
             logger.warning("could not keep state %r of set %s: %s", key, set_id[:12], exc)
             return False
-
-
-def _copy_rows(copy: Any, records: Records, first: int) -> None:
-    results = records.results
-    for i in range(len(records)):
-        inferences, label = records.inferences[i], records.labels[i]
-        copy.write_row(
-            (
-                first + i,
-                records.ids[i],
-                records.input_uris[i],
-                None if inferences is None else json_text(inferences),
-                None if label is None else json_text(label),
-                records.times[i],
-                records.preview(i),
-                records.vectors[i],
-                *answer_row(results[i] if results else None),
-            )
-        )
