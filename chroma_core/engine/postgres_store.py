@@ -55,14 +55,22 @@ class PostgresStore:
 
     ``tenant``: the application whose rows this store reads and writes. ``ann_threshold``: sets with at least this
     many training rows get an HNSW index (``None``: never). ``halfvec``: index half-precision vectors (half the
-    index's memory; the stored vectors, and so every score, stay float32).
+    index's memory; the stored vectors, and so every score, stay float32). ``small_batch``: batches of one chunk of
+    at most this many records skip the staging table (0: none do).
     """
 
     def __init__(
-        self, url: str, *, tenant: str = "default", ann_threshold: int | None = 20_000, halfvec: bool = False
+        self,
+        url: str,
+        *,
+        tenant: str = "default",
+        ann_threshold: int | None = 20_000,
+        halfvec: bool = False,
+        small_batch: int = ingest.SMALL_BATCH,
     ) -> None:
         self.db: Database = open_database(url)
         self.tenant = tenant
+        self.small_batch = small_batch
         self.indexes = Indexes(self.db, tenant, ann_threshold, halfvec)
         self._closed = False
 
@@ -128,7 +136,7 @@ class PostgresStore:
     def put(self, header: BatchHeader, chunks: Iterable[Records], *, complete: Callable[[], bool]) -> PutResult:
         """Store the chunks of one batch in one transaction: all of it, or none (see the module docstring)."""
         with self._tx() as conn:
-            result, total = ingest.put(conn, self.tenant, header, chunks, complete)
+            result, total = ingest.put(conn, self.tenant, header, chunks, complete, small=self.small_batch)
             stale = (
                 header.mode == "training"
                 and result.stored > 0

@@ -19,6 +19,7 @@ from chroma_core.embedding_set import EmbeddingSet
 from chroma_core.engine import sqlite_delete as deleting
 from chroma_core.engine import sqlite_files as files
 from chroma_core.engine.answers import ANSWER_COLUMNS, answer_row
+from chroma_core.engine.repeats import sort_repeats
 from chroma_core.engine.store import PutResult
 from chroma_core.json_text import json_text
 from chroma_core.records import BatchHeader, Records
@@ -153,27 +154,18 @@ class _Sorter:
             stored.update((r[0], (r[1], r[2])) for r in self.db.execute(q, (self.set_id, self.mode, *part)))
         old = [rid for rid, (row, _) in stored.items() if row < self.count]
         vectors = dict(zip(old, self._vectors([stored[rid][0] for rid in old]), strict=True))
-        keep: list[int] = []
-        first: dict[str, int] = {}
-        for i, rid in enumerate(ids):
-            if rid in stored:
-                row, uri = stored[rid]
-                same = (
-                    uri == records.input_uris[i] and np.array_equal(vectors[rid], records.vectors[i])
-                    if row < self.count
-                    else self._earlier.get(rid) == _digest(records, i)
-                )
-            elif rid in first:
-                j = first[rid]
-                same = records.input_uris[j] == records.input_uris[i] and np.array_equal(
-                    records.vectors[j], records.vectors[i]
-                )
-            else:
-                first[rid] = i
-                keep.append(i)
-                continue
-            if not same:
-                self.conflicts.append(rid)
+
+        def same(rid: str, i: int) -> bool | None:
+            found = stored.get(rid)
+            if found is None:
+                return None
+            row, uri = found
+            if row < self.count:
+                return uri == records.input_uris[i] and np.array_equal(vectors[rid], records.vectors[i])
+            return self._earlier.get(rid) == _digest(records, i)
+
+        keep, conflicts, _ = sort_repeats(records, same)
+        self.conflicts.extend(conflicts)
         self._previous = (records, keep)
         return keep
 

@@ -28,10 +28,13 @@ B = EmbeddingSet.from_dict({"model": "contract", "layer": "b"})
 DIM = 4
 
 
-def _postgres(location: Path, request: pytest.FixtureRequest) -> Store:
+def _postgres(location: Path, request: pytest.FixtureRequest, small_batch: int | None = None) -> Store:
     from chroma_core.engine.postgres_store import PostgresStore
 
-    return PostgresStore(request.getfixturevalue("postgres_url"), tenant=location.as_posix(), ann_threshold=64)
+    url, tenant = request.getfixturevalue("postgres_url"), location.as_posix()
+    if small_batch is None:
+        return PostgresStore(url, tenant=tenant, ann_threshold=64)
+    return PostgresStore(url, tenant=tenant, ann_threshold=64, small_batch=small_batch)
 
 
 #: kind -> factory(location, request) opening that kind of store over a private location (a folder for SQLite; a
@@ -39,6 +42,8 @@ def _postgres(location: Path, request: pytest.FixtureRequest) -> Store:
 STORES: dict[str, Callable[[Path, pytest.FixtureRequest], Store]] = {
     "sqlite": lambda location, request: SQLiteStore(location, ann_threshold=64),
     "postgres": _postgres,
+    # Every batch through the staging table (by default a batch of one small chunk is inserted directly).
+    "postgres-staged": lambda location, request: _postgres(location, request, small_batch=0),
 }
 
 
