@@ -51,7 +51,8 @@ _INSERT_ARRAYS = (  # noqa: S608 - fixed column names only
     "FROM unnest({arrays}) AS u"
 ).format(
     cols=", ".join(_STAGED[1:]),
-    arrays=", ".join(f"%s::{'bigint' if c == 'ord' else t}[]" for c, t in zip(_STAGED, _STAGED_TYPES, strict=True)),
+    # %b: binary parameters (pgvector's text form of 100 vectors took 80 ms to write; its binary form, 1 ms).
+    arrays=", ".join(f"%b::{'bigint' if c == 'ord' else t}[]" for c, t in zip(_STAGED, _STAGED_TYPES, strict=True)),
 )
 # After the move every staged id has its stored record (older, or the first of the id in this batch): a staged one
 # that differs from it is a conflict (the Store contract), in the order received.
@@ -153,6 +154,7 @@ def _put_directly(
         "SELECT id, input_uri, embedding FROM chroma_records WHERE set_id = %s AND tenant = %s AND mode = %s "
         "AND id = ANY(%s)",
         (set_id, tenant, mode, list(dict.fromkeys(records.ids))),
+        binary=True,  # vectors read in their binary form: parsing their text is a thousand times slower
     ).fetchall()
     # pgvector reads a binary vector as its ``Vector`` (float32 inside); numpy compares its array.
     stored = {rid: (uri, np.asarray(v.to_numpy() if hasattr(v, "to_numpy") else v)) for rid, uri, v in found}
