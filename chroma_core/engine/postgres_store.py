@@ -41,6 +41,9 @@ __all__ = ["PostgresStore"]
 
 logger = logging.getLogger("chroma.engine")
 
+#: Where a delete parks the rows it renumbers (past any row a set can have, and any index's ``row < covers``).
+_SHIFT = 2**50
+
 #: Ingests of at least this many records are followed by ANALYZE (the planner must learn the table grew).
 ANALYZE_AFTER = 10_000
 
@@ -265,19 +268,24 @@ class PostgresStore:
         return DeleteReport(counts["training"], counts["production"], tuple(sorted({s for s, _ in gone})))
 
     def _renumber(self, conn: Any, set_id: str, mode: str, first: int) -> None:
-        """Close the gaps left from row ``first`` on, keeping the order: via negative rows, since the unique
-        (set, mode, row) key is checked row by row during an UPDATE."""
-        args = {"set": set_id, "tenant": self.tenant, "mode": mode, "first": first}
+        """Close the gaps left from row ``first`` on, keeping the order.
+
+        In two passes, since the unique (set, mode, row) key is checked row by row during an UPDATE: first to
+        ``_SHIFT`` + the new number, then down by ``_SHIFT``. The parked numbers lie past every index's
+        ``row < covers``, so each renumbered row costs one HNSW insert, not two (parking them at negative
+        numbers, as before, re-filed each row in the index twice).
+        """
+        args = {"set": set_id, "tenant": self.tenant, "mode": mode, "first": first, "shift": _SHIFT}
         conn.execute(
-            "UPDATE chroma_records r SET row = -1 - n.new FROM (SELECT id, %(first)s + row_number() OVER "
+            "UPDATE chroma_records r SET row = %(shift)s + n.new FROM (SELECT id, %(first)s + row_number() OVER "
             "(ORDER BY row) - 1 AS new FROM chroma_records WHERE set_id = %(set)s AND tenant = %(tenant)s AND "
             "mode = %(mode)s AND row >= %(first)s) n WHERE r.set_id = %(set)s AND r.tenant = %(tenant)s AND "
             "r.mode = %(mode)s AND r.id = n.id",
             args,
         )
         conn.execute(
-            "UPDATE chroma_records SET row = -1 - row WHERE set_id = %(set)s AND tenant = %(tenant)s AND "
-            "mode = %(mode)s AND row < 0",
+            "UPDATE chroma_records SET row = row - %(shift)s WHERE set_id = %(set)s AND tenant = %(tenant)s AND "
+            "mode = %(mode)s AND row >= %(shift)s",
             args,
         )
 

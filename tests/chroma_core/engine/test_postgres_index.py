@@ -108,3 +108,15 @@ def test_an_index_left_invalid_by_a_cancelled_build_is_dropped_and_built_again(s
     assert store.wait_for_index(A.id, 120)
     assert _indexes(store) == [(name, 500, True)]
     assert store.nearest(A.id, _unit(records.vectors[:2]), 3).rows[:, 0].tolist() == [0, 1]
+
+
+def test_after_a_delete_the_index_finds_the_renumbered_rows(store_of):
+    store = store_of(ann_threshold=200)
+    header, records = _batch(n=400)
+    store.put(header, [records], complete=lambda: True)
+    assert store.wait_for_index(A.id, 120)
+    assert store.delete_records([records.input_uris[5]]).training == 1
+    found = store.nearest(A.id, _unit(records.vectors[[10, 399, 0]]), 3)
+    # Rows after the deleted one moved down by one; the index (row < 400) holds each once, by its new number.
+    assert found.covered == 399 and found.rows[:, 0].tolist() == [9, 398, 0]
+    assert len(set(found.rows[0].tolist())) == 3
