@@ -33,6 +33,10 @@ __all__ = ["Indexes", "SetIndex", "nearest_query"]
 
 #: How long a replica trusts what it last read of a set's indexes in the catalog (another may build a newer one).
 _FRESH_S = 5.0
+#: How long to wait before trying to build a set's index again, when another replica holds its build, or after a
+#: build failed (queries meanwhile search exactly: slower, never wrong).
+_BUSY_RETRY_S = 10.0
+_FAILED_RETRY_S = 60.0
 
 
 class SetIndex(NamedTuple):
@@ -50,6 +54,7 @@ class Indexes:
         self.db, self.tenant, self.threshold, self.halfvec = db, tenant, threshold, halfvec
         self._covers: dict[str, tuple[int | None, float]] = {}  # set -> (rows covered by its valid index, read at)
         self._builds: dict[str, threading.Thread] = {}
+        self._not_before: dict[str, float] = {}  # set -> when to try again, after a failed build or a busy lock
         self._lock = threading.Lock()
         self._closed = False
 
@@ -112,7 +117,7 @@ class Indexes:
     def build_soon(self, set_id: str, dimension: int) -> None:
         """Start building the set's index in the background unless a build of it is under way here."""
         with self._lock:
-            if self._closed:
+            if self._closed or time.monotonic() < self._not_before.get(set_id, 0.0):
                 return
             running = self._builds.get(set_id)
             if running is not None and running.is_alive():
@@ -131,6 +136,7 @@ class Indexes:
                 key = _lock_key(self.base(set_id))
                 if not conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()[0]:
                     logger.info("the index of set %s is being built by another replica", set_id[:12])
+                    self._later(set_id, _BUSY_RETRY_S)
                     return
                 try:
                     built = self._build_locked(conn, set_id, dimension)
@@ -142,8 +148,13 @@ class Indexes:
                 )
         except Exception as exc:  # a failed build costs speed, never an answer: queries search exactly
             logger.warning("building the index of set %s failed: %s", set_id[:12], str(exc).splitlines()[0])
+            self._later(set_id, _FAILED_RETRY_S)  # not again at once, or every query would start a failing build
         finally:
             self.forget(set_id)
+
+    def _later(self, set_id: str, seconds: float) -> None:
+        with self._lock:
+            self._not_before[set_id] = time.monotonic() + seconds
 
     def _build_locked(self, conn: Any, set_id: str, dimension: int) -> int | None:
         """Under the set's advisory lock: drop what a killed build left, build over every row if the newest valid

@@ -120,3 +120,22 @@ def test_after_a_delete_the_index_finds_the_renumbered_rows(store_of):
     # Rows after the deleted one moved down by one; the index (row < 400) holds each once, by its new number.
     assert found.covered == 399 and found.rows[:, 0].tolist() == [9, 398, 0]
     assert len(set(found.rows[0].tolist())) == 3
+
+
+def test_a_build_held_by_another_replica_is_not_retried_at_every_query(store_of, postgres_url, caplog):
+    import logging
+
+    from chroma_core.engine.postgres_index import _lock_key
+
+    store = store_of(ann_threshold=100)
+    header, records = _batch(n=300)
+    with psycopg.connect(postgres_url, autocommit=True) as other:  # "another replica" holds the set's build
+        other.execute("SELECT pg_advisory_lock(%s)", (_lock_key(store.indexes.base(A.id)),))
+        with caplog.at_level(logging.INFO, logger="chroma"):
+            store.put(header, [records], complete=lambda: True)  # starts a build, which finds the lock taken
+            assert store.wait_for_index(A.id, 60) is False
+            for _ in range(5):
+                assert store.nearest(A.id, _unit(records.vectors[:1]), 3) is None  # exact search meanwhile
+            store.wait_for_index(A.id, 60)
+        assert caplog.text.count("is being built by another replica") == 1
+    assert _indexes(store) == []
