@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 __all__ = ["CONFLICTS_NAMED", "DeleteReport", "SetInfo", "UploadReport"]
@@ -52,6 +52,22 @@ class UploadReport:
             problems=tuple(data.get("problems", ())),
             conflicts=int(data.get("conflicts", 0)),
             conflicting_ids=tuple(data.get("conflicting_ids", ())),
+        )
+
+    @classmethod
+    def combined(cls, batch_id: str, set_id: str, mode: str, parts: Sequence[UploadReport]) -> UploadReport:
+        """One report for a batch uploaded in ``parts`` (each its own request): counts summed, problems and
+        conflicting ids in order (the first :data:`CONFLICTS_NAMED` of those)."""
+        return cls(
+            batch_id,
+            set_id,
+            mode,
+            sum(r.read for r in parts),
+            sum(r.stored for r in parts),
+            sum(r.duplicates for r in parts),
+            tuple(p for r in parts for p in r.problems),
+            sum(r.conflicts for r in parts),
+            tuple(i for r in parts for i in r.conflicting_ids)[:CONFLICTS_NAMED],
         )
 
 
