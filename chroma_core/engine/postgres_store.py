@@ -239,6 +239,7 @@ class PostgresStore:
             raise TypeError("input_uris must be a list of input_uri values, not one string")
         uris = list(dict.fromkeys(input_uris))
         gone: dict[tuple[str, str], list[int]] = {}
+        rebuild = self._unindex_before_renumbering(uris, set_id)
         with self._tx() as conn:
             # Lock the sets first, in one order, so that concurrent deletes and puts cannot deadlock.
             sets = conn.execute(
@@ -264,8 +265,28 @@ class PostgresStore:
                     "revision = revision + 1 WHERE set_id = %s AND tenant = %s",
                     (training, production, s, self.tenant),
                 )
+        for s, dimension in rebuild.items():
+            self.indexes.build_soon(s, dimension)
         counts = {m: sum(len(r) for (_, mode), r in gone.items() if mode == m) for m in ("training", "production")}
         return DeleteReport(counts["training"], counts["production"], tuple(sorted({s for s, _ in gone})))
+
+    def _unindex_before_renumbering(self, uris: list[str], set_id: str | None) -> dict[str, int]:
+        """Drop the indexes of sets in which the delete would renumber most indexed rows (re-filing each in the
+        HNSW index costs more than building it anew, and would hold the set's lock meanwhile); set -> dimension
+        of those dropped, to build again after the delete."""
+        with self._tx() as conn:
+            firsts = conn.execute(
+                "SELECT r.set_id, min(r.row), min(s.dimension) FROM chroma_records r JOIN chroma_sets s ON "
+                "s.set_id = r.set_id AND s.tenant = r.tenant WHERE r.tenant = %s AND r.mode = 'training' AND "
+                "r.input_uri = ANY(%s) AND (%s::text IS NULL OR r.set_id = %s) GROUP BY r.set_id",
+                (self.tenant, uris, set_id, set_id),
+            ).fetchall()
+            wanted = {}
+            for s, first, dimension in firsts:
+                covers = self.indexes.covering(conn, s)
+                if covers is not None and self.indexes.cheaper_to_rebuild(covers, int(first)):
+                    wanted[s] = int(dimension)
+        return {s: d for s, d in wanted.items() if self.indexes.drop_concurrently(s)}
 
     def _renumber(self, conn: Any, set_id: str, mode: str, first: int) -> None:
         """Close the gaps left from row ``first`` on, keeping the order.

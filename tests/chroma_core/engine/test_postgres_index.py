@@ -139,3 +139,16 @@ def test_a_build_held_by_another_replica_is_not_retried_at_every_query(store_of,
             store.wait_for_index(A.id, 60)
         assert caplog.text.count("is being built by another replica") == 1
     assert _indexes(store) == []
+
+
+def test_a_delete_that_would_refile_most_indexed_rows_rebuilds_the_index_instead(store_of):
+    store = store_of(ann_threshold=200)
+    header, records = _batch(n=400)
+    store.put(header, [records], complete=lambda: True)
+    assert store.wait_for_index(A.id, 120)
+    store.indexes.refile_at_most = 10  # 400 rows after row 0 to re-file: more than 10 and than 400 / 5
+    assert store.delete_records([records.input_uris[0]]).training == 1
+    assert store.wait_for_index(A.id, 120)  # dropped before the delete, built again after it
+    assert _indexes(store) == [(f"{store.indexes.base(A.id)}_399", 399, True)]
+    found = store.nearest(A.id, _unit(records.vectors[[10, 399]]), 3)
+    assert found.covered == 399 and found.rows[:, 0].tolist() == [9, 398]
