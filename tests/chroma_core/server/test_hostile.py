@@ -46,6 +46,7 @@ FLAGS = (
     "--max-decompressed-mb", "64",
     "--max-bad-lines", "1000",
     "--body-timeout-s", "1.0",
+    "--max-header-bytes", "8192",
 )  # fmt: skip
 
 
@@ -250,6 +251,28 @@ def test_threshold_coercion_over_the_wire(server, tmp_path):
             body = b'{"embeddings": [[1.0]], "thresholds": ' + thresholds + b"}"
             r = requests.post(url + route, data=body, headers=raw, timeout=10)
             assert r.status_code == 422 and field in r.json()["error"]["message"], (route, r.text)
+    healthy(server)
+
+
+def test_an_oversized_head_is_refused_with_431_whole_or_arriving(server):
+    # A 20 KiB head in one send: h11 parses it whole (its own bound is only for a head still arriving).
+    whole = head("GET", "/v1/health", {**AUTH, "X-Pad": "a" * (20 * 1024)})
+    with connect(server) as sock:
+        sock.sendall(whole)
+        sock.settimeout(2.0)
+        answer = b""
+        while piece := sock.recv(65536):  # to the end: the server closes the connection after its answer
+            answer += piece
+        assert answer.startswith(b"HTTP/1.1 431 ") and b"over 8192 bytes" in answer
+    healthy(server)
+    # Still arriving: 9 KiB of a header with no end, then nothing more.
+    with connect(server) as sock:
+        sock.sendall(b"GET /v1/health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Pad: " + b"a" * (9 * 1024))
+        assert status_of(sock) == 431
+    # Under the limit, in one send: served as usual.
+    with connect(server) as sock:
+        sock.sendall(head("GET", "/v1/health", {**AUTH, "X-Pad": "a" * (7 * 1024)}))
+        assert status_of(sock) == 200
     healthy(server)
 
 
