@@ -23,6 +23,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _util import best_of, start_chroma_server
+from bench_index import data
 
 from chroma_core.config import load_config
 from chroma_core.embedding_set import EmbeddingSet
@@ -32,13 +33,6 @@ from chroma_core.types import QueryRequest
 
 SET = {"model": "bench", "layer": "index-build"}
 K = 11
-
-
-def data(n: int, dim: int) -> np.ndarray:
-    rng = np.random.default_rng(0)
-    centres = rng.normal(size=(1000, dim)).astype(np.float32)
-    x = centres[rng.integers(0, 1000, size=n)] + 0.6 * rng.normal(size=(n, dim)).astype(np.float32)
-    return x / np.linalg.norm(x, axis=1, keepdims=True)
 
 
 def numpy_topk(x: np.ndarray, q: np.ndarray) -> np.ndarray:
@@ -65,7 +59,7 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=200)
     args = parser.parse_args()
     n = args.n
-    x = data(n, args.dim)
+    x, _ = data(n, args.dim, 1)  # unit vectors around 500 centres
     one = best_of(lambda: numpy_topk(x, x[:1]), repeats=5)
     calibration = best_of(lambda: numpy_topk(x, x[:1000]), repeats=1)
     print(

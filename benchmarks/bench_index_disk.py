@@ -24,18 +24,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _util import best_of
+from bench_index import data
 
 from chroma_core.engine import ann
 from chroma_core.engine.index import normalize
 
 K = 10
-
-
-def data(n: int, dim: int, q: int) -> tuple[np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(0)
-    centres = rng.normal(size=(1000, dim)).astype(np.float32)
-    x = centres[rng.integers(0, 1000, size=n + q)] + 0.6 * rng.normal(size=(n + q, dim)).astype(np.float32)
-    return x[:n], normalize(x[n:])
 
 
 def truth(x: np.ndarray, qs: np.ndarray) -> np.ndarray:
@@ -59,7 +53,7 @@ def main() -> None:
     parser.add_argument("--dim", type=int, default=384)
     parser.add_argument("--queries", type=int, default=200)
     args = parser.parse_args()
-    raw, qs = data(args.n, args.dim, args.queries)
+    raw, qs = data(args.n, args.dim, args.queries)  # unit vectors around 500 centres
     x = normalize(raw)
     exact = truth(x, qs)
     t0 = time.perf_counter()
