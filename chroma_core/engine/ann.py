@@ -90,19 +90,25 @@ def _sha256(path: Path) -> str:
 _EXTERNAL = {"f32": np.float32, "f16": np.float16}
 _MATRIX_HEAD = struct.Struct("<II")  # usearch's (rows, bytes per row) before its vectors (32-bit dimensions)
 _GRAPH_MAGIC = b"chroma-usearch-graph-v1\n"
-_STEP = 20_000
+_STEP = 4096  # rows per step when vectors are matched or put back: a few MB at a time
 
 
-def _slot_rows(section: np.ndarray, by_row: np.ndarray) -> np.ndarray:
-    """Which row's vector each of usearch's slots holds (a parallel build fills slots out of row order): rows whose
-    vectors are equal bit for bit are interchangeable here, since only the bytes must come back the same."""
-    width = f"V{section.shape[1] * section.dtype.itemsize}"
-    slots, rows = section.view(width).ravel(), by_row.view(width).ravel()
-    by_slot, by_value = np.argsort(slots, kind="stable"), np.argsort(rows, kind="stable")
-    if not np.array_equal(slots[by_slot], rows[by_value]):
+def _fingerprints(rows: np.ndarray) -> np.ndarray:
+    """A 64-bit fingerprint of each row's bytes (a random linear hash): equal rows, equal fingerprints."""
+    words = rows.view(np.uint16 if rows.dtype.itemsize == 2 else np.uint32).astype(np.uint64)
+    weights = np.random.default_rng(0x5EED).integers(1, 2**63, size=words.shape[1], dtype=np.uint64) * 2 + 1
+    with np.errstate(over="ignore"):
+        sums: np.ndarray = (words * weights).sum(axis=1, dtype=np.uint64)  # wraps modulo 2**64, as meant
+    return sums
+
+
+def _match(slots: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """For fingerprints of usearch's slots and of the rows, the row each slot holds (equal rows interchangeable)."""
+    by_slot, by_row = np.argsort(slots, kind="stable"), np.argsort(rows, kind="stable")
+    if not np.array_equal(slots[by_slot], rows[by_row]):
         raise StorageError("usearch's saved vectors are not the index's rows: cannot save it without them")
     out = np.empty(len(slots), dtype=np.int64)
-    out[by_slot] = by_value
+    out[by_slot] = by_row
     return out
 
 
@@ -180,18 +186,27 @@ class ANNIndex:
         tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
         self._index.save(str(tmp))
         meta: dict[str, Any] = {"count": len(self), "dtype": self.dtype, "dimension": self.dimension}
-        if self.dtype in _EXTERNAL:
-            try:
-                meta.update(sha256=self._save_graph(tmp, path), vectors="store")
-            finally:
-                tmp.unlink(missing_ok=True)
-        else:
-            os.replace(tmp, path)
-            meta["sha256"] = _sha256(path)
+        try:
+            if self.dtype in _EXTERNAL:
+                try:
+                    meta.update(sha256=self._save_graph(tmp, path), vectors="store")
+                except StorageError as exc:  # not expected; the whole file still serves
+                    logger.warning("saving the index %s with its vectors (%s)", path, exc)
+            if "vectors" not in meta:
+                os.replace(tmp, path)
+                meta["sha256"] = _sha256(path)
+        finally:
+            tmp.unlink(missing_ok=True)
         meta.update(identity or {})
         with atomic_write(path.with_suffix(".json")) as f:
             f.write(json.dumps(meta).encode())
         self._saved = len(self)
+
+    def _rows(self, keys: np.ndarray) -> np.ndarray:
+        """The index's own (cast) vectors of rows ``keys``."""
+        cast_to = _EXTERNAL[self.dtype]
+        got = self._index.get(keys, dtype=self.dtype)
+        return np.ascontiguousarray(np.asarray(got, dtype=cast_to).reshape(len(keys), self.dimension))
 
     def _save_graph(self, full: Path, path: Path) -> str:
         """Write ``full`` (usearch's file) to ``path`` without its vectors, with the row each slot holds (module
@@ -200,10 +215,24 @@ class ANNIndex:
         with open(full, "rb") as f:
             if _MATRIX_HEAD.unpack(f.read(_MATRIX_HEAD.size)) != (rows, dim * np.dtype(cast_to).itemsize):
                 raise StorageError(f"usearch wrote an index layout this version does not know ({full})")
-            section = np.fromfile(f, dtype=cast_to, count=rows * dim).reshape(rows, dim)
-            by_row = np.asarray(self._index.get(np.arange(rows), dtype=self.dtype), dtype=cast_to).reshape(rows, dim)
-            order = _slot_rows(section, by_row)
-            del section, by_row
+            # Which row each slot holds, in steps (no full-size copy of the vectors): fingerprints matched, then
+            # every slot compared with its row, so that a fingerprint collision cannot pass unseen.
+            vectors_at = f.tell()
+            slots = np.empty(rows, dtype=np.uint64)
+            by_row = np.empty(rows, dtype=np.uint64)
+            for start in range(0, rows, _STEP):
+                stop = min(rows, start + _STEP)
+                slots[start:stop] = _fingerprints(
+                    np.fromfile(f, dtype=cast_to, count=(stop - start) * dim).reshape(-1, dim)
+                )
+                by_row[start:stop] = _fingerprints(self._rows(np.arange(start, stop)))
+            order = _match(slots, by_row)
+            f.seek(vectors_at)
+            for start in range(0, rows, _STEP):
+                stop = min(rows, start + _STEP)
+                section = np.fromfile(f, dtype=cast_to, count=(stop - start) * dim).reshape(-1, dim)
+                if not np.array_equal(section.view(np.uint8), self._rows(order[start:stop]).view(np.uint8)):
+                    raise StorageError("usearch's saved vectors are not the index's rows: cannot save it without them")
             tmp = path.with_name(path.name + f".graph-{os.getpid()}")
             with open(tmp, "wb") as out:
                 out.write(_GRAPH_MAGIC + struct.pack("<Q", rows) + order.astype("<u8").tobytes())

@@ -220,3 +220,15 @@ def test_int8_indexes_and_older_whole_files_are_kept_whole(tmp_path, caplog):
         assert len(ann.ANNIndex.open(tmp_path / "i8.usearch", 16, "i8", 3000, lambda first: x[first:])) == 3000
         assert len(ann.ANNIndex.open(path, 16, "f16", 3000, lambda first: x[first:])) == 3000
     assert caplog.text == ""
+
+
+def test_an_index_whose_slots_cannot_be_matched_is_saved_whole(tmp_path, monkeypatch, caplog):
+    x = normalize(np.random.default_rng(7).normal(size=(2000, 16)))
+    index = ann.ANNIndex(16, "f16", threads=2)
+    index.add(x)
+    monkeypatch.setattr(ann, "_fingerprints", lambda rows: np.zeros(len(rows), dtype=np.uint64))  # all "collide"
+    with caplog.at_level(logging.WARNING, logger="chroma"):
+        meta = _saved(index, tmp_path / "training.usearch")
+    assert "with its vectors" in caplog.text and "vectors" not in meta
+    assert len(ann.ANNIndex.open(tmp_path / "training.usearch", 16, "f16", 2000, lambda first: x[first:])) == 2000
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["training.json", "training.usearch"]  # no temp files left
