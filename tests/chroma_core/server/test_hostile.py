@@ -284,9 +284,10 @@ def test_queries_and_health_are_answered_while_a_100k_index_builds(tmp_path, mon
     during = [seconds for seconds, built in answered if not built]
     assert during, "the index was complete before the first query: nothing was asked while it was built"
     first, later = answered[0][0], [seconds for seconds, _ in answered[1:]]
-    # The first query loads the set and calibrates (1,000 exact leave-one-out searches), within the client's
-    # read timeout; the ones after it are one exact search of four queries.
-    assert first < 30.0, answered
+    # The first query loads the set and calibrates (1,000 exact leave-one-out searches): 15-20 s here on 2 busy
+    # cores, answered within the client's deadline (a TransportError above otherwise); the ones after it are one
+    # exact search of four queries.
+    assert first < RetryPolicy().deadline, answered
     assert later and max(later) < 5.0, answered
     assert health_s and max(health_s) < 1.0, health_s
 
