@@ -112,10 +112,9 @@ def _match(slots: np.ndarray, rows: np.ndarray) -> np.ndarray:
     return out
 
 
-def _with_vectors(path: Path, vectors: Matrix, dtype: str) -> bytearray:
-    """The whole usearch serialisation of an index saved by ``ANNIndex._save_graph``: ``vectors`` (the normalised
-    float32 rows it covers) cast and put back, in its slots' order, before its head and graph."""
-    rows, dim = vectors.shape
+def _with_vectors(path: Path, rows: int, dim: int, rows_at: Callable[[np.ndarray], Matrix], dtype: str) -> bytearray:
+    """The whole usearch serialisation of an index saved by ``ANNIndex._save_graph``: its ``rows`` vectors, read with
+    ``rows_at(row numbers)`` (normalised float32), cast and put back in its slots' order before its head and graph."""
     cast_to = _EXTERNAL[dtype]
     row_bytes = dim * np.dtype(cast_to).itemsize
     with open(path, "rb") as f:
@@ -131,8 +130,8 @@ def _with_vectors(path: Path, vectors: Matrix, dtype: str) -> bytearray:
         buffer = bytearray(_MATRIX_HEAD.size + rows * row_bytes + graph)
         _MATRIX_HEAD.pack_into(buffer, 0, rows, row_bytes)
         cast = np.frombuffer(buffer, dtype=cast_to, count=rows * dim, offset=_MATRIX_HEAD.size).reshape(rows, dim)
-        for start in range(0, rows, _STEP):  # in steps: no second full-size copy of the vectors
-            cast[start : start + _STEP] = vectors[order[start : start + _STEP]]
+        for start in range(0, rows, _STEP):  # in steps: no full-size copy of the vectors besides the buffer
+            cast[start : start + _STEP] = rows_at(order[start : start + _STEP])
         if f.readinto(memoryview(buffer)[_MATRIX_HEAD.size + rows * row_bytes :]) != graph:
             raise ValueError("the index file changed while it was read")
     return buffer
@@ -258,9 +257,12 @@ class ANNIndex:
         identity: dict[str, Any] | None = None,
         threads: int = 0,
         progress: Callable[[int, int], None] | None = None,
+        rows_at: Callable[[np.ndarray], Matrix] | None = None,
     ) -> ANNIndex:
         """Load ``path`` if it is intact and matches (``identity`` too); add rows it lacks; else rebuild from
-        ``vectors(start)``. ``progress(done, total)`` is called as rows are added (a build takes minutes at 1M)."""
+        ``vectors(start)``. ``progress(done, total)`` is called as rows are added (a build takes minutes at 1M).
+        ``rows_at(rows)``: the same normalised vectors by row number, to put an index's vectors back a step at a
+        time (without it, ``vectors(0)`` is read whole)."""
         index = cls(dimension, dtype, threads=threads)
         pending: Matrix | None = None  # rows read from the store and not yet in the index
         every: Matrix | None = None  # all of them, when the index's vectors were put back from the store
@@ -273,16 +275,15 @@ class ANNIndex:
                 if any(meta.get(key) != value for key, value in (identity or {}).items()):
                     raise ValueError("it was built for other data (a deleted set)")
                 if meta.get("vectors") == "store" and dtype in _EXTERNAL:
-                    every = vectors(0)
-                    if len(every) < meta["count"]:
-                        raise ValueError("the stored set has fewer rows than the index")
-                    covered = every[: meta["count"]]
-                    whole = _with_vectors(path, covered, dtype)
+                    if rows_at is None:
+                        every = vectors(0)
+                        rows_at = every.__getitem__
+                    whole = _with_vectors(path, meta["count"], dimension, rows_at, dtype)
                     if hashlib.sha256(whole).hexdigest() != meta.get("sha256"):
                         raise ValueError("checksum mismatch (index file or stored vectors)")
                     index._index.load(whole)
                     del whole
-                    pending = every[meta["count"] :]
+                    pending = None if every is None else every[meta["count"] :]
                 elif meta.get("vectors") is None and _sha256(path) == meta.get("sha256"):
                     index._index.load(str(path))  # a whole file, as int8 indexes and older versions save it
                 else:
