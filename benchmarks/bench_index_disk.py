@@ -79,8 +79,10 @@ def main() -> None:
             ("whole (before; int8 still)", old, save_old),
             ("without vectors (f16, f32)", new, save_new),
         ):
-            open_s = best_of(lambda p=path: ann.ANNIndex.open(p, args.dim, "f16", len(x), rows), repeats=3)
-            opened = ann.ANNIndex.open(path, args.dim, "f16", len(x), rows)
+            open_s = best_of(
+                lambda p=path: ann.ANNIndex.open(p, args.dim, "f16", len(x), rows, rows_at=x.__getitem__), repeats=3
+            )
+            opened = ann.ANNIndex.open(path, args.dim, "f16", len(x), rows, rows_at=x.__getitem__)
             recall, p50, p99 = measure(opened, qs, exact)
             print(
                 f"  {name:34} {path.stat().st_size / 1e6:8.1f} {save_s:7.2f} {open_s:7.2f} "
