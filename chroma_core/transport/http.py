@@ -27,6 +27,7 @@ import tenacity
 from chroma_core.batch_format import BatchReader, write_batch_to
 from chroma_core.config import Config
 from chroma_core.errors import TransportError, UnknownEmbeddingSetError
+from chroma_core.json_text import loads
 from chroma_core.logs import logger
 from chroma_core.records import BatchHeader, Mode, Records
 from chroma_core.secret import Secret
@@ -35,8 +36,10 @@ from chroma_core.server.wire import (
     BATCH_CONTENT_TYPES,
     DELETE_PAGE,
     IDEMPOTENCY_HEADER,
+    QUERY_CONTENT_TYPE,
     is_loopback,
 )
+from chroma_core.transport import http_query
 from chroma_core.transport.base import Transport
 from chroma_core.transport.http_retry import RETRY_STATUSES, Retryable, RetryPolicy, retrying_for
 from chroma_core.transport.http_retry import parse_retry_after as _parse_retry_after
@@ -53,7 +56,6 @@ from chroma_core.types import (
     UploadReport,
 )
 from chroma_core.types.drift import ClusterReport, DriftReport, DriftRequest
-from chroma_core.vectors import encode_base64
 from chroma_core.version import __version__
 
 __all__ = ["HTTPTransport", "RetryPolicy", "raise_for_status", "service_base"]
@@ -113,6 +115,8 @@ class HTTPTransport(Transport):
         # What must never appear in an error message: requests' own errors quote the proxy URL and its password.
         self._secrets = [s for s in (_password(config.http_proxy), config.api_key) if s]
         self._warned_retry = False
+        #: Queries go as raw float32 until the service says it takes only JSON (an older service).
+        self._binary_queries = True
 
     def __repr__(self) -> str:
         return f"<HTTPTransport {self.base}>"  # never the headers: they hold the key
@@ -165,7 +169,7 @@ class HTTPTransport(Transport):
             self.policy.deadline,
         )
 
-    def _request(self, method: str, path: str, what: str, **kwargs: Any) -> requests.Response:
+    def _request(self, method: str, path: str, what: str, *, check: bool = True, **kwargs: Any) -> requests.Response:
         body = kwargs.pop("body_factory", None)
         policy = self.policy
         started = time.monotonic()
@@ -187,7 +191,8 @@ class HTTPTransport(Transport):
         retrying = retrying_for(policy, self._sleep, self._before_retry)
         with self._map_errors(what, tries):
             response = retrying(attempt)
-        raise_for_status(response)
+        if check:
+            raise_for_status(response)
         return response
 
     def _json(self, method: str, path: str, what: str, payload: Any = None) -> Any:
@@ -256,16 +261,32 @@ class HTTPTransport(Transport):
         )
 
     def query(self, request: QueryRequest) -> list[QueryResult]:
-        payload: dict[str, Any] = {
-            "embeddings": [encode_base64(v) for v in request.vectors],
-            "input_uris": list(request.input_uris),
-        }
-        if request.inferences is not None:
-            payload["inferences"] = json.loads(json.dumps(list(request.inferences), default=str))
-        if request.thresholds.overrides():
-            payload["thresholds"] = request.thresholds.overrides()
-        data = self._json("POST", f"/sets/{request.set_id}/query", "querying", payload)
-        return [QueryResult.from_dict(r) for r in data["results"]]
+        results: list[QueryResult] = []
+        path = f"/sets/{request.set_id}/query"
+        form = "binary" if self._binary_queries else "json"
+        for rows in http_query.pages(request, form):
+            if form == "binary":
+                headers = {"Content-Type": QUERY_CONTENT_TYPE}
+                body = http_query.binary_body(request, rows)
+                response = self._request("POST", path, "querying", check=False, data=body, headers=headers)
+                if not http_query.binary_refused(response):
+                    raise_for_status(response)
+                    results.extend(QueryResult.from_dict(r) for r in loads(response.content)["results"])
+                    continue
+                logger.info("the service at %s takes no binary queries; sending it JSON", self.base)
+                self._binary_queries = False
+                # The pages of the JSON form are smaller: what is left of this request goes the JSON way.
+                rest = QueryRequest(
+                    request.set_id,
+                    request.vectors[rows.start :],
+                    request.input_uris[rows.start :],
+                    None if request.inferences is None else request.inferences[rows.start :],
+                    request.thresholds,
+                )
+                return results + self.query(rest)
+            data = self._json("POST", path, "querying", http_query.json_body(request, rows))
+            results.extend(QueryResult.from_dict(r) for r in data["results"])
+        return results
 
     def select(self, request: SelectRequest) -> Selection:
         path = f"/sets/{request.set_id}/select"
