@@ -102,9 +102,14 @@ def top_k(sims: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     hold a value at least that large): only the values over the bound, a few times ``k`` of them, are sorted.
     """
     q, n = sims.shape
+    if q == 1:  # one query (the commonest call): flat indexing, none of take_along_axis's index building
+        row = sims[0]
+        cols = np.argpartition(-row, k - 1)[:k] if k < n else np.arange(n)
+        values = row[cols]
+        order = np.lexsort((cols, -values))
+        return values[order][None, :], cols[order].astype(np.int64)[None, :]
     if n <= k or n < _BLOCKS_FROM * k * _BLOCK:
-        every = np.broadcast_to(np.arange(n), (q, n))
-        part = np.argpartition(-sims, k - 1, axis=1)[:, :k] if k < n else every
+        part = np.argpartition(-sims, k - 1, axis=1)[:, :k] if k < n else np.broadcast_to(np.arange(n), (q, n))
         top = np.take_along_axis(sims, part, axis=1)
         order = np.lexsort((part, -top), axis=1)
         return np.take_along_axis(top, order, axis=1), np.take_along_axis(part, order, axis=1)

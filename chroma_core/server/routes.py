@@ -117,16 +117,19 @@ def delete_records(body: DeleteIn, engine: TenantEngine) -> DeleteOut:
 
 
 @router.post("/sets/{set_id}/query", response_model=QueryOut, openapi_extra=QUERY_REQUEST_BODY)
-async def query(set_id: str, request: Request, engine: TenantEngine, service: ServiceDep) -> Response:
+async def query(set_id: str, request: Request) -> Response:
     """Answer each embedding of the body (JSON or the binary form: see ``server/query_body.py``)."""
+    # No Depends here: FastAPI runs each plain-def dependency on the thread pool, a hop apiece on the hottest route.
+    service: Service = request.app.state.service
     kind = query_kind(request.headers)
     body = await read_query_body(request, service.limits)
-    # One trip to the thread pool for the parsing, the search and the encoding of the answer together.
-    return await run_in_threadpool(_answer, engine, set_id, kind, body, service.limits)
+    # One trip to the thread pool for the engine lookup, the parsing, the search and the answer's encoding.
+    return await run_in_threadpool(_answer, service, application_of(request), set_id, kind, body)
 
 
-def _answer(engine: Engine, set_id: str, kind: str, body: bytes, limits: Limits) -> Response:
-    results = engine.query(query_request(set_id, kind, body, limits))
+def _answer(service: Service, application: str, set_id: str, kind: str, body: bytes) -> Response:
+    engine = service.tenants.engine(application)
+    results = engine.query(query_request(set_id, kind, body, service.limits))
     # Returned as-is: the results are built by our own code in the documented shape, and re-validating
     # them through the response model would cost more than the search itself on small sets.
     text = json_text({"results": [r.to_dict() for r in results]})

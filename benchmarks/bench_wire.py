@@ -1,0 +1,172 @@
+"""The wire and batched queries (issue 16): each figure beside its baseline, measured in the same run.
+
+    python benchmarks/bench_wire.py [--training 10000] [--batch 1000] [--rounds 3]
+
+1. 1,000 vectors in one ``QuerySession.log`` call against 1,000 calls of one vector, embedded and over HTTP
+   (target: 10x the throughput).
+2. A one-vector HTTP query against a bare ``GET /v1/health`` on the same keep-alive connection: what the query
+   adds beyond the engine's own work and one round trip (target: within 1 ms); the JSON form beside the binary one.
+3. HTTP ingest against the embedded engine, 1 and 4 clients (targets 0.5x and 0.8x).
+
+Starts `python -m chroma serve` on 127.0.0.1 with a free port and stops it at the end. Each pair is measured
+interleaved, ``--rounds`` times, and the medians are printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from _util import start_chroma_server, verdict
+from bench_service import ingest
+
+import chroma
+from chroma_core.config import load_config
+from chroma_core.embedding_set import EmbeddingSet
+from chroma_core.records import BatchHeader, Records
+from chroma_core.sessions import QuerySession
+from chroma_core.transport import LocalTransport, Transport
+from chroma_core.transport.http import HTTPTransport
+
+DIM = 384
+ES = EmbeddingSet.from_dict({"model": "bench", "layer": "wire"})
+
+
+def clustered(n: int, seed: int) -> np.ndarray:
+    """Unit vectors around 100 centres: a clustered space, like real embeddings."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(100, DIM))
+    x = centres[rng.integers(0, 100, n)] + 0.35 * rng.normal(size=(n, DIM))
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+def train(transport: Transport, n: int) -> None:
+    x = clustered(n, 0)
+    records = Records(
+        x,
+        [f"t{i}" for i in range(n)],
+        [f"/t/{i}" for i in range(n)],
+        [{"label": f"c{i % 7}", "score": 0.9} for i in range(n)],
+        [None] * n,
+        [0.0] * n,
+    )
+    transport.upload(BatchHeader("wire-training", ES, "training", DIM, "t"), records)
+
+
+def timed(fn: Callable[[], object]) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def batched_vs_single(session: QuerySession, queries: np.ndarray, rounds: int) -> tuple[float, float]:
+    """(seconds for one call of all rows, seconds for one call per row), medians of ``rounds``."""
+    uris = [f"/q/{i}" for i in range(len(queries))]
+    session.log(input_uri=uris[:2], embedding=queries[:2])  # warm: the set's model is loaded, calibrated
+    batch, single = [], []
+    for _ in range(rounds):
+        batch.append(timed(lambda: session.log(input_uri=uris, embedding=queries)))
+        single.append(timed(lambda: [session.log(input_uri=u, embedding=q) for u, q in zip(uris, queries)]))
+    return statistics.median(batch), statistics.median(single)
+
+
+def per_call_ms(fn: Callable[[], object], n: int) -> float:
+    samples = []
+    for _ in range(n):
+        samples.append(timed(fn))
+    return statistics.median(samples) * 1e3
+
+
+def section_batches(local: QuerySession, http: QuerySession, queries: np.ndarray, rounds: int, size: int) -> None:
+    print(f"\n1. {len(queries):,} x {DIM}-d queries in one call vs one call each ({size:,} training vectors)")
+    for name, session in (("embedded", local), ("HTTP", http)):
+        batch, single = batched_vs_single(session, queries, rounds)
+        ratio = single / batch
+        print(
+            f"  {name:8s}  one call {batch * 1e3:8.1f} ms ({len(queries) / batch:8.0f}/s)   one each "
+            f"{single * 1e3:8.1f} ms ({len(queries) / single:6.0f}/s)   ratio {ratio:5.1f}x "
+            f"(target >= 10x: {verdict(ratio >= 10)})"
+        )
+
+
+def section_overhead(local: QuerySession, http: QuerySession, queries: np.ndarray, rounds: int) -> None:
+    transport = http.transport
+    assert isinstance(transport, HTTPTransport)
+    q = queries[0]
+    n = 300
+    rows = []
+    for _ in range(rounds):
+        health = per_call_ms(transport.health, n)
+        embedded = per_call_ms(lambda: local.log(input_uri="/one", embedding=q), n)
+        transport._binary_queries = True
+        binary = per_call_ms(lambda: http.log(input_uri="/one", embedding=q), n)
+        transport._binary_queries = False
+        as_json = per_call_ms(lambda: http.log(input_uri="/one", embedding=q), n)
+        transport._binary_queries = True
+        rows.append((health, embedded, binary, as_json))
+    health, embedded, binary, as_json = (statistics.median(c) for c in zip(*rows))
+    print(f"\n2. one {DIM}-d query per call over one keep-alive connection (p50 of {n} calls, median of {rounds} runs)")
+    print(f"  GET /v1/health round trip         {health:6.3f} ms   (the baseline)")
+    print(f"  the same query embedded           {embedded:6.3f} ms   (the engine's own work)")
+    for name, value in (("binary", binary), ("JSON", as_json)):
+        added = value - embedded - health
+        print(
+            f"  HTTP query, {name:6s}                {value:6.3f} ms   beyond health + embedded: {added:6.3f} ms "
+            f"(target within 1 ms: {verdict(added <= 1.0)})"
+        )
+
+
+def section_ingest(local: Callable[[], Transport], http: Callable[[], Transport]) -> None:
+    per, n = 500, 40  # 20,000 records of 384-d per measurement
+    print(f"\n3. ingest of {n * per:,} x {DIM}-d records in batches of {per} (records/s; higher is better)")
+    for clients, target in ((1, 0.5), (4, 0.8)):
+        r_local = ingest(local, clients, n, per, f"local{clients}")
+        r_http = ingest(http, clients, n, per, f"http{clients}")
+        ratio = r_http / r_local
+        print(
+            f"  {clients} client(s): embedded {r_local:8.0f}/s   HTTP {r_http:8.0f}/s   ratio {ratio:.2f}x "
+            f"(target >= {target}x: {verdict(ratio >= target)})"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--training", type=int, default=10_000, help="training vectors (default 10,000)")
+    parser.add_argument("--batch", type=int, default=1000, help="vectors in the batched call (default 1,000)")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--skip-ingest", action="store_true")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as d:
+        root = Path(d)
+        proc, url = start_chroma_server(root / "server")
+        try:
+
+            def http_transport() -> Transport:
+                return HTTPTransport(load_config(chroma_url=url, environ={}))
+
+            def local_transport() -> Transport:
+                return LocalTransport(root / "embedded")
+
+            lt, ht = local_transport(), http_transport()
+            train(lt, args.training)
+            train(ht, args.training)
+            local = QuerySession(ES, transport=lt, store=False)
+            http = QuerySession(ES, transport=ht, store=False)
+            queries = clustered(args.batch, 1)
+            section_batches(local, http, queries, args.rounds, args.training)
+            section_overhead(local, http, queries, args.rounds)
+            if not args.skip_ingest:
+                section_ingest(local_transport, http_transport)
+        finally:
+            proc.terminate()
+            proc.wait(30)
+
+
+if __name__ == "__main__":
+    print(f"chroma {chroma.__version__}")
+    main()
