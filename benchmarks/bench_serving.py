@@ -54,24 +54,30 @@ def latencies(fn, xs, repeats: int = 3) -> list[float]:
     return out
 
 
+def plain(x):
+    return float(x[0])
+
+
+def trained_and_decorated(rng: np.random.Generator, x: np.ndarray):
+    """10,000 training embeddings in the embedded engine under the cwd, and ``plain`` under async @recommend."""
+    with chroma.TrainingSession(SET) as s:
+        s.log(input_uri=[f"/t/{i}" for i in range(10_000)], embedding=rng.normal(size=(10_000, 384)))
+    decorated = recommend(
+        embedding=lambda x: x,
+        input_uri=lambda x: "req",
+        embedding_set=SET,
+        worker_options=WorkerOptions(queue_size=100_000),
+    )(plain)
+    decorated(x)
+    return decorated
+
+
 def main() -> None:
     rng = np.random.default_rng(0)
     xs = rng.normal(size=(3000, 384)).astype(np.float32)
     with tempfile.TemporaryDirectory() as d:
         os.chdir(d)
-        with chroma.TrainingSession(SET) as s:
-            s.log(input_uri=[f"/t/{i}" for i in range(10_000)], embedding=rng.normal(size=(10_000, 384)))
-
-        def plain(x):
-            return float(x[0])
-
-        decorated = recommend(
-            embedding=lambda x: x,
-            input_uri=lambda x: "req",
-            embedding_set=SET,
-            worker_options=WorkerOptions(queue_size=100_000),
-        )(plain)
-        decorated(xs[0])
+        decorated = trained_and_decorated(rng, xs[0])
         base, wrapped = [], []
         for _ in range(3):  # interleaved rounds
             base += latencies(plain, xs, 1)
@@ -196,19 +202,7 @@ def sustained(seconds: float, rate: float) -> None:
     xs = rng.normal(size=(1000, 384)).astype(np.float32)
     with tempfile.TemporaryDirectory() as d:
         os.chdir(d)
-        with chroma.TrainingSession(SET) as s:
-            s.log(input_uri=[f"/t/{i}" for i in range(10_000)], embedding=rng.normal(size=(10_000, 384)))
-
-        def plain(x):
-            return float(x[0])
-
-        decorated = recommend(
-            embedding=lambda x: x,
-            input_uri=lambda x: "req",
-            embedding_set=SET,
-            worker_options=WorkerOptions(queue_size=100_000),
-        )(plain)
-        decorated(xs[0])
+        decorated = trained_and_decorated(rng, xs[0])
         decorated.chroma_flush(60)
         names = sorted(t.name for t in threading.enumerate())
         worker = next((t for t in threading.enumerate() if t.name == "chroma-worker"), None)
