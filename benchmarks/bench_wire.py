@@ -1,12 +1,14 @@
 """The wire and batched queries (issue 16): each figure beside its baseline, measured in the same run.
 
-    python benchmarks/bench_wire.py [--training 10000] [--batch 1000] [--rounds 3]
+    python benchmarks/bench_wire.py [--training 10000] [--batch 1000] [--rounds 3] [--against COMMIT]
 
 1. 1,000 vectors in one ``QuerySession.log`` call against 1,000 calls of one vector, embedded and over HTTP
    (target: 10x the throughput).
 2. A one-vector HTTP query against a bare ``GET /v1/health`` on the same keep-alive connection: what the query
    adds beyond the engine's own work and one round trip (target: within 1 ms); the JSON form beside the binary one.
 3. HTTP ingest against the embedded engine, 1 and 4 clients (targets 0.5x and 0.8x).
+4. With ``--against COMMIT``: the service of that git commit (e.g. before the binary wire) beside this tree's,
+   both queried by this tree's client, interleaved.
 
 Starts `python -m chroma serve` on 127.0.0.1 with a free port and stops it at the end. Each pair is measured
 interleaved, ``--rounds`` times, and the medians are printed.
@@ -15,15 +17,20 @@ interleaved, ``--rounds`` times, and the medians are printed.
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import statistics
+import subprocess
+import sys
+import tarfile
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-from _util import start_chroma_server, verdict
+from _util import free_port, start_chroma_server, verdict, wait_until_serving
 from bench_service import ingest_section
 
 import chroma
@@ -35,6 +42,7 @@ from chroma_core.transport import LocalTransport, Transport
 from chroma_core.transport.http import HTTPTransport
 
 DIM = 384
+ROOT = Path(__file__).resolve().parents[1]
 ES = EmbeddingSet.from_dict({"model": "bench", "layer": "wire"})
 
 
@@ -154,12 +162,64 @@ def section_overhead(local: QuerySession, http: QuerySession, queries: np.ndarra
         )
 
 
+def older_service(ref: str, root: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """``chroma serve`` from the tree of git commit ``ref`` (its own packages first on sys.path: cwd)."""
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", ref, "chroma", "chroma_core"], capture_output=True)
+    if archive.returncode:
+        raise SystemExit(f"git archive {ref}: {archive.stderr.decode().strip()}")
+    tree = root / "older-tree"
+    with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
+        tar.extractall(tree, filter="data")
+    port = free_port()
+    command = [sys.executable, "-m", "chroma", "serve", "--port", str(port), "--persist-directory", str(root / "older")]
+    proc = subprocess.Popen([*command, "--log-level", "warning"], cwd=tree)
+    url = f"http://127.0.0.1:{port}"
+    wait_until_serving(url + "/v1/health", proc, 60, f"chroma serve at {ref}")
+    return proc, url
+
+
+def section_against(ref: str, root: Path, new: QuerySession, new_pid: int, queries: np.ndarray, args: Any) -> None:
+    proc, url = older_service(ref, root)
+    try:
+        transport = HTTPTransport(load_config(chroma_url=url, environ={}))
+        train(transport, args.training)
+        old = QuerySession(ES, transport=transport, store=False)
+        q, n = queries[0], 500
+        old.log(input_uri="/one", embedding=q)  # the client learns that this service takes JSON only
+        runs = []
+        for _ in range(args.rounds):
+            runs.append(
+                [
+                    cost(lambda: new.log(input_uri="/one", embedding=q), n, new_pid),
+                    cost(lambda: old.log(input_uri="/one", embedding=q), n, proc.pid),
+                    (timed(lambda: new.log(input_uri=[f"/{i}" for i in range(len(queries))], embedding=queries)),),
+                    (timed(lambda: old.log(input_uri=[f"/{i}" for i in range(len(queries))], embedding=queries)),),
+                ]
+            )
+        (wall, client, server), (o_wall, o_client, o_server), (batch,), (o_batch,) = [
+            tuple(statistics.median(v) for v in zip(*c, strict=True)) for c in zip(*runs, strict=True)
+        ]
+        print(f"\n4. this tree's service beside the service of {ref} (the same client; interleaved, medians)")
+        print(f"  one query: this tree wall {wall:6.3f} ms, CPU {client:6.3f} + {server:6.3f} ms (binary)")
+        print(f"             {ref[:10]:10s} wall {o_wall:6.3f} ms, CPU {o_client:6.3f} + {o_server:6.3f} ms (JSON)")
+        print(
+            f"  {len(queries):,} in one call: this tree {batch * 1e3:7.1f} ms   {ref[:10]} {o_batch * 1e3:7.1f} ms   "
+            f"({o_batch / batch:.1f}x)"
+        )
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--training", type=int, default=10_000, help="training vectors (default 10,000)")
     parser.add_argument("--batch", type=int, default=1000, help="vectors in the batched call (default 1,000)")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--skip-ingest", action="store_true")
+    parser.add_argument(
+        "--against", metavar="COMMIT", help="also measure the service of this git commit beside this one"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as d:
         root = Path(d)
@@ -183,6 +243,8 @@ def main() -> None:
             if not args.skip_ingest:
                 print()
                 ingest_section(local_transport, http_transport)
+            if args.against:
+                section_against(args.against, root, http, proc.pid, queries, args)
         finally:
             proc.terminate()
             proc.wait(30)
