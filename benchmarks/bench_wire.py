@@ -2,6 +2,7 @@
 
     python benchmarks/bench_wire.py [--training 10000] [--batch 1000] [--rounds 3] [--against COMMIT]
 
+0. The server's reading of a query body, binary beside JSON, in process.
 1. 1,000 vectors in one ``QuerySession.log`` call against 1,000 calls of one vector, embedded and over HTTP
    (target: 10x the throughput).
 2. A one-vector HTTP query against a bare ``GET /v1/health`` on the same keep-alive connection: what the query
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import json
 import os
 import statistics
 import subprocess
@@ -25,6 +27,7 @@ import sys
 import tarfile
 import tempfile
 import time
+import timeit
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -37,9 +40,11 @@ import chroma
 from chroma_core.config import load_config
 from chroma_core.embedding_set import EmbeddingSet
 from chroma_core.records import BatchHeader, Records
+from chroma_core.server.wire import encode_query
 from chroma_core.sessions import QuerySession
 from chroma_core.transport import LocalTransport, Transport
 from chroma_core.transport.http import HTTPTransport
+from chroma_core.vectors import encode_base64
 
 DIM = 384
 ROOT = Path(__file__).resolve().parents[1]
@@ -110,6 +115,28 @@ def cost(fn: Callable[[], object], n: int, server: int) -> tuple[float, float, f
     server0, client0 = cpu_seconds(server), time.process_time()
     wall = per_call_ms(fn, n)
     return wall, (time.process_time() - client0) / n * 1e3, (cpu_seconds(server) - server0) / n * 1e3
+
+
+def section_parsing(queries: np.ndarray) -> None:
+    """What reading a query body costs the server, in process: the binary form beside JSON (base64 in it)."""
+    from chroma_core.server.query_body import query_request
+    from chroma_core.server.settings import Limits
+
+    limits, set_id = Limits(), ES.id
+    print("\n0. reading a query body into a QueryRequest on the server (in process; best of 5)")
+    for n in (1, len(queries)):
+        rows, uris = queries[:n], [f"/q/{i}" for i in range(n)]
+        binary = encode_query(rows, uris)
+        as_json = json.dumps({"embeddings": [encode_base64(v) for v in rows], "input_uris": uris}).encode()
+        number = max(1, 200 // n)
+        took = {}
+        for kind, body in (("binary", binary), ("json", as_json)):
+            runs = timeit.repeat(lambda b=body, k=kind: query_request(set_id, k, b, limits), number=number, repeat=5)
+            took[kind] = min(runs) / number
+        print(
+            f"  {n:5,d} x {DIM}-d: binary {took['binary'] * 1e3:7.3f} ms ({len(binary):,} bytes)   JSON "
+            f"{took['json'] * 1e3:7.3f} ms ({len(as_json):,} bytes)   {took['json'] / took['binary']:.1f}x"
+        )
 
 
 def section_batches(local: QuerySession, http: QuerySession, queries: np.ndarray, rounds: int, size: int) -> None:
@@ -238,6 +265,7 @@ def main() -> None:
             local = QuerySession(ES, transport=lt, store=False)
             http = QuerySession(ES, transport=ht, store=False)
             queries = clustered(args.batch, 1)
+            section_parsing(queries)
             section_batches(local, http, queries, args.rounds, args.training)
             section_overhead(local, http, queries, args.rounds, proc.pid)
             if not args.skip_ingest:
