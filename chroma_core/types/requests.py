@@ -109,6 +109,10 @@ class SelectRequest:
     since: float | None = None
     rescore: bool = False
     thresholds: Thresholds = DEFAULT_THRESHOLDS
+    #: Weight of local density among the candidates: dense regions of novelty before lone outliers (0 = off).
+    typicality: float = 0.0
+    #: Weight of class balance over the candidates' predicted labels (0 = off, 1 = every class before a repeat).
+    balance: float = 0.0
 
     def __post_init__(self) -> None:
         _check_set_id(self.set_id)
@@ -119,6 +123,11 @@ class SelectRequest:
         if isinstance(d, bool) or not isinstance(d, (int, float)) or not 0.0 <= d <= 1.0:
             raise ChromaError(f"diversity must be a number from 0 (priority order) to 1 (spread only); got {d!r}.")
         object.__setattr__(self, "diversity", float(d))
+        for name, meaning in (("typicality", "dense regions first"), ("balance", "every class before a repeat")):
+            w = getattr(self, name)
+            if isinstance(w, bool) or not isinstance(w, (int, float)) or not 0.0 <= w <= 1.0:
+                raise ChromaError(f"{name} must be a weight from 0 (off) to 1 ({meaning}); got {w!r}.")
+            object.__setattr__(self, name, float(w))
         if self.since is not None:
             if (
                 isinstance(self.since, bool)
@@ -134,6 +143,11 @@ class SelectRequest:
     def to_wire(self) -> dict[str, Any]:
         """The JSON body of ``POST /v1/sets/{id}/select`` (the set id is in the path)."""
         body: dict[str, Any] = {"n": self.n, "diversity": self.diversity, "rescore": self.rescore}
+        # Sent only when set, so that a service that predates these weights still answers the plain request.
+        if self.typicality:
+            body["typicality"] = self.typicality
+        if self.balance:
+            body["balance"] = self.balance
         if self.since is not None:
             body["since"] = self.since
         if self.thresholds.overrides():
