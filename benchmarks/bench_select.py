@@ -33,6 +33,7 @@ from chroma_core.types import QueryRequest, SelectRequest
 
 #: name -> SelectRequest weights (diversity, typicality, balance); None = a random baseline.
 STRATEGIES: dict[str, tuple[float, float, float] | None] = {
+    "every recommended input (the ceiling)": None,
     "random, all production (baseline)": None,
     "random, recommended (baseline)": None,
     "top priority (diversity 0)": (0.0, 0.0, 0.0),
@@ -41,6 +42,8 @@ STRATEGIES: dict[str, tuple[float, float, float] | None] = {
     "MMR 0.5 + typicality 0.5": (0.5, 0.5, 0.0),
     "MMR 0.5 + typicality 1": (0.5, 1.0, 0.0),
     "top priority + typicality 1": (0.0, 1.0, 0.0),
+    "MMR 0.7 + typicality 1": (0.7, 1.0, 0.0),
+    "MMR 1 + typicality 1": (1.0, 1.0, 0.0),
     "MMR 0.5 + balance 0.5": (0.5, 0.0, 0.5),
     "MMR 0.5 + balance 1": (0.5, 0.0, 1.0),
     "MMR 0.5 + typicality 0.5 + balance 0.5": (0.5, 0.5, 0.5),
@@ -49,7 +52,12 @@ STRATEGIES: dict[str, tuple[float, float, float] | None] = {
 }
 #: How many texts of each held-out category reach production: new failures are rare, and some are very rare.
 HELD_SIZES = (240, 80, 25, 8)
-METRICS = ("novel share", f"held-out categories (of {len(HELD_SIZES)})", "novel clusters (of 30)", "all clusters (of 50)")
+METRICS = (
+    "novel share",
+    f"held-out categories (of {len(HELD_SIZES)})",
+    "novel clusters (of 30)",
+    "all clusters (of 50)",
+)
 RANDOM_DRAWS = 20
 
 
@@ -93,11 +101,21 @@ def rotation(x: np.ndarray, emb: np.ndarray, lab: np.ndarray, held: list[str], n
         results = engine.query(QueryRequest.of(es, emb[prod], uris, inferences))
         engine.put(
             BatchHeader("prod", es, "production", emb.shape[1], "p"),
-            Records(emb[prod], [f"p{i}" for i in uris], uris, inferences, [None] * len(uris), [0.0] * len(uris),
-                    results=list(results)),  # fmt: skip
+            Records(
+                emb[prod],
+                [f"p{i}" for i in uris],
+                uris,
+                inferences,
+                [None] * len(uris),
+                [0.0] * len(uris),
+                results=list(results),
+            ),  # fmt: skip
         )
         recommended = np.flatnonzero([r.training_recommended for r in results])
         for name, weights in STRATEGIES.items():
+            if name.startswith("every"):
+                out[name] = coverage(recommended, novel, category, novel_cluster, cluster)
+                continue
             if weights is None:
                 source = np.arange(len(prod)) if "all" in name else recommended
                 draws = [rng.choice(source, min(n, len(source)), replace=False) for _ in range(RANDOM_DRAWS)]

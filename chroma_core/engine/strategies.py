@@ -9,8 +9,8 @@ a number per candidate that the greedy loop of :func:`chroma_core.engine.selecti
   ``priority * (1 - t + t * density)``: a dense region of novel inputs comes before a lone outlier of the same
   priority, because labelling one of many similar failures fixes many.
 - **Class balance** over the candidates' classes (their predicted label, else the label of their nearest training
-  input): with weight ``b``, each pick already taken from a candidate's class beyond the least-picked class costs
-  ``b / (1 - b)`` of score, so ``b = 1`` is strict round-robin (every class before any repeats).
+  input): with weight ``b``, a candidate whose class already holds more than an equal share of the picks loses
+  ``b / (1 - b)`` times the excess share; ``b = 1`` is strict round-robin (every class before any repeats).
 """
 
 from __future__ import annotations
@@ -75,13 +75,16 @@ def class_codes(labels: Sequence[Any]) -> np.ndarray:
 
 
 def balance_penalty(classes: np.ndarray, alive: np.ndarray, counts: np.ndarray, weight: float) -> np.ndarray:
-    """What each candidate loses for its class's picks beyond the least-picked class that still has candidates.
+    """What each candidate loses because its class already has more than its fair share of the picks.
 
-    ``weight = 1`` excludes (minus infinity) every class above that floor: strict round-robin.
+    The fair share is an equal part for each class that still has candidates; a class over it by ``s`` (a share
+    of the picks so far, so at most 1) costs ``s * weight / (1 - weight)``. ``weight = 1`` excludes (minus
+    infinity) every class picked more often than the least-picked one: strict round-robin.
     """
     live = np.unique(classes[alive])
     floor = counts[live].min() if len(live) else 0
-    excess = (counts[classes] - floor).astype(np.float64)
     if weight >= 1.0:
-        return np.where(excess > 0, np.inf, 0.0)  # type: ignore[no-any-return]
-    return excess * (weight / (1.0 - weight))  # type: ignore[no-any-return]
+        return np.where(counts[classes] > floor, np.inf, 0.0)  # type: ignore[no-any-return]
+    picked = max(1, int(counts.sum()))
+    over = np.maximum(counts[classes] / picked - 1.0 / max(1, len(live)), 0.0)
+    return over * (weight / (1.0 - weight))  # type: ignore[no-any-return]

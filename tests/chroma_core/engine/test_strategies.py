@@ -24,12 +24,16 @@ def test_class_codes_tell_values_apart_and_group_the_unlabelled():
     assert class_codes([]).tolist() == []
 
 
-def test_balance_penalty_counts_picks_beyond_the_least_picked_live_class():
+def test_balance_penalty_is_the_share_over_an_equal_part_of_the_live_classes():
     classes = np.array([0, 0, 1, 1, 2])
     counts = np.array([2, 1, 5])
-    alive = np.array([True, True, True, False, False])  # class 2 has no candidates left: it sets no floor
-    assert balance_penalty(classes, alive, counts, 0.5).tolist() == [1.0, 1.0, 0.0, 0.0, 4.0]
+    alive = np.array([True, True, True, False, False])  # class 2 has no candidates left: no part for it
+    # 8 picks so far, two live classes: an equal part is 1/2; class 2 is over by 5/8 - 1/2.
+    assert balance_penalty(classes, alive, counts, 0.5).tolist() == [0.0, 0.0, 0.0, 0.0, 0.125]
+    assert balance_penalty(classes, alive, np.array([6, 2, 0]), 0.75).tolist() == [0.75, 0.75, 0.0, 0.0, 0.0]
+    # Full weight: strict round-robin, every class above the least-picked live one is out.
     assert balance_penalty(classes, alive, counts, 1.0).tolist() == [np.inf, np.inf, 0.0, 0.0, np.inf]
+    assert balance_penalty(classes, alive, np.zeros(3, int), 0.5).tolist() == [0.0] * 5
 
 
 def test_typical_interpolates_between_priority_and_priority_times_density():
