@@ -37,12 +37,12 @@ STRATEGIES: dict[str, tuple[float, float, float] | None] = {
     "random, all production (baseline)": None,
     "random, recommended (baseline)": None,
     "top priority (diversity 0)": (0.0, 0.0, 0.0),
-    "MMR, diversity 0.5 (default)": (0.5, 0.0, 0.0),
+    "MMR, diversity 0.5 (old default)": (0.5, 0.0, 0.0),
     "MMR, diversity 1 (farthest point)": (1.0, 0.0, 0.0),
     "MMR 0.5 + typicality 0.5": (0.5, 0.5, 0.0),
     "MMR 0.5 + typicality 1": (0.5, 1.0, 0.0),
     "top priority + typicality 1": (0.0, 1.0, 0.0),
-    "MMR 0.7 + typicality 1": (0.7, 1.0, 0.0),
+    "MMR 0.7 + typicality 1 (default)": (0.7, 1.0, 0.0),
     "MMR 1 + typicality 1": (1.0, 1.0, 0.0),
     "MMR 0.5 + balance 0.5": (0.5, 0.0, 0.5),
     "MMR 0.5 + balance 1": (0.5, 0.0, 1.0),
@@ -52,6 +52,7 @@ STRATEGIES: dict[str, tuple[float, float, float] | None] = {
 }
 #: How many texts of each held-out category reach production: new failures are rare, and some are very rare.
 HELD_SIZES = (240, 80, 25, 8)
+DEFAULT, OLD = "MMR 0.7 + typicality 1 (default)", "MMR, diversity 0.5 (old default)"
 METRICS = (
     "novel share",
     f"held-out categories (of {len(HELD_SIZES)})",
@@ -109,7 +110,7 @@ def rotation(x: np.ndarray, emb: np.ndarray, lab: np.ndarray, held: list[str], n
                 [None] * len(uris),
                 [0.0] * len(uris),
                 results=list(results),
-            ),  # fmt: skip
+            ),
         )
         recommended = np.flatnonzero([r.training_recommended for r in results])
         for name, weights in STRATEGIES.items():
@@ -177,6 +178,16 @@ def main() -> None:
             shown = "" if np.isnan(t) else f"{t:.2f}"
             print(f"  {name:42} " + " ".join(f"{c:>14}" for c in cells) + f"  {shown:>8}")
             lines.append(f"| {name} | " + " | ".join(cells) + f" | {shown} |")
+        # Paired, per rotation: the same data for both, so the noise of which texts were drawn cancels.
+        pairs = [(run[DEFAULT], run[OLD]) for run in runs]
+        paired = [
+            f"{metric}: higher in {sum(a[j] > b[j] for a, b in pairs)}, equal in "
+            f"{sum(a[j] == b[j] for a, b in pairs)}, lower in {sum(a[j] < b[j] for a, b in pairs)}"
+            for j, metric in enumerate(METRICS[:3])
+        ]
+        line = f"{DEFAULT} against {OLD}, per rotation (of {len(runs)}): " + "; ".join(paired)
+        print("  " + line)
+        lines += ["", line]
     if args.markdown:
         data.write_section(args.markdown, "bench_select", lines)
 

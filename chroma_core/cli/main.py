@@ -101,7 +101,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     set_argument(p)
     p.add_argument("-n", type=int, default=100, help="how many inputs to pick (default 100)")
-    p.add_argument("--diversity", type=float, default=0.5, help="0 = priority order, 1 = spread only (default 0.5)")
+    p.add_argument(
+        "--diversity",
+        type=float,
+        default=SelectRequest.diversity,
+        help=f"0 = priority order, 1 = spread only ({SelectRequest.diversity})",
+    )
     for weight, meaning in (
         ("typicality", "weigh priority by local density: dense novel regions before lone outliers"),
         ("balance", "spread picks over predicted labels (1 = every class before a repeat)"),

@@ -105,12 +105,13 @@ class SelectRequest:
 
     set_id: str
     n: int = 100
-    diversity: float = 0.5
+    # The defaults are those measured best on real text embeddings (docs/triage.md, benchmarks/bench_select.py).
+    diversity: float = 0.7
     since: float | None = None
     rescore: bool = False
     thresholds: Thresholds = DEFAULT_THRESHOLDS
     #: Weight of local density among the candidates: dense regions of novelty before lone outliers (0 = off).
-    typicality: float = 0.0
+    typicality: float = 1.0
     #: Weight of class balance over the candidates' predicted labels (0 = off, 1 = every class before a repeat).
     balance: float = 0.0
 
@@ -142,12 +143,13 @@ class SelectRequest:
 
     def to_wire(self) -> dict[str, Any]:
         """The JSON body of ``POST /v1/sets/{id}/select`` (the set id is in the path)."""
-        body: dict[str, Any] = {"n": self.n, "diversity": self.diversity, "rescore": self.rescore}
-        # Sent only when set, so that a service that predates these weights still answers the plain request.
-        if self.typicality:
-            body["typicality"] = self.typicality
-        if self.balance:
-            body["balance"] = self.balance
+        body: dict[str, Any] = {
+            "n": self.n,
+            "diversity": self.diversity,
+            "typicality": self.typicality,
+            "balance": self.balance,
+            "rescore": self.rescore,
+        }
         if self.since is not None:
             body["since"] = self.since
         if self.thresholds.overrides():

@@ -155,7 +155,7 @@ def test_without_diversity_the_top_priorities_come_first_but_copies_still_go():
     x, _ = train()
     vectors, groups = production(x)
     log_production(vectors, groups)
-    picks = chroma.select(SET, n=5, diversity=0.0).picks
+    picks = chroma.select(SET, n=5, diversity=0.0, typicality=0.0).picks
     priorities = [p.priority for p in picks]
     assert priorities == sorted(priorities, reverse=True)
     assert sum(p.input_uri.split("/")[2] == "failure" for p in picks) <= 1

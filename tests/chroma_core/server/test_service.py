@@ -383,7 +383,7 @@ def test_production_records_select_and_export_through_the_service(chroma_server,
     # The weights travel: with typicality the dense spot (the five identical inputs) comes first.
     typical = chroma.select(SET, n=1, diversity=0.0, typicality=1.0, chroma_server_url=chroma_server.url)
     assert int(typical.input_uris[0].split("/")[2]) < 5
-    plain = chroma.select(SET, n=1, diversity=0.0, chroma_server_url=chroma_server.url)
+    plain = chroma.select(SET, n=1, diversity=0.0, typicality=0.0, chroma_server_url=chroma_server.url)
     assert int(plain.input_uris[0].split("/")[2]) >= 5  # without it, the highest priority: a spread-out one
     balanced = chroma.select(SET, n=3, balance=1.0, chroma_server_url=chroma_server.url)
     assert len(balanced.picks) == 3
