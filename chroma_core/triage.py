@@ -54,11 +54,12 @@ def select(
     priority by local density among the candidates, so a dense region of novel inputs comes before a lone
     outlier; ``balance`` (0 to 1) spreads the picks over the candidates' predicted labels (1: every class before
     any repeats). The defaults (diversity 0.7, typicality 1, balance 0) are the best measured on real text
-    embeddings; ``diversity=0.5, typicality=0`` is the plain MMR of before. See ``docs/triage.md``. ``embedding_set`` is the set's
-    dict, its id or a unique id prefix (8+ hex digits); ``since`` (seconds since the epoch) keeps only inputs
-    logged from then on; ``rescore=True`` judges every input against the current training data instead of the
-    answer stored with it. Configuration keywords (``chroma_server_url``, ``persist_directory``, ...) are those of
-    sessions.
+    embeddings; ``diversity=0.5, typicality=0`` is the plain MMR of before. See ``docs/triage.md``.
+
+    ``embedding_set`` is the set's dict, its id or a unique id prefix (8+ hex digits); ``since`` (seconds since
+    the epoch) keeps only inputs logged from then on; ``rescore=True`` judges every input against the current
+    training data instead of the answer stored with it. Configuration keywords (``chroma_server_url``,
+    ``persist_directory``, ...) are those of sessions.
     """
     set_id_of(embedding_set)  # a malformed reference is refused before anything is opened
     th = Thresholds.coerce(thresholds)
