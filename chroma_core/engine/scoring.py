@@ -3,8 +3,9 @@
 Scores (all documented in docs/recommendations.md):
 
 - ``novelty``: by default the mean cosine distance to the k nearest training embeddings (the kNN score of Sun et
-  al., 2022, averaged over the k neighbours); ``thresholds.novelty_score="knn_kth"`` selects the distance to the
-  k-th one alone (the default before issue 15). High means far from anything the model saw.
+  al., 2022, averaged over the k neighbours); ``thresholds.novelty_score="knn_centred"`` measures it once the
+  training mean is taken out of every vector (:mod:`chroma_core.engine.centred`), ``"knn_kth"`` is the distance
+  to the k-th one alone (the default before issue 15). High means far from anything the model saw.
 - ``nearest_similarity``: cosine similarity to the nearest training embedding; near 1 means a near duplicate.
 - ``uncertainty``: ``1 - (p1 - p2)`` from the class scores in ``inferences`` (top-two margin).
 - ``label_disagreement``: the share of the k nearest training inputs whose label differs from the prediction.
@@ -28,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from chroma_core.engine.centred import candidates_for, centred_novelty, training_mean
 from chroma_core.engine.index import normalize
 from chroma_core.engine.inferences import class_scores, predicted_label, uncertainty_of
 from chroma_core.engine.search import Neighbours
@@ -116,6 +118,7 @@ class SetModel:
         self.calibration_sample = calibration_sample
         self._rng = np.random.default_rng(seed)
         self._calibrations: dict[tuple[float, float, int, str], Calibration] = {}
+        self._mean: np.ndarray | None = None  # of the unit training vectors, for the centred novelty
 
     def __len__(self) -> int:
         return len(self.uris)
@@ -140,6 +143,20 @@ class SetModel:
             self.labels.append(_label_key(lab))
             self.uncertainties.append(uncertainty_of(inf))
         self._calibrations.clear()
+        self._mean = None
+
+    def _novelty(self, queries: Matrix, sims: np.ndarray, rows: np.ndarray, k: int, kind: str) -> np.ndarray:
+        """The novelty score ``kind`` of each query from its nearest training rows (most similar first)."""
+        if kind != "knn_centred":
+            return novelty_of(sims, k, kind)
+        if self._mean is None:
+            self._mean = training_mean(self.row_vectors, len(self))
+        return centred_novelty(queries, rows, self.row_vectors, self._mean, k)
+
+    @staticmethod
+    def _wanted(k: int, kind: str, available: int) -> int:
+        """How many nearest training rows the novelty ``kind`` needs (more for the centred re-ranking)."""
+        return max(k, candidates_for(k, available)) if kind == "knn_centred" else k
 
     def _neighbors(self, queries: Matrix, k: int, exclude: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         if exclude is None:
@@ -178,8 +195,9 @@ class SetModel:
         m = min(n, self.calibration_sample)
         sample = np.sort(self._rng.choice(n, size=m, replace=False)) if m < n else np.arange(n)
         queries = self.row_vectors(sample)
-        sims, rows = self._neighbors(queries, k, exclude=sample)
-        novelty = novelty_of(sims, k, th.novelty_score)
+        sims, rows = self._neighbors(queries, self._wanted(k, th.novelty_score, n - 1), exclude=sample)
+        novelty = self._novelty(queries, sims, rows, k, th.novelty_score)
+        sims, rows = sims[:, :k], rows[:, :k]
         nn1 = 1.0 - sims[:, 0].astype(np.float64)
         p = th.percentile
         unc = [u for u in (self.uncertainties[i] for i in sample) if u is not None]
@@ -217,7 +235,7 @@ class SetModel:
         cal = self.calibration(th)
         k = min(th.k, n)
         queries = normalize(request.vectors)
-        sims, rows = self._neighbors(queries, max(k, th.neighbors))
+        sims, rows = self._neighbors(queries, max(self._wanted(k, th.novelty_score, n), th.neighbors))
         t_nov = th.novelty if th.novelty is not None else cal.novelty
         t_dup = th.near_duplicate if th.near_duplicate is not None else cal.near_duplicate
         t_unc = (
@@ -229,7 +247,7 @@ class SetModel:
         thresholds = {"novelty": t_nov, "near_duplicate": t_dup, "uncertainty": t_unc, "label_disagreement": t_dis}
         predicted = [_label_key(predicted_label(inf)) for inf in inferences]
         disagreement = self._disagreement(rows[:, :k], predicted)
-        novelties = novelty_of(sims, k, th.novelty_score)
+        novelties = self._novelty(queries, sims, rows, k, th.novelty_score)
         results = []
         for i, uri in enumerate(input_uris):
             novelty = float(novelties[i])
