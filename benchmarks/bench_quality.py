@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import tempfile
+import time
 from pathlib import Path
 
 import _quality_data as data
@@ -194,6 +195,29 @@ def near_duplicates(corpus: data.Corpus, out: list[str]) -> None:
     out.append(f"- {line}")
 
 
+def latency(n: int = 10_000, dim: int = 384, queries: int = 300) -> str:
+    """p50 of one-query calls per novelty score on one engine (exact search), interleaved: the cost of centring."""
+    rng = np.random.default_rng(0)
+    train = (rng.normal(size=dim) + rng.normal(size=(n, dim))).astype(np.float32)
+    q = (rng.normal(size=dim) + rng.normal(size=(queries, dim))).astype(np.float32)
+    times: dict[str, list[float]] = {"knn_mean": [], "knn_centred": []}
+    with tempfile.TemporaryDirectory() as d:
+        engine, es = trained_engine(d, "latency", train, [None] * n)  # type: ignore[list-item]
+        for kind in times:
+            ask(engine, es, q[:1], novelty_score=kind)  # calibration, once per kind, not timed
+        for i in range(queries):
+            for kind in times:
+                t0 = time.perf_counter()
+                ask(engine, es, q[i : i + 1], novelty_score=kind)
+                times[kind].append(time.perf_counter() - t0)
+        engine.close()
+    base, cen = (float(np.median(times[k])) * 1e3 for k in ("knn_mean", "knn_centred"))
+    return (
+        f"one query against {n:,} x {dim}-d training (exact search), p50 of {queries}: knn_centred {cen:.2f} ms, "
+        f"knn_mean {base:.2f} ms (baseline, same run): {cen / base - 1:+.0%}"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--per", type=int, default=200)
@@ -209,6 +233,9 @@ def main() -> None:
     print()
     for corpus in found:
         near_duplicates(corpus, out)
+    line = latency()
+    print("\n" + line)
+    out += ["\n### Cost of the centred novelty\n", f"- {line}"]
     if args.markdown:
         data.write_section(args.markdown, "bench_quality", out)
 

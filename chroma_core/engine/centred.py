@@ -19,7 +19,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-__all__ = ["MEAN_SAMPLE", "candidates_for", "centred_novelty", "training_mean"]
+__all__ = ["MEAN_SAMPLE", "CentredNovelty", "candidates_for", "training_mean"]
 
 #: Training rows the mean is estimated from (a fixed-seed sample of a larger set): its error is ~1/sqrt(sample)
 #: of a component's spread, far under the distances that matter, and every replica computes the same mean.
@@ -47,36 +47,47 @@ def training_mean(row_vectors: Callable[[np.ndarray], np.ndarray], n: int) -> np
 _AT_MEAN = 1e-4
 
 
-def _centred_units(vectors: np.ndarray, mean: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(unit vectors from the mean, whether each vector is at the mean)."""
-    c = np.asarray(vectors, dtype=np.float64) - mean
-    norms = np.linalg.norm(c, axis=-1, keepdims=True)
-    at_mean = norms[..., 0] < _AT_MEAN
-    return c / np.where(at_mean[..., None], 1.0, norms), at_mean
+class CentredNovelty:
+    """The centred kNN novelty of one training set: its mean, and each training row's projection on it.
 
+    Centred similarities come from the raw ones the search already returned: for unit ``q`` and ``t`` and mean
+    ``m``, ``(q - m).(t - m) = q.t - q.m - t.m + m.m`` and ``|t - m|^2 = t.t - 2 t.m + m.m``, so a query costs a
+    few operations per candidate and no training vector is read again, except once per row the first time it is
+    a candidate (its ``t.m`` and ``t.t`` are kept).
+    """
 
-def centred_novelty(
-    queries: np.ndarray,
-    rows: np.ndarray,
-    row_vectors: Callable[[np.ndarray], np.ndarray],
-    mean: np.ndarray,
-    k: int,
-) -> np.ndarray:
-    """Mean centred cosine distance of each unit query to its ``k`` centred-nearest among its candidate ``rows``
-    (a (queries, candidates) array of training rows, from the raw search)."""
-    if not len(queries):
-        return np.zeros(0)
-    q, q_at = _centred_units(queries, mean)
-    out = np.empty(len(queries))
-    kk = max(1, min(k, rows.shape[1]))
-    for start in range(0, len(queries), 256):  # a slice's candidates: 256 x candidates x dimension at most
-        part, stop = rows[start : start + 256], start + 256
-        raw = row_vectors(part.ravel()).reshape(*part.shape, -1)
-        t, t_at = _centred_units(raw, mean)
-        sims = np.einsum("id,ikd->ik", q[start:stop], t)
-        plain = q_at[start:stop, None] | t_at
-        if plain.any():
-            sims = np.where(plain, np.einsum("id,ikd->ik", queries[start:stop].astype(np.float64), raw), sims)
-        top = -np.partition(-sims, kk - 1, axis=1)[:, :kk]
-        out[start : start + 256] = 1.0 - top.mean(axis=1)
-    return np.clip(out, 0.0, 2.0)  # type: ignore[no-any-return]
+    def __init__(self, row_vectors: Callable[[np.ndarray], np.ndarray], n: int) -> None:
+        self._row_vectors = row_vectors
+        self.mean = training_mean(row_vectors, n)
+        self._mm = float(self.mean @ self.mean)
+        self._tm = np.full(n, np.nan)  # t.m of each training row, filled when first needed
+        self._tt = np.full(n, np.nan)  # t.t (1 up to float32 rounding)
+
+    def _rows(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        flat = rows.ravel()
+        missing = np.unique(flat[np.isnan(self._tm[flat])])
+        for start in range(0, len(missing), 8192):
+            part = missing[start : start + 8192]
+            t = self._row_vectors(part).astype(np.float64)
+            self._tm[part] = t @ self.mean
+            self._tt[part] = np.einsum("ij,ij->i", t, t)
+        return self._tm[rows], self._tt[rows]
+
+    def novelty(self, queries: np.ndarray, sims: np.ndarray, rows: np.ndarray, k: int) -> np.ndarray:
+        """Mean centred cosine distance of each unit query to its ``k`` centred-nearest among its candidates
+        (``rows``, with their raw similarities ``sims``, as the search returned them)."""
+        if not len(queries):
+            return np.zeros(0)
+        q = np.asarray(queries, dtype=np.float64)
+        qm = q @ self.mean
+        qq = np.einsum("ij,ij->i", q, q) - 2.0 * qm + self._mm  # |q - m|^2
+        tm, tt = self._rows(rows)
+        tt = tt - 2.0 * tm + self._mm  # |t - m|^2
+        raw = np.asarray(sims, dtype=np.float64)
+        dot = raw - qm[:, None] - tm + self._mm
+        norms = np.sqrt(np.maximum(qq, 0.0)[:, None] * np.maximum(tt, 0.0))
+        at_mean = (qq < _AT_MEAN**2)[:, None] | (tt < _AT_MEAN**2)
+        centred = np.where(at_mean, raw, dot / np.where(at_mean, 1.0, norms))
+        kk = max(1, min(k, rows.shape[1]))
+        top = -np.partition(-centred, kk - 1, axis=1)[:, :kk]
+        return np.clip(1.0 - top.mean(axis=1), 0.0, 2.0)  # type: ignore[no-any-return]

@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from chroma_core.engine.centred import candidates_for, centred_novelty, training_mean
+from chroma_core.engine.centred import CentredNovelty, candidates_for
 from chroma_core.engine.index import normalize
 from chroma_core.engine.inferences import class_scores, predicted_label, uncertainty_of
 from chroma_core.engine.search import Neighbours
@@ -118,7 +118,7 @@ class SetModel:
         self.calibration_sample = calibration_sample
         self._rng = np.random.default_rng(seed)
         self._calibrations: dict[tuple[float, float, int, str], Calibration] = {}
-        self._mean: np.ndarray | None = None  # of the unit training vectors, for the centred novelty
+        self._centred: CentredNovelty | None = None  # the training mean, for the centred novelty
 
     def __len__(self) -> int:
         return len(self.uris)
@@ -143,15 +143,15 @@ class SetModel:
             self.labels.append(_label_key(lab))
             self.uncertainties.append(uncertainty_of(inf))
         self._calibrations.clear()
-        self._mean = None
+        self._centred = None
 
     def _novelty(self, queries: Matrix, sims: np.ndarray, rows: np.ndarray, k: int, kind: str) -> np.ndarray:
         """The novelty score ``kind`` of each query from its nearest training rows (most similar first)."""
         if kind != "knn_centred":
             return novelty_of(sims, k, kind)
-        if self._mean is None:
-            self._mean = training_mean(self.row_vectors, len(self))
-        return centred_novelty(queries, rows, self.row_vectors, self._mean, k)
+        if self._centred is None:
+            self._centred = CentredNovelty(self.row_vectors, len(self))
+        return self._centred.novelty(queries, sims, rows, k)
 
     @staticmethod
     def _wanted(k: int, kind: str, available: int) -> int:
