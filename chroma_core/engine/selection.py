@@ -7,7 +7,9 @@ farthest-point selection, ``diversity=0`` is plain priority order. A candidate w
 of a pick is dropped, whatever its priority.
 
 Relevance is a candidate's *priority*: by how much its strongest signal exceeds its threshold, i.e. the largest of
-``score / threshold`` over novelty, uncertainty and label disagreement, divided by the largest in the pool.
+``score / threshold`` over novelty, uncertainty and label disagreement, weighed by local density when
+``typicality`` is above 0, divided by the largest in the pool. With ``balance`` above 0, a candidate whose class
+already has more than its share of the picks loses score (:mod:`chroma_core.engine.strategies`).
 """
 
 from __future__ import annotations
