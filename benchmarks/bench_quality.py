@@ -31,7 +31,8 @@ from chroma_core.types import QueryRequest, QueryResult
 
 ENGINE = {"novelty (default: kNN mean, k=10)": "knn_mean",
           "kNN k-th, k=10 (the default before issue 15)": "knn_kth",
-          "kNN mean, centred (novelty_score='knn_centred'), k=10": "knn_centred"}  # fmt: skip
+          "kNN mean, centred (novelty_score='knn_centred'), k=10": "knn_centred",
+          "class kNN, centred (novelty_score='knn_class_centred'), k=10": "knn_class_centred"}  # fmt: skip
 DEFAULT = "knn_mean"
 FITTED = {"class Mahalanobis (Lee 2018)": qm.class_maha, "relative Mahalanobis (Ren 2021)": qm.relative_maha,
           "SSD k-means Mahalanobis (Sehwag 2021)": qm.ssd}  # fmt: skip

@@ -25,11 +25,14 @@ __all__ = ["MEAN_SAMPLE", "CentredNovelty", "candidates_for", "training_mean"]
 #: of a component's spread, far under the distances that matter, and every replica computes the same mean.
 MEAN_SAMPLE = 20_000
 _CANDIDATES_MIN, _CANDIDATES_PER_K = 50, 5
+#: The per-label score needs k rows *of one label* among the candidates: more of them.
+_CLASS_CANDIDATES_MIN, _CLASS_CANDIDATES_PER_K = 200, 20
 
 
-def candidates_for(k: int, available: int) -> int:
+def candidates_for(k: int, available: int, *, per_label: bool = False) -> int:
     """How many raw-cosine neighbours to re-rank for a centred kNN over ``k``, of ``available`` training rows."""
-    return max(1, min(available, max(_CANDIDATES_MIN, _CANDIDATES_PER_K * k)))
+    low, per = (_CLASS_CANDIDATES_MIN, _CLASS_CANDIDATES_PER_K) if per_label else (_CANDIDATES_MIN, _CANDIDATES_PER_K)
+    return max(1, min(available, max(low, per * k)))
 
 
 def training_mean(row_vectors: Callable[[np.ndarray], np.ndarray], n: int) -> np.ndarray:
@@ -73,11 +76,38 @@ class CentredNovelty:
             self._tt[part] = np.einsum("ij,ij->i", t, t)
         return self._tm[rows], self._tt[rows]
 
-    def novelty(self, queries: np.ndarray, sims: np.ndarray, rows: np.ndarray, k: int) -> np.ndarray:
+    def novelty(
+        self, queries: np.ndarray, sims: np.ndarray, rows: np.ndarray, k: int, labels: np.ndarray | None = None
+    ) -> np.ndarray:
         """Mean centred cosine distance of each unit query to its ``k`` centred-nearest among its candidates
-        (``rows``, with their raw similarities ``sims``, as the search returned them)."""
+        (``rows``, with their raw similarities ``sims``, as the search returned them).
+
+        With ``labels`` (an integer code per training row), the distance is to the ``k`` nearest *of one label*,
+        the label that gives the smallest (class-conditional): a query among two classes is far from both. Labels
+        with fewer than ``k`` rows among the candidates are not near enough to count; a query with no such label
+        gets the plain score.
+        """
         if not len(queries):
             return np.zeros(0)
+        centred = self._similarities(queries, sims, rows)
+        kk = max(1, min(k, rows.shape[1]))
+        top = -np.partition(-centred, kk - 1, axis=1)[:, :kk]
+        out = 1.0 - top.mean(axis=1)
+        if labels is not None:
+            codes = labels[rows]
+            best = np.full(len(queries), np.inf)
+            for code in np.unique(codes):
+                mine = codes == code
+                enough = mine.sum(axis=1) >= kk
+                if not enough.any():
+                    continue
+                part = np.where(mine[enough], centred[enough], -np.inf)
+                near = -np.partition(-part, kk - 1, axis=1)[:, :kk]
+                best[enough] = np.minimum(best[enough], 1.0 - near.mean(axis=1))
+            out = np.where(np.isfinite(best), best, out)
+        return np.clip(out, 0.0, 2.0)  # type: ignore[no-any-return]
+
+    def _similarities(self, queries: np.ndarray, sims: np.ndarray, rows: np.ndarray) -> np.ndarray:
         q = np.asarray(queries, dtype=np.float64)
         qm = q @ self.mean
         qq = np.einsum("ij,ij->i", q, q) - 2.0 * qm + self._mm  # |q - m|^2
@@ -87,7 +117,4 @@ class CentredNovelty:
         dot = raw - qm[:, None] - tm + self._mm
         norms = np.sqrt(np.maximum(qq, 0.0)[:, None] * np.maximum(tt, 0.0))
         at_mean = (qq < _AT_MEAN**2)[:, None] | (tt < _AT_MEAN**2)
-        centred = np.where(at_mean, raw, dot / np.where(at_mean, 1.0, norms))
-        kk = max(1, min(k, rows.shape[1]))
-        top = -np.partition(-centred, kk - 1, axis=1)[:, :kk]
-        return np.clip(1.0 - top.mean(axis=1), 0.0, 2.0)  # type: ignore[no-any-return]
+        return np.where(at_mean, raw, dot / np.where(at_mean, 1.0, norms))  # type: ignore[no-any-return]

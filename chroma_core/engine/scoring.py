@@ -50,6 +50,7 @@ _COPY = 1e-4
 #: exact copies can come out 1e-7 apart; at a near-duplicate threshold of 0 some copies of one input would be called
 #: duplicates and others not. A distance under this is rounding, taken as 0; it is far under _DUP_MIN.
 _ROUNDING = 1e-5
+_CENTRED = ("knn_centred", "knn_class_centred")
 _DEFAULT_UNCERTAINTY = 0.5  # margin under 0.5 when training records carry no class scores to calibrate from
 
 
@@ -119,6 +120,7 @@ class SetModel:
         self._rng = np.random.default_rng(seed)
         self._calibrations: dict[tuple[float, float, int, str], Calibration] = {}
         self._centred: CentredNovelty | None = None  # the training mean, for the centred novelty
+        self._label_codes: np.ndarray | None = None  # an integer per training label, for the per-label novelty
 
     def __len__(self) -> int:
         return len(self.uris)
@@ -144,19 +146,25 @@ class SetModel:
             self.uncertainties.append(uncertainty_of(inf))
         self._calibrations.clear()
         self._centred = None
+        self._label_codes = None
 
     def _novelty(self, queries: Matrix, sims: np.ndarray, rows: np.ndarray, k: int, kind: str) -> np.ndarray:
         """The novelty score ``kind`` of each query from its nearest training rows (most similar first)."""
-        if kind != "knn_centred":
+        if kind not in _CENTRED:
             return novelty_of(sims, k, kind)
         if self._centred is None:
             self._centred = CentredNovelty(self.row_vectors, len(self))
-        return self._centred.novelty(queries, sims, rows, k)
+        if kind == "knn_centred" or not any(lab is not None for lab in self.labels):
+            return self._centred.novelty(queries, sims, rows, k)  # no labels: nothing to condition on
+        if self._label_codes is None or len(self._label_codes) != len(self):
+            codes: dict[str | None, int] = {}
+            self._label_codes = np.array([codes.setdefault(lab, len(codes)) for lab in self.labels], dtype=np.int64)
+        return self._centred.novelty(queries, sims, rows, k, self._label_codes)
 
     @staticmethod
     def _wanted(k: int, kind: str, available: int) -> int:
         """How many nearest training rows the novelty ``kind`` needs (more for the centred re-ranking)."""
-        return max(k, candidates_for(k, available)) if kind == "knn_centred" else k
+        return max(k, candidates_for(k, available, per_label=kind == "knn_class_centred")) if kind in _CENTRED else k
 
     def _neighbors(self, queries: Matrix, k: int, exclude: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         if exclude is None:

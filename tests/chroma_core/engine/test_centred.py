@@ -77,3 +77,24 @@ def test_the_mean_of_a_large_set_comes_from_a_fixed_sample():
     np.testing.assert_allclose(mean, 0.5, atol=0.02)
     np.testing.assert_array_equal(training_mean(rows_of, n), mean)  # every replica computes the same mean
     assert candidates_for(10, 7) == 7 and candidates_for(20, 10_000) == 100 and candidates_for(1, 0) == 1
+
+
+def test_the_per_label_score_is_the_closest_labels_centred_knn():
+    rng = np.random.default_rng(1)
+    centres = 3 * rng.normal(size=(3, 16))
+    labels = rng.integers(3, size=300)
+    train = normalize(rng.normal(size=16) + centres[labels] + rng.normal(size=(300, 16)))
+    queries = normalize(rng.normal(size=16) + centres[[0, 1, 2, 0]] + rng.normal(size=(4, 16)))
+    model = CentredNovelty(lambda r: train[r], len(train))
+    mu = train.astype(np.float64).mean(0)
+    ct = (train - mu) / np.linalg.norm(train - mu, axis=1, keepdims=True)
+    cq = (queries - mu) / np.linalg.norm(queries - mu, axis=1, keepdims=True)
+    expect = np.min(
+        [1 - (-np.sort(-(cq @ ct[labels == c].T), axis=1)[:, :5]).mean(1) for c in range(3)], axis=0
+    )  # brute force: every row of every label
+    got = model.novelty(queries, *_raw(queries, train, 300), 5, labels)
+    np.testing.assert_allclose(got, expect, atol=1e-5)
+    assert (got >= model.novelty(queries, *_raw(queries, train, 300), 5) - 1e-9).all()  # one label: never closer
+    # A label with fewer than k rows among the candidates does not count; with none left, the plain score.
+    only = model.novelty(queries, *_raw(queries, train, 4), 5, labels)
+    np.testing.assert_allclose(only, model.novelty(queries, *_raw(queries, train, 4), 5), atol=1e-12)

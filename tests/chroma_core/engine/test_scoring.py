@@ -34,12 +34,12 @@ def test_exact_index_matches_brute_force():
     assert idx.search(q, 1000)[1].shape == (7, 500)
 
 
-@pytest.mark.parametrize("kind", ["knn_mean", "knn_kth", "knn_centred"])
+@pytest.mark.parametrize("kind", ["knn_mean", "knn_kth", "knn_centred", "knn_class_centred"])
 def test_calibrated_novelty_flags_about_the_promised_share_of_in_distribution_queries(kind):
-    x, _, centers = clusters(n_per=400, dim=32, seed=1)
+    x, labels, centers = clusters(n_per=400, dim=32, seed=1)
     rng = np.random.default_rng(9)
     held_out = np.concatenate([c + 0.3 * rng.normal(size=(400, 32)) for c in centers]).astype(np.float32)
-    m = model_of(x)
+    m = model_of(x, list(labels))  # labelled, so that knn_class_centred conditions on them
     th = Thresholds(novelty_score=kind)
     results = ask(m, held_out, [str(i) for i in range(len(held_out))], [None] * len(held_out), th)
     rate = np.mean(["out_of_distribution" in r.recommendations for r in results])
