@@ -56,7 +56,7 @@ def own_share(fn: Callable[[], object]) -> float:
         for (path, _, name), row in stats.stats.items()  # type: ignore[attr-defined]
         if name in OWN and "chroma_integrations" in path
     )
-    return own / max(stats.total_tt, 1e-9)  # type: ignore[attr-defined]
+    return float(own / max(stats.total_tt, 1e-9))  # type: ignore[attr-defined]
 
 
 def sync(device: str) -> None:
@@ -111,9 +111,10 @@ def run_case(case: Case, device: str, repeats: int, persist: str) -> dict[str, f
 def naive_row(case: Case, device: str, repeats: int) -> tuple[float, float]:
     """Text classification, then a second feature-extraction pass: (bare s, naive s), interleaved like the rest."""
     features = transformers.pipeline("feature-extraction", model=MINILM, device=device)
-    bare = lambda: case.call(case.target, case.inputs)  # noqa: E731
-    naive = lambda: (bare(), features(case.inputs, batch_size=32))  # noqa: E731
-    rounds = [(seconds(bare), seconds(naive)) for _ in range(repeats)]
+    bare = lambda: (case.call(case.target, case.inputs), sync(device))  # noqa: E731
+    naive = lambda: (bare(), features(case.inputs, batch_size=32), sync(device))  # noqa: E731
+    clock = time.process_time if device == "cpu" else time.perf_counter
+    rounds = [(seconds(bare, clock), seconds(naive, clock)) for _ in range(repeats)]
     return statistics.median(b for b, _ in rounds), statistics.median(n for _, n in rounds)
 
 
@@ -126,6 +127,7 @@ def main() -> None:
     parser.add_argument("--naive", action="store_true", help="also time a second embedding pass (text kind)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    transformers.logging.set_verbosity_error()  # generation-length notices on every call, not figures
     kinds = [k.strip() for k in args.kinds.split(",") if k.strip()]
     unknown = [k for k in kinds if k not in KINDS]
     if unknown:

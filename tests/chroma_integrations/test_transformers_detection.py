@@ -108,3 +108,14 @@ def test_boxes_refused_where_they_cannot_be_matched(detection_pipe, text_pipe):
         w(images(1), labels=["cat"])
     w.close()
     assert w.session.pending == 0
+
+
+def test_boxes_for_one_image_given_alone(detection_pipe):
+    image = images(1, seed=6)[0]
+    w = ChromaPipeline(detection_pipe, boxes=True, preview=False)
+    out = w(image, threshold=0.0)
+    w.close()
+    assert out == detection_pipe(image, threshold=0.0)
+    vectors, uris, previews = buffered(w)
+    assert len(vectors) == len(out) == detection_pipe.model.config.num_queries
+    assert uris[0] == f"{default_input_uri(image)}#box0" and previews == [None] * len(out)
