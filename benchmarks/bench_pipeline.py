@@ -5,7 +5,9 @@
 For each kind (see _pipeline_kinds.py: MiniLM for text and sentence-transformers, random weights in the shapes
 of ViT-S/16, whisper-tiny and gpt2 for images, speech and generation) the bare pipeline and the same pipeline
 wrapped in ChromaPipeline (training mode, every input logged) are called on the same inputs, alternately, in
-``--repeats`` rounds whose order flips each round; the figure is the median over rounds of wrapped / bare time.
+``--repeats`` rounds whose order flips each round. The figure is the median over rounds of wrapped / bare time,
+beside its quartiles, the ratio of the fastest rounds, and the share of one profiled wrapped call spent in
+Chroma's own functions (the one figure the machine's noise does not move).
 Targets: at most +5%, +2% for the 32-token generation. ``--naive`` adds, for text classification, the approach the
 wrapper replaces: the pipeline, then a second feature-extraction pass over the same texts for the embeddings.
 """
@@ -103,6 +105,8 @@ def run_case(case: Case, device: str, repeats: int, persist: str) -> dict[str, f
         "overhead": statistics.median(ratios) - 1,
         "q1": quartiles[0] - 1,
         "q3": quartiles[2] - 1,
+        # Another machine's load only ever adds time: the fastest round of each is the least disturbed pair.
+        "fastest": min(c for _, c in pairs) / min(b for b, _ in pairs) - 1,
         "own": share,
         "logged": logged,
     }
@@ -135,12 +139,12 @@ def main() -> None:
     clock = "process CPU" if args.device == "cpu" else "wall"
     print(
         f"ChromaPipeline overhead, device {args.device}, {torch.get_num_threads()} torch threads, {clock} time, "
-        f"median (quartiles) over {args.repeats} interleaved rounds of wrapped/bare; own = Chroma's functions' "
-        "share of one profiled wrapped call"
+        f"median (quartiles) over {args.repeats} interleaved rounds of wrapped/bare; fastest = fastest wrapped "
+        "round / fastest bare round; own = Chroma's functions' share of one profiled wrapped call"
     )
     print(
         f"{'kind':28} {'model':36} {'inputs':>6} {'bare s':>7} {'chroma s':>8} {'overhead':>8} {'(q1, q3)':>15}"
-        f" {'own':>6}  target"
+        f" {'fastest':>8} {'own':>6}  target"
     )
     missed = []
     with tempfile.TemporaryDirectory() as persist:
@@ -152,7 +156,7 @@ def main() -> None:
             quartiles = f"({row['q1'] * 100:+.1f}, {row['q3'] * 100:+.1f})"
             print(
                 f"{case.kind:28} {case.model:36} {len(case.inputs):>6} {row['bare']:7.3f} {row['chroma']:8.3f} "
-                f"{row['overhead'] * 100:+7.1f}% {quartiles:>15} {row['own'] * 100:5.2f}%"
+                f"{row['overhead'] * 100:+7.1f}% {quartiles:>15} {row['fastest'] * 100:+7.1f}% {row['own'] * 100:5.2f}%"
                 f"  <= {case.target_overhead * 100:.0f}%: {'PASS' if ok else 'MISS'}",
                 flush=True,
             )
