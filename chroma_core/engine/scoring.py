@@ -117,11 +117,13 @@ class SetModel:
         self.labels: list[str | None] = []  # canonical JSON keys of the training labels
         self.raw_labels: list[Any] = []
         self.uncertainties: list[float | None] = []
+        # The labels again as small integers (-1: none), so that disagreement is counted over a whole batch at once.
+        self._codes: dict[str, int] = {}
+        self._label_codes = np.empty(0, dtype=np.int32)
         self.calibration_sample = calibration_sample
         self._rng = np.random.default_rng(seed)
         self._calibrations: dict[tuple[float, float, int, str], Calibration] = {}
         self._centred: CentredNovelty | None = None  # the training mean, for the centred novelty
-        self._label_codes: np.ndarray | None = None  # an integer per training label, for the per-label novelty
 
     def __len__(self) -> int:
         return len(self.uris)
@@ -140,14 +142,16 @@ class SetModel:
         if vectors is not None and len(vectors):
             self.search.add(normalize(vectors))
         self.uris.extend(uris)
+        start = len(self.labels)
         for label, inf in zip(labels, inferences, strict=False):
             lab = label if label is not None else predicted_label(inf)
             self.raw_labels.append(lab)
             self.labels.append(_label_key(lab))
             self.uncertainties.append(uncertainty_of(inf))
+        fresh = [-1 if key is None else self._codes.setdefault(key, len(self._codes)) for key in self.labels[start:]]
+        self._label_codes = np.concatenate([self._label_codes, np.asarray(fresh, dtype=np.int32)])
         self._calibrations.clear()
         self._centred = None
-        self._label_codes = None
 
     def _novelty(self, queries: Matrix, sims: np.ndarray, rows: np.ndarray, k: int, kind: str) -> np.ndarray:
         """The novelty score ``kind`` of each query from its nearest training rows (most similar first)."""
@@ -157,9 +161,7 @@ class SetModel:
             self._centred = CentredNovelty(self.row_vectors, len(self))
         if kind == "knn_centred" or not any(lab is not None for lab in self.labels):
             return self._centred.novelty(queries, sims, rows, k)  # no labels: nothing to condition on
-        if self._label_codes is None or len(self._label_codes) != len(self):
-            codes: dict[str | None, int] = {}
-            self._label_codes = np.array([codes.setdefault(lab, len(codes)) for lab in self.labels], dtype=np.int64)
+        # One integer per training label, -1 for none (kept up to date by add()).
         return self._centred.novelty(queries, sims, rows, k, self._label_codes)
 
     @staticmethod
@@ -180,11 +182,19 @@ class SetModel:
         return sims, rows
 
     def _disagreement(self, rows: np.ndarray, predicted: Sequence[str | None]) -> list[float | None]:
-        out: list[float | None] = []
-        for r, pred in zip(rows, predicted, strict=False):
-            labs = [self.labels[i] for i in r if self.labels[i] is not None]
-            out.append(None if pred is None or not labs else sum(lab != pred for lab in labs) / len(labs))
-        return out
+        """For each row of neighbours, the share of its labelled ones whose label is not ``predicted`` (None: none
+        predicted, or no neighbour labelled)."""
+        if all(p is None for p in predicted) or not len(rows):
+            return [None] * len(rows)
+        # -2: a prediction no training row carries (every labelled neighbour disagrees); -1 marks "no label".
+        pred = np.array([-1 if p is None else self._codes.get(p, -2) for p in predicted], dtype=np.int64)
+        labs = self._label_codes[rows]
+        labelled = labs >= 0
+        counted = labelled.sum(axis=1)
+        differ = ((labs != pred[:, None]) & labelled).sum(axis=1)
+        share = differ / np.maximum(counted, 1)
+        keep = (pred != -1) & (counted > 0)
+        return [float(v) if ok else None for v, ok in zip(share.tolist(), keep.tolist(), strict=True)]
 
     def calibration(self, th: Thresholds) -> Calibration:
         n = len(self)
@@ -254,37 +264,47 @@ class SetModel:
         )
         t_dis = th.label_disagreement if th.label_disagreement is not None else cal.label_disagreement
         thresholds = {"novelty": t_nov, "near_duplicate": t_dup, "uncertainty": t_unc, "label_disagreement": t_dis}
-        predicted = [_label_key(predicted_label(inf)) for inf in inferences]
+        if request.inferences is None:
+            uncertainties: list[float | None] = [None] * len(request)
+            predicted: list[str | None] = [None] * len(request)
+        else:
+            uncertainties = [uncertainty_of(inf) for inf in inferences]
+            predicted = [_label_key(predicted_label(inf)) for inf in inferences]
         disagreement = self._disagreement(rows[:, :k], predicted)
+        # Whole columns at once; the loop below only puts each row's values into its result.
         novelties = self._novelty(queries, sims, rows, k, th.novelty_score)
+        nearest_sims = sims[:, 0].astype(np.float64)
+        duplicates = cosine_distance(nearest_sims) <= t_dup
+        far = (novelties > t_nov) & ~duplicates
+        shown = th.neighbors
+        near_sims, near_rows = sims[:, :shown].tolist(), rows[:, :shown].tolist()
+        uris, raw_labels, set_id = self.uris, self.raw_labels, self.set_id
         results = []
-        for i, uri in enumerate(input_uris):
-            novelty = float(novelties[i])
-            nearest_sim = float(sims[i, 0])
-            unc = uncertainty_of(inferences[i])
-            dis = disagreement[i]
-            tags = []
-            duplicate = bool(cosine_distance(nearest_sim) <= t_dup)
-            if novelty > t_nov and not duplicate:
-                tags.append("out_of_distribution")
+        for i, (uri, novelty, nearest_sim, duplicate, out, unc, dis) in enumerate(
+            zip(
+                input_uris,
+                novelties.tolist(),
+                nearest_sims.tolist(),
+                duplicates.tolist(),
+                far.tolist(),
+                uncertainties,
+                disagreement,
+                strict=True,
+            )
+        ):
+            tags = ["out_of_distribution"] if out else []
             if duplicate:
                 tags.append("near_duplicate")
             if unc is not None and unc > t_unc:
                 tags.append("uncertain")
             if dis is not None and t_dis is not None and dis > t_dis:
                 tags.append("label_disagreement")
-            not_useful = "near_duplicate" in tags
-            recommended = not not_useful and bool(tags)
-            nearest = tuple(
-                Neighbor(self.uris[r], float(s), self.raw_labels[r])
-                for s, r in zip(sims[i, : th.neighbors], rows[i, : th.neighbors], strict=False)
-            )
             results.append(
                 QueryResult(
                     input_uri=uri,
                     recommendations=tuple(tags),
-                    training_recommended=recommended,
-                    not_useful=not_useful,
+                    training_recommended=not duplicate and bool(tags),
+                    not_useful=duplicate,
                     scores={
                         "novelty": novelty,
                         "nearest_similarity": nearest_sim,
@@ -292,8 +312,10 @@ class SetModel:
                         "label_disagreement": dis,
                     },
                     thresholds=thresholds,
-                    nearest=nearest,
-                    set_id=self.set_id,
+                    nearest=tuple(
+                        Neighbor(uris[r], s, raw_labels[r]) for s, r in zip(near_sims[i], near_rows[i], strict=True)
+                    ),
+                    set_id=set_id,
                 )
             )
         return results

@@ -173,6 +173,8 @@ class UploadOut(BaseModel):
     stored: int
     duplicates: int
     problems: list[str]
+    conflicts: int = Field(0, description="records not stored: their id is stored with another vector or input_uri")
+    conflicting_ids: list[str] = Field([], description="the first 100 of those records' ids")
     ok: bool
 
 

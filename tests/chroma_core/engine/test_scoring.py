@@ -145,3 +145,37 @@ def test_uncertainty_and_prediction():
     assert uncertainty_of([{"label": "a", "score": 0.5}, {"label": "b", "score": 0.5}]) == 1.0
     assert uncertainty_of({"foo": 1}) is None
     assert predicted_label({"label": "gold"}) == "gold"
+
+
+@pytest.mark.parametrize("th", [Thresholds(), Thresholds.coerce({"k": 3, "neighbors": 2, "novelty_score": "knn_kth"})])
+def test_a_batch_is_answered_as_its_rows_one_by_one(th):
+    """The answer path works on whole columns for a batch; each row's answer is the one it gets alone."""
+    x, labels, _ = clusters(n_per=60, dim=16, k=4)
+    some = [lab if i % 7 else None for i, lab in enumerate(labels)]  # some training rows unlabelled
+    model = model_of(x, some, [{"label": lab, "score": 0.5 + 0.1 * (i % 4)} for i, lab in enumerate(labels)])
+    rng = np.random.default_rng(5)
+    q = np.vstack([x[:20] + 1e-4, rng.normal(size=(40, 16)) * 3]).astype(np.float32)
+    infs = [None if i % 3 == 0 else {"label": f"c{i % 5}", "score": 0.55} for i in range(len(q))]
+    uris = [f"/q/{i}" for i in range(len(q))]
+    batch = ask(model, q, uris, infs, th)
+    assert {"near_duplicate", "out_of_distribution"} <= {t for r in batch for t in r.recommendations}
+    assert any(r.scores["label_disagreement"] for r in batch) and any(r.scores["uncertainty"] for r in batch)
+    for i, together in enumerate(batch):
+        alone = ask(model, q[i : i + 1], uris[i : i + 1], infs[i : i + 1], th)[0]
+        assert together.recommendations == alone.recommendations
+        assert [(n.input_uri, n.label) for n in together.nearest] == [(n.input_uri, n.label) for n in alone.nearest]
+        assert [n.similarity for n in together.nearest] == pytest.approx([n.similarity for n in alone.nearest])
+        assert together.scores == pytest.approx(alone.scores, abs=1e-6)
+
+
+@pytest.mark.parametrize(("q", "n", "k"), [(7, 100, 10), (40, 3000, 10), (30, 5000, 11), (5, 2561, 10), (3, 9000, 1), (1, 700, 10), (1, 9, 10)])
+def test_top_k_is_a_stable_sort_of_each_row(q, n, k):
+    from chroma_core.engine.index import top_k
+
+    sims = np.random.default_rng(n).normal(size=(q, n)).astype(np.float32)
+    sims[:, 5] = sims[:, 700 % n]  # ties go to the lower column
+    sims[0, : n // 2] = sims[0, 0]  # a row of many equal values
+    values, cols = top_k(sims, min(k, n))
+    expected = np.argsort(-sims, axis=1, kind="stable")[:, : min(k, n)]
+    assert np.array_equal(cols, expected) and cols.dtype == np.int64
+    assert np.array_equal(values, np.take_along_axis(sims, expected, axis=1))
