@@ -70,7 +70,13 @@ class Calibration:
 
 
 def novelty_of(sims: np.ndarray, k: int, kind: str) -> np.ndarray:
-    """Novelty of each row of ``sims`` (similarities to the nearest training rows, most similar first)."""
+    """Novelty of each row of ``sims`` (similarities to the nearest training rows, most similar first).
+
+    Only the raw kinds: the centred ones need the training mean (:class:`~chroma_core.engine.centred.
+    CentredNovelty`), so asking for one here is a bug of the caller, not a k-th distance in disguise.
+    """
+    if kind in _CENTRED:
+        raise ValueError(f"novelty_of computes raw kNN scores only; {kind!r} needs SetModel (the training mean)")
     distances = 1.0 - sims[:, :k].astype(np.float64)
     out = distances.mean(axis=1) if kind == "knn_mean" else distances[:, k - 1]
     return np.clip(out, 0.0, 2.0)  # float32 rounding can leave a copy at -1e-7
