@@ -3,8 +3,9 @@
 Scores (all documented in docs/recommendations.md):
 
 - ``novelty``: by default the mean cosine distance to the k nearest training embeddings (the kNN score of Sun et
-  al., 2022, averaged over the k neighbours); ``thresholds.novelty_score="knn_kth"`` selects the distance to the
-  k-th one alone (the default before issue 15). High means far from anything the model saw.
+  al., 2022, averaged over the k neighbours); ``thresholds.novelty_score="knn_centred"`` measures it once the
+  training mean is taken out of every vector (:mod:`chroma_core.engine.centred`), ``"knn_kth"`` is the distance
+  to the k-th one alone (the default before issue 15). High means far from anything the model saw.
 - ``nearest_similarity``: cosine similarity to the nearest training embedding; near 1 means a near duplicate.
 - ``uncertainty``: ``1 - (p1 - p2)`` from the class scores in ``inferences`` (top-two margin).
 - ``label_disagreement``: the share of the k nearest training inputs whose label differs from the prediction.
@@ -28,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from chroma_core.engine.centred import CentredNovelty, candidates_for
 from chroma_core.engine.index import normalize
 from chroma_core.engine.inferences import class_scores, predicted_label, uncertainty_of
 from chroma_core.engine.search import Neighbours
@@ -48,6 +50,7 @@ _COPY = 1e-4
 #: exact copies can come out 1e-7 apart; at a near-duplicate threshold of 0 some copies of one input would be called
 #: duplicates and others not. A distance under this is rounding, taken as 0; it is far under _DUP_MIN.
 _ROUNDING = 1e-5
+_CENTRED = ("knn_centred", "knn_class_centred")
 _DEFAULT_UNCERTAINTY = 0.5  # margin under 0.5 when training records carry no class scores to calibrate from
 
 
@@ -119,6 +122,7 @@ class SetModel:
         self.calibration_sample = calibration_sample
         self._rng = np.random.default_rng(seed)
         self._calibrations: dict[tuple[float, float, int, str], Calibration] = {}
+        self._centred: CentredNovelty | None = None  # the training mean, for the centred novelty
 
     def __len__(self) -> int:
         return len(self.uris)
@@ -146,6 +150,23 @@ class SetModel:
         fresh = [-1 if key is None else self._codes.setdefault(key, len(self._codes)) for key in self.labels[start:]]
         self._label_codes = np.concatenate([self._label_codes, np.asarray(fresh, dtype=np.int32)])
         self._calibrations.clear()
+        self._centred = None
+
+    def _novelty(self, queries: Matrix, sims: np.ndarray, rows: np.ndarray, k: int, kind: str) -> np.ndarray:
+        """The novelty score ``kind`` of each query from its nearest training rows (most similar first)."""
+        if kind not in _CENTRED:
+            return novelty_of(sims, k, kind)
+        if self._centred is None:
+            self._centred = CentredNovelty(self.row_vectors, len(self))
+        if kind == "knn_centred" or not any(lab is not None for lab in self.labels):
+            return self._centred.novelty(queries, sims, rows, k)  # no labels: nothing to condition on
+        # One integer per training label, -1 for none (kept up to date by add()).
+        return self._centred.novelty(queries, sims, rows, k, self._label_codes)
+
+    @staticmethod
+    def _wanted(k: int, kind: str, available: int) -> int:
+        """How many nearest training rows the novelty ``kind`` needs (more for the centred re-ranking)."""
+        return max(k, candidates_for(k, available, per_label=kind == "knn_class_centred")) if kind in _CENTRED else k
 
     def _neighbors(self, queries: Matrix, k: int, exclude: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         if exclude is None:
@@ -192,8 +213,9 @@ class SetModel:
         m = min(n, self.calibration_sample)
         sample = np.sort(self._rng.choice(n, size=m, replace=False)) if m < n else np.arange(n)
         queries = self.row_vectors(sample)
-        sims, rows = self._neighbors(queries, k, exclude=sample)
-        novelty = novelty_of(sims, k, th.novelty_score)
+        sims, rows = self._neighbors(queries, self._wanted(k, th.novelty_score, n - 1), exclude=sample)
+        novelty = self._novelty(queries, sims, rows, k, th.novelty_score)
+        sims, rows = sims[:, :k], rows[:, :k]
         nn1 = 1.0 - sims[:, 0].astype(np.float64)
         p = th.percentile
         unc = [u for u in (self.uncertainties[i] for i in sample) if u is not None]
@@ -231,7 +253,7 @@ class SetModel:
         cal = self.calibration(th)
         k = min(th.k, n)
         queries = normalize(request.vectors)
-        sims, rows = self._neighbors(queries, max(k, th.neighbors))
+        sims, rows = self._neighbors(queries, max(self._wanted(k, th.novelty_score, n), th.neighbors))
         t_nov = th.novelty if th.novelty is not None else cal.novelty
         t_dup = th.near_duplicate if th.near_duplicate is not None else cal.near_duplicate
         t_unc = (
@@ -249,7 +271,7 @@ class SetModel:
             predicted = [_label_key(predicted_label(inf)) for inf in inferences]
         disagreement = self._disagreement(rows[:, :k], predicted)
         # Whole columns at once; the loop below only puts each row's values into its result.
-        novelties = novelty_of(sims, k, th.novelty_score)
+        novelties = self._novelty(queries, sims, rows, k, th.novelty_score)
         nearest_sims = sims[:, 0].astype(np.float64)
         duplicates = cosine_distance(nearest_sims) <= t_dup
         far = (novelties > t_nov) & ~duplicates

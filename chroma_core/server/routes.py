@@ -139,7 +139,14 @@ def _answer(service: Service, application: str, set_id: str, kind: str, body: by
 @router.post("/sets/{set_id}/select", response_model=SelectionOut)
 def select(set_id: str, body: SelectIn, engine: TenantEngine) -> SelectionOut:
     request = SelectRequest(
-        set_id, body.n, body.diversity, body.since, body.rescore, Thresholds.coerce(body.thresholds)
+        set_id,
+        body.n,
+        body.diversity,
+        body.since,
+        body.rescore,
+        Thresholds.coerce(body.thresholds),
+        body.typicality,
+        body.balance,
     )
     return JSONResponse(engine.select(request).to_dict())  # type: ignore[return-value]
 

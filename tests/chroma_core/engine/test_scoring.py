@@ -34,17 +34,41 @@ def test_exact_index_matches_brute_force():
     assert idx.search(q, 1000)[1].shape == (7, 500)
 
 
-def test_calibrated_novelty_flags_about_the_promised_share_of_in_distribution_queries():
-    x, _, centers = clusters(n_per=400, dim=32, seed=1)
-    held_out, _, _ = clusters(n_per=400, dim=32, seed=1)  # same centres...
+@pytest.mark.parametrize("kind", ["knn_mean", "knn_kth", "knn_centred", "knn_class_centred"])
+def test_calibrated_novelty_flags_about_the_promised_share_of_in_distribution_queries(kind):
+    x, labels, centers = clusters(n_per=400, dim=32, seed=1)
     rng = np.random.default_rng(9)
     held_out = np.concatenate([c + 0.3 * rng.normal(size=(400, 32)) for c in centers]).astype(np.float32)
-    m = model_of(x)
-    results = ask(m, held_out, [str(i) for i in range(len(held_out))], [None] * len(held_out), Thresholds())
+    m = model_of(x, list(labels))  # labelled, so that knn_class_centred conditions on them
+    th = Thresholds(novelty_score=kind)
+    results = ask(m, held_out, [str(i) for i in range(len(held_out))], [None] * len(held_out), th)
     rate = np.mean(["out_of_distribution" in r.recommendations for r in results])
     assert 0.02 <= rate <= 0.09, rate
-    p99 = ask(m, held_out, ["q"] * len(held_out), [None] * len(held_out), Thresholds(percentile=99))
+    p99 = ask(m, held_out, ["q"] * len(held_out), [None] * len(held_out), Thresholds(percentile=99, novelty_score=kind))
     assert np.mean(["out_of_distribution" in r.recommendations for r in p99]) < rate
+    far = (np.random.default_rng(5).normal(size=(20, 32)) * 2).astype(np.float32)
+    assert all("out_of_distribution" in r.recommendations for r in ask(m, far, ["f"] * 20, [None] * 20, th))
+
+
+def test_centred_novelty_is_the_knn_mean_measured_from_the_training_mean():
+    # 40 training rows: fewer than the 50 candidates re-ranked, so the engine's score must be the brute force.
+    rng = np.random.default_rng(3)
+    x = (3.0 * rng.normal(size=16) + rng.normal(size=(40, 16))).astype(np.float32)
+    q = (3.0 * rng.normal(size=16) + rng.normal(size=(6, 16))).astype(np.float32)
+    m = model_of(x)
+    got = [r.scores["novelty"] for r in ask(m, q, ["q"] * 6, [None] * 6, Thresholds(novelty_score="knn_centred"))]
+    unit = normalize(x).astype(np.float64)
+    mu = unit.mean(0)
+
+    def centred(v):
+        c = normalize(v).astype(np.float64) - mu
+        return c / np.linalg.norm(c, axis=1, keepdims=True)
+
+    sims = centred(q) @ centred(x).T
+    expect = 1 - (-np.sort(-sims, axis=1)[:, :10]).mean(1)
+    np.testing.assert_allclose(got, expect, atol=1e-5)
+    plain = [r.scores["novelty"] for r in ask(m, q, ["q"] * 6, [None] * 6, Thresholds())]
+    assert not np.allclose(got, plain)  # a different score, not the raw one under another name
 
 
 def test_out_of_distribution_and_near_duplicates():
