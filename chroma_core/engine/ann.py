@@ -10,6 +10,13 @@ SHA-256 and whatever identifies the data it was built from (the SQLite store pas
 open, a file whose checksum or identity does not match (corrupt, truncated, edited, or left from a deleted set) is
 discarded and rebuilt from the stored vectors, with a warning: a damaged index can cost time, never a wrong answer.
 Rows added since the file was saved are added on open.
+
+A float16 or float32 index is saved without its vectors: usearch writes ``[rows, bytes per row][vectors][head]
+[graph]``, and the vectors are exactly the store's float32 rows, normalised and cast (numpy's cast gives usearch's
+bits), so the file keeps the head and graph only (15 MB rather than 92 MB at 100k x 384) and the vectors are put
+back from the store's file on open. The sidecar's checksum is of the whole serialisation, so a put-back index that
+differs by one bit from the one saved is rebuilt, never used. An int8 index (whose codes cannot be recomputed here)
+is saved whole.
 """
 
 from __future__ import annotations
@@ -17,6 +24,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
+import struct
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -77,6 +86,57 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+#: Precisions whose stored vectors are the store's normalised float32 rows cast: saved without them.
+_EXTERNAL = {"f32": np.float32, "f16": np.float16}
+_MATRIX_HEAD = struct.Struct("<II")  # usearch's (rows, bytes per row) before its vectors (32-bit dimensions)
+_GRAPH_MAGIC = b"chroma-usearch-graph-v1\n"
+_STEP = 4096  # rows per step when vectors are matched or put back: a few MB at a time
+
+
+def _fingerprints(rows: np.ndarray) -> np.ndarray:
+    """A 64-bit fingerprint of each row's bytes (a random linear hash): equal rows, equal fingerprints."""
+    words = rows.view(np.uint16 if rows.dtype.itemsize == 2 else np.uint32).astype(np.uint64)
+    weights = np.random.default_rng(0x5EED).integers(1, 2**63, size=words.shape[1], dtype=np.uint64) * 2 + 1
+    with np.errstate(over="ignore"):
+        sums: np.ndarray = (words * weights).sum(axis=1, dtype=np.uint64)  # wraps modulo 2**64, as meant
+    return sums
+
+
+def _match(slots: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """For fingerprints of usearch's slots and of the rows, the row each slot holds (equal rows interchangeable)."""
+    by_slot, by_row = np.argsort(slots, kind="stable"), np.argsort(rows, kind="stable")
+    if not np.array_equal(slots[by_slot], rows[by_row]):
+        raise StorageError("usearch's saved vectors are not the index's rows: cannot save it without them")
+    out = np.empty(len(slots), dtype=np.int64)
+    out[by_slot] = by_row
+    return out
+
+
+def _with_vectors(path: Path, rows: int, dim: int, rows_at: Callable[[np.ndarray], Matrix], dtype: str) -> bytearray:
+    """The whole usearch serialisation of an index saved by ``ANNIndex._save_graph``: its ``rows`` vectors, read with
+    ``rows_at(row numbers)`` (normalised float32), cast and put back in its slots' order before its head and graph."""
+    cast_to = _EXTERNAL[dtype]
+    row_bytes = dim * np.dtype(cast_to).itemsize
+    with open(path, "rb") as f:
+        if f.read(len(_GRAPH_MAGIC)) != _GRAPH_MAGIC:
+            raise ValueError("not an index saved without its vectors")
+        (count,) = struct.unpack("<Q", f.read(8))
+        if count != rows:
+            raise ValueError(f"the index holds {count} rows, the store {rows}")
+        order = np.fromfile(f, dtype="<u8", count=rows).astype(np.int64)
+        if len(order) != rows or (rows and (order.min() < 0 or order.max() >= rows)):
+            raise ValueError("its slot table is damaged")
+        graph = path.stat().st_size - f.tell()
+        buffer = bytearray(_MATRIX_HEAD.size + rows * row_bytes + graph)
+        _MATRIX_HEAD.pack_into(buffer, 0, rows, row_bytes)
+        cast = np.frombuffer(buffer, dtype=cast_to, count=rows * dim, offset=_MATRIX_HEAD.size).reshape(rows, dim)
+        for start in range(0, rows, _STEP):  # in steps: no full-size copy of the vectors besides the buffer
+            cast[start : start + _STEP] = rows_at(order[start : start + _STEP])
+        if f.readinto(memoryview(buffer)[_MATRIX_HEAD.size + rows * row_bytes :]) != graph:
+            raise ValueError("the index file changed while it was read")
+    return buffer
+
+
 class ANNIndex:
     """usearch HNSW over normalised vectors; rows are numbered in insertion order, like the store's."""
 
@@ -124,12 +184,62 @@ class ANNIndex:
         """Write the index and its sidecar atomically (temp file, fsync, rename); ``identity`` goes in the sidecar."""
         tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
         self._index.save(str(tmp))
-        os.replace(tmp, path)
-        meta = {"count": len(self), "dtype": self.dtype, "dimension": self.dimension, "sha256": _sha256(path)}
+        meta: dict[str, Any] = {"count": len(self), "dtype": self.dtype, "dimension": self.dimension}
+        try:
+            if self.dtype in _EXTERNAL:
+                try:
+                    meta.update(sha256=self._save_graph(tmp, path), vectors="store")
+                except StorageError as exc:  # not expected; the whole file still serves
+                    logger.warning("saving the index %s with its vectors (%s)", path, exc)
+            if "vectors" not in meta:
+                os.replace(tmp, path)
+                meta["sha256"] = _sha256(path)
+        finally:
+            tmp.unlink(missing_ok=True)
         meta.update(identity or {})
         with atomic_write(path.with_suffix(".json")) as f:
             f.write(json.dumps(meta).encode())
         self._saved = len(self)
+
+    def _rows(self, keys: np.ndarray) -> np.ndarray:
+        """The index's own (cast) vectors of rows ``keys``."""
+        cast_to = _EXTERNAL[self.dtype]
+        got = self._index.get(keys, dtype=self.dtype)
+        return np.ascontiguousarray(np.asarray(got, dtype=cast_to).reshape(len(keys), self.dimension))
+
+    def _save_graph(self, full: Path, path: Path) -> str:
+        """Write ``full`` (usearch's file) to ``path`` without its vectors, with the row each slot holds (module
+        docstring); return the SHA-256 of the whole of ``full``, which a put-back index must match."""
+        rows, dim, cast_to = len(self), self.dimension, _EXTERNAL[self.dtype]
+        with open(full, "rb") as f:
+            if _MATRIX_HEAD.unpack(f.read(_MATRIX_HEAD.size)) != (rows, dim * np.dtype(cast_to).itemsize):
+                raise StorageError(f"usearch wrote an index layout this version does not know ({full})")
+            # Which row each slot holds, in steps (no full-size copy of the vectors): fingerprints matched, then
+            # every slot compared with its row, so that a fingerprint collision cannot pass unseen.
+            vectors_at = f.tell()
+            slots = np.empty(rows, dtype=np.uint64)
+            by_row = np.empty(rows, dtype=np.uint64)
+            for start in range(0, rows, _STEP):
+                stop = min(rows, start + _STEP)
+                slots[start:stop] = _fingerprints(
+                    np.fromfile(f, dtype=cast_to, count=(stop - start) * dim).reshape(-1, dim)
+                )
+                by_row[start:stop] = _fingerprints(self._rows(np.arange(start, stop)))
+            order = _match(slots, by_row)
+            f.seek(vectors_at)
+            for start in range(0, rows, _STEP):
+                stop = min(rows, start + _STEP)
+                section = np.fromfile(f, dtype=cast_to, count=(stop - start) * dim).reshape(-1, dim)
+                if not np.array_equal(section.view(np.uint8), self._rows(order[start:stop]).view(np.uint8)):
+                    raise StorageError("usearch's saved vectors are not the index's rows: cannot save it without them")
+            tmp = path.with_name(path.name + f".graph-{os.getpid()}")
+            with open(tmp, "wb") as out:
+                out.write(_GRAPH_MAGIC + struct.pack("<Q", rows) + order.astype("<u8").tobytes())
+                shutil.copyfileobj(f, out, 1 << 20)
+                out.flush()
+                os.fsync(out.fileno())
+        os.replace(tmp, path)
+        return _sha256(full)
 
     def grown(self, path: Path, fraction: float = 0.1) -> bool:
         """Whether the index has grown by more than ``fraction`` since it was saved (or was never saved)."""
@@ -147,10 +257,15 @@ class ANNIndex:
         identity: dict[str, Any] | None = None,
         threads: int = 0,
         progress: Callable[[int, int], None] | None = None,
+        rows_at: Callable[[np.ndarray], Matrix] | None = None,
     ) -> ANNIndex:
         """Load ``path`` if it is intact and matches (``identity`` too); add rows it lacks; else rebuild from
-        ``vectors(start)``. ``progress(done, total)`` is called as rows are added (a build takes minutes at 1M)."""
+        ``vectors(start)``. ``progress(done, total)`` is called as rows are added (a build takes minutes at 1M).
+        ``rows_at(rows)``: the same normalised vectors by row number, to put an index's vectors back a step at a
+        time (without it, ``vectors(0)`` is read whole)."""
         index = cls(dimension, dtype, threads=threads)
+        pending: Matrix | None = None  # rows read from the store and not yet in the index
+        every: Matrix | None = None  # all of them, when the index's vectors were put back from the store
         meta_path = path.with_suffix(".json")
         if path.exists() and meta_path.exists():
             try:
@@ -159,21 +274,32 @@ class ANNIndex:
                     raise ValueError("the index does not match the stored set")
                 if any(meta.get(key) != value for key, value in (identity or {}).items()):
                     raise ValueError("it was built for other data (a deleted set)")
-                if _sha256(path) != meta.get("sha256"):
+                if meta.get("vectors") == "store" and dtype in _EXTERNAL:
+                    if rows_at is None:
+                        every = vectors(0)
+                        rows_at = every.__getitem__
+                    whole = _with_vectors(path, meta["count"], dimension, rows_at, dtype)
+                    if hashlib.sha256(whole).hexdigest() != meta.get("sha256"):
+                        raise ValueError("checksum mismatch (index file or stored vectors)")
+                    index._index.load(whole)
+                    del whole
+                    pending = None if every is None else every[meta["count"] :]
+                elif meta.get("vectors") is None and _sha256(path) == meta.get("sha256"):
+                    index._index.load(str(path))  # a whole file, as int8 indexes and older versions save it
+                else:
                     raise ValueError("checksum mismatch")
-                index._index.load(str(path))
                 index._index.expansion_search = _search_width(len(index._index))  # type: ignore[misc]
                 if len(index) != meta["count"]:
                     raise ValueError("row count mismatch")
                 index._saved = len(index)
             except Exception as exc:
-                logger.warning(
-                    "the index %s is unusable (%s); rebuilding it from the stored vectors", path, exc
-                )
+                logger.warning("the index %s is unusable (%s); rebuilding it from the stored vectors", path, exc)
                 index = cls(dimension, dtype, threads=threads)
+                pending = every  # read already: the rebuild needs every row
         check_memory(count, dimension, dtype, what=f"index {path.parent.name}")
         if len(index) < count:
-            pending = vectors(len(index))
+            if pending is None or len(index) + len(pending) != count:
+                pending = vectors(len(index))
             # In steps, so that a long build can say how far it got; usearch adds a step as fast as the whole.
             for start in range(0, len(pending), _PROGRESS_ROWS):
                 index.add(pending[start : start + _PROGRESS_ROWS])

@@ -189,6 +189,7 @@ class SQLiteIndexes:
                     identity={"set_created": created},
                     threads=build_threads(),
                     progress=_progress_log(set_id, started),
+                    rows_at=lambda rows: normalize(self._store.vectors_at(set_id, "training", rows)),
                 )
                 logger.info(
                     "the index of set %s is ready: %d rows in %.1f s",

@@ -94,6 +94,16 @@ class SelectIn(BaseModel):
         SelectRequest.rescore, description="score every input again against the current training data"
     )
     thresholds: dict[str, Any] | None = None
+    typicality: float = Field(
+        SelectRequest.typicality,
+        description="weight of local density: dense regions of novelty before lone outliers (0 = off)",
+        json_schema_extra={"minimum": 0.0, "maximum": 1.0},
+    )
+    balance: float = Field(
+        SelectRequest.balance,
+        description="weight of class balance over predicted labels (0 = off, 1 = every class before a repeat)",
+        json_schema_extra={"minimum": 0.0, "maximum": 1.0},
+    )
 
 
 # ---- responses -----------------------------------------------------------------------------------------------------

@@ -90,7 +90,7 @@ class ServerSettings:
     #: A connection must send a whole request head (request line and headers) within this long of being opened
     #: or of its previous response, so idle and slow-header sockets cannot pile up.
     header_timeout_s: float = 10.0
-    #: Largest request head (bytes) before a 400.
+    #: Largest request head (request line and headers, bytes): over it, a 431 and the connection closed.
     max_header_bytes: int = 16 * 1024
     #: Open connections and requests at once; more are answered 503 at once (the client retries with backoff),
     #: which keeps file descriptors free for the ones being served.

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import threading
 import time
@@ -10,6 +12,7 @@ import pytest
 from chroma_core.embedding_set import EmbeddingSet
 from chroma_core.engine import SQLiteStore, ann
 from chroma_core.engine.engine import Engine
+from chroma_core.engine.index import normalize
 from chroma_core.engine.sqlite_files import index_path
 from chroma_core.errors import StorageError
 from chroma_core.records import BatchHeader, Records
@@ -167,3 +170,67 @@ def test_reduced_precision_and_memory_refusal():
         ann.ANNIndex(8, "f64")
     with pytest.raises(StorageError, match=r"needs about [\d.]+ GiB, but only [\d.]+ GiB .* available"):
         ann.check_memory(10**12, 384, "f16", what="set x")
+
+
+def _saved(index: ann.ANNIndex, path) -> dict:
+    index.save(path, {"set_created": 1.0})
+    return json.loads(path.with_suffix(".json").read_text())
+
+
+@pytest.mark.parametrize("dtype", ["f16", "f32"])
+def test_an_index_is_saved_without_its_vectors_and_they_come_back_from_the_store(tmp_path, caplog, dtype):
+    rng = np.random.default_rng(5)
+    x = normalize(rng.normal(size=(6000, 48)))
+    x[4000] = x[10]  # equal rows: either may fill the other's slot
+    index = ann.ANNIndex(48, dtype, threads=2)  # a parallel build fills usearch's slots out of row order
+    index.add(x[:5000])
+    path = tmp_path / "training.usearch"
+    meta = _saved(index, path)
+    index._index.save(str(tmp_path / "whole"))
+    vector_bytes = 5000 * 48 * {"f16": 2, "f32": 4}[dtype]
+    assert meta["vectors"] == "store" and meta["count"] == 5000
+    assert path.stat().st_size < (tmp_path / "whole").stat().st_size - vector_bytes + 5000 * 8 + 64
+    with caplog.at_level(logging.WARNING, logger="chroma"):
+        again = ann.ANNIndex.open(path, 48, dtype, 5000, lambda first: x[first:5000], identity={"set_created": 1.0})
+        grown = ann.ANNIndex.open(  # as the store opens it: the covered rows read a step at a time, by number
+            path, 48, dtype, 6000, lambda first: x[first:6000], identity={"set_created": 1.0}, rows_at=x.__getitem__
+        )
+    assert caplog.text == ""  # put back bit for bit: no rebuild
+    assert len(again) == 5000 and len(grown) == 6000
+    for a, b in zip(again.search(x[:50], 10), index.search(x[:50], 10), strict=True):
+        assert np.array_equal(a, b)
+    changed = x.copy()
+    changed[17] *= -1  # the store's vectors are not those the index was built from
+    with caplog.at_level(logging.WARNING, logger="chroma"):
+        rebuilt = ann.ANNIndex.open(path, 48, dtype, 5000, lambda first: changed[first:5000])
+    assert "checksum mismatch" in caplog.text and "rebuilding" in caplog.text and len(rebuilt) == 5000
+
+
+def test_int8_indexes_and_older_whole_files_are_kept_whole(tmp_path, caplog):
+    x = normalize(np.random.default_rng(6).normal(size=(3000, 16)))
+    index = ann.ANNIndex(16, "i8")
+    index.add(x)
+    meta = _saved(index, tmp_path / "i8.usearch")
+    assert "vectors" not in meta  # int8 codes are usearch's own: they cannot be recomputed here
+    older = ann.ANNIndex(16, "f16")
+    older.add(x)
+    path = tmp_path / "old.usearch"
+    older._index.save(str(path))  # what versions before the vector-less layout wrote
+    sha = hashlib.sha256(path.read_bytes()).hexdigest()
+    path.with_suffix(".json").write_text(json.dumps({"count": 3000, "dtype": "f16", "dimension": 16, "sha256": sha}))
+    with caplog.at_level(logging.WARNING, logger="chroma"):
+        assert len(ann.ANNIndex.open(tmp_path / "i8.usearch", 16, "i8", 3000, lambda first: x[first:])) == 3000
+        assert len(ann.ANNIndex.open(path, 16, "f16", 3000, lambda first: x[first:])) == 3000
+    assert caplog.text == ""
+
+
+def test_an_index_whose_slots_cannot_be_matched_is_saved_whole(tmp_path, monkeypatch, caplog):
+    x = normalize(np.random.default_rng(7).normal(size=(2000, 16)))
+    index = ann.ANNIndex(16, "f16", threads=2)
+    index.add(x)
+    monkeypatch.setattr(ann, "_fingerprints", lambda rows: np.zeros(len(rows), dtype=np.uint64))  # all "collide"
+    with caplog.at_level(logging.WARNING, logger="chroma"):
+        meta = _saved(index, tmp_path / "training.usearch")
+    assert "with its vectors" in caplog.text and "vectors" not in meta
+    assert len(ann.ANNIndex.open(tmp_path / "training.usearch", 16, "f16", 2000, lambda first: x[first:])) == 2000
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["training.json", "training.usearch"]  # no temp files left

@@ -11,6 +11,7 @@ import gzip
 import json
 import os
 import socket
+import threading
 import time
 from pathlib import Path
 
@@ -46,6 +47,7 @@ FLAGS = (
     "--max-decompressed-mb", "64",
     "--max-bad-lines", "1000",
     "--body-timeout-s", "1.0",
+    "--max-header-bytes", "8192",
 )  # fmt: skip
 
 
@@ -230,6 +232,66 @@ def test_gzipped_queries_and_a_client_that_compresses(server, tmp_path):
     healthy(server)
 
 
+# ---- 4. a request never waits for an index build --------------------------------------------------------------------
+
+
+def _covered_all(log: Path, n: int) -> bool:
+    """The server's log says the set's index covers all ``n`` training rows (built whole, or extended to them)."""
+    text = log.read_text()
+    return f"is ready: {n} rows" in text or f"covers all {n} training rows" in text
+
+
+def test_queries_and_health_are_answered_while_a_100k_index_builds(tmp_path, monkeypatch):
+    """100k x 32 uploaded, then queries through the client (its 30 s read timeout, 60 s deadline) and /v1/health
+    while the usearch index builds: answered by exact search, each within a bound, none waiting for the build."""
+    monkeypatch.setenv("CHROMA_INDEX_THREADS", "1")  # the server inherits it: a build of seconds even on many cores
+    n, dim = 100_000, 32
+    rng = np.random.default_rng(7)
+    x = (rng.normal(size=(50, dim))[rng.integers(0, 50, n)] + 0.3 * rng.normal(size=(n, dim))).astype(np.float32)
+    header = BatchHeader(new_batch_id(), EmbeddingSet.from_dict(SET), "training", dim, "t")
+    records = Records(x, [f"r{i}" for i in range(n)], [f"/{i}" for i in range(n)], [None] * n, [None] * n, [0.0] * n)
+    server = ChromaServer(tmp_path / "data", extra=("--log-level", "info")).start()
+    transport = HTTPTransport(load_config(chroma_url=server.url, environ={}))
+    health_s: list[float] = []
+    done = threading.Event()
+
+    def poll_health() -> None:
+        while not done.wait(0.25):
+            started = time.monotonic()
+            assert requests.get(server.url + "/v1/health", timeout=5).status_code == 200
+            health_s.append(time.monotonic() - started)
+
+    poller = threading.Thread(target=poll_health, daemon=True)
+    try:
+        assert transport.upload(header, records).stored == n
+        poller.start()
+        answered: list[tuple[float, bool]] = []  # (seconds, whether the index covered every row when it was sent)
+        window = None
+        while window is None or time.monotonic() < window:
+            built = _covered_all(server.log, n)
+            started = time.monotonic()
+            results = transport.query(QueryRequest(header.set_id, x[:4], ("/q0", "/q1", "/q2", "/q3")))
+            answered.append((time.monotonic() - started, built))
+            assert [r.nearest[0].input_uri for r in results] == ["/0", "/1", "/2", "/3"]  # exact: itself first
+            window = window or time.monotonic() + 8.0  # after the first answer, 8 s more of queries at most
+            if built:
+                break
+    finally:
+        done.set()
+        poller.join(10)
+        transport.close()
+        server.stop()
+    during = [seconds for seconds, built in answered if not built]
+    assert during, "the index was complete before the first query: nothing was asked while it was built"
+    first, later = answered[0][0], [seconds for seconds, _ in answered[1:]]
+    # The first query loads the set and calibrates (1,000 exact leave-one-out searches): 15-20 s here on 2 busy
+    # cores, answered within the client's deadline (a TransportError above otherwise); the ones after it are one
+    # exact search of four queries.
+    assert first < RetryPolicy().deadline, answered
+    assert later and max(later) < 5.0, answered
+    assert health_s and max(health_s) < 1.0, health_s
+
+
 # ---- 5. thresholds, k and neighbors: a 422 naming the field ---------------------------------------------------------
 
 
@@ -250,6 +312,28 @@ def test_threshold_coercion_over_the_wire(server, tmp_path):
             body = b'{"embeddings": [[1.0]], "thresholds": ' + thresholds + b"}"
             r = requests.post(url + route, data=body, headers=raw, timeout=10)
             assert r.status_code == 422 and field in r.json()["error"]["message"], (route, r.text)
+    healthy(server)
+
+
+def test_an_oversized_head_is_refused_with_431_whole_or_arriving(server):
+    # A 20 KiB head in one send: h11 parses it whole (its own bound is only for a head still arriving).
+    whole = head("GET", "/v1/health", {**AUTH, "X-Pad": "a" * (20 * 1024)})
+    with connect(server) as sock:
+        sock.sendall(whole)
+        sock.settimeout(2.0)
+        answer = b""
+        while piece := sock.recv(65536):  # to the end: the server closes the connection after its answer
+            answer += piece
+        assert answer.startswith(b"HTTP/1.1 431 ") and b"over 8192 bytes" in answer
+    healthy(server)
+    # Still arriving: 9 KiB of a header with no end, then nothing more.
+    with connect(server) as sock:
+        sock.sendall(b"GET /v1/health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Pad: " + b"a" * (9 * 1024))
+        assert status_of(sock) == 431
+    # Under the limit, in one send: served as usual.
+    with connect(server) as sock:
+        sock.sendall(head("GET", "/v1/health", {**AUTH, "X-Pad": "a" * (7 * 1024)}))
+        assert status_of(sock) == 200
     healthy(server)
 
 

@@ -128,10 +128,13 @@ def test_a_real_server_enforces_the_limits_its_flags_and_variables_set(tmp_path,
         health = server.url + "/v1/health"
         assert requests.get(health, headers={"X-Pad": "a" * 1000}, timeout=5).status_code == 200
         # A head still incomplete at 8 KiB: within the default 16 KiB (the server would wait for the rest), over
-        # this server's 4096 bytes. (h11 bounds what it buffers; a whole head arriving in one read is not counted.)
+        # this server's 4096 bytes; and a whole 6 KiB head in one send, also under the default.
         with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
             sock.sendall(b"GET /v1/health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Pad: " + b"a" * 8192)
-            assert sock.recv(64).startswith(b"HTTP/1.1 400")
+            assert sock.recv(64).startswith(b"HTTP/1.1 431")
+        with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+            sock.sendall(b"GET /v1/health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Pad: " + b"a" * 6144 + b"\r\n\r\n")
+            assert sock.recv(64).startswith(b"HTTP/1.1 431")
         query = f"{server.url}/v1/sets/{'0' * 64}/query"
         r = requests.post(query, json={"embeddings": [[1.0, 2.0]] * 3}, timeout=5)
         assert r.status_code == 413 and r.json()["error"]["code"] == "too_many_embeddings"
