@@ -168,7 +168,10 @@ def test_a_batch_is_answered_as_its_rows_one_by_one(th):
         assert together.scores == pytest.approx(alone.scores, abs=1e-6)
 
 
-@pytest.mark.parametrize(("q", "n", "k"), [(7, 100, 10), (40, 3000, 10), (30, 5000, 11), (5, 2561, 10), (3, 9000, 1), (1, 700, 10), (1, 9, 10)])
+@pytest.mark.parametrize(
+    ("q", "n", "k"),
+    [(7, 100, 10), (40, 3000, 10), (30, 5000, 11), (5, 2561, 10), (3, 9000, 1), (1, 700, 10), (1, 9, 10)],
+)
 def test_top_k_is_a_stable_sort_of_each_row(q, n, k):
     from chroma_core.engine.index import top_k
 
