@@ -325,7 +325,6 @@ def test_sigterm_during_an_upload_stores_it_whole_or_not_at_all(tmp_path):
 def test_concurrent_uploads_to_one_set_lose_nothing(chroma_server):
     import threading
 
-    from chroma_core.cli.common import EXIT_PARTIAL
     from chroma_core.config import load_config
     from chroma_core.transport.http import HTTPTransport
 
