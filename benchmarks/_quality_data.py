@@ -152,3 +152,16 @@ def edit(text: str, rng: np.random.Generator) -> str:
     else:  # a trailing remark
         words.append("indeed")
     return " ".join(words)
+
+
+def write_section(path: Path, name: str, lines: list[str]) -> None:
+    """Put ``lines`` between the ``<!-- name -->`` markers of ``path`` (added at its end the first time), keeping
+    the rest: each benchmark rewrites only its own part of a shared page."""
+    start, stop = f"<!-- {name} -->", f"<!-- /{name} -->"
+    text = path.read_text(encoding="utf-8") if path.exists() else ""
+    block = "\n".join([start, *lines, stop])
+    if start in text and stop in text:
+        text = text[: text.index(start)] + block + text[text.index(stop) + len(stop) :]
+    else:
+        text = (text.rstrip("\n") + "\n\n" if text else "") + block + "\n"
+    path.write_text(text, encoding="utf-8")

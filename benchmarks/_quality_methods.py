@@ -124,3 +124,123 @@ def auroc(ood: np.ndarray, ind: np.ndarray) -> float:
 
 def fpr_at_95_tpr(ood: np.ndarray, ind: np.ndarray) -> float:
     return float(np.mean(ind >= np.percentile(ood, 5)))
+
+
+# ---- issue 15, the TPR target: more detectors, each calibrated on training alone ----------------------------------
+# ``LooDetector``s return the score function and the training rows' own leave-one-out scores (the calibration set),
+# as the engine calibrates kNN; the others are fitted detectors, calibrated by cross-fitting.
+LooDetector = Callable[[np.ndarray, np.ndarray], tuple[Score, np.ndarray]]
+
+
+def _knn_mean(queries: np.ndarray, train: np.ndarray, k: int, *, loo: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """(mean cosine distance to the k nearest, their rows) of each query."""
+    sims = queries @ train.T
+    if loo:
+        np.fill_diagonal(sims, -np.inf)
+    kk = min(k, train.shape[0] - int(loo))
+    rows = np.argpartition(-sims, kk - 1, axis=1)[:, :kk]
+    return 1 - np.take_along_axis(sims, rows, 1).mean(1), rows
+
+
+def lof_knn(k: int = 10) -> LooDetector:
+    """kNN mean distance divided by the mean of the neighbours' own kNN mean distance (LOF-style, Breunig 2000):
+    a query in a sparse part of training is judged against how sparse that part is."""
+
+    def fit(train: np.ndarray, labels: np.ndarray) -> tuple[Score, np.ndarray]:
+        own, rows = _knn_mean(train, train, k, loo=True)
+        reach = np.maximum(own, 1e-6)
+
+        def score(queries: np.ndarray) -> np.ndarray:
+            d, nn = _knn_mean(queries, train, k)
+            return d / reach[nn].mean(1)  # type: ignore[no-any-return]
+
+        return score, own / reach[rows].mean(1)
+
+    return fit
+
+
+def grouped_knn(groups_of: Callable[[np.ndarray, np.ndarray], np.ndarray], k: int = 10) -> LooDetector:
+    """Min over groups (classes or clusters) of the mean distance to the k nearest of that group."""
+
+    def fit(train: np.ndarray, labels: np.ndarray) -> tuple[Score, np.ndarray]:
+        groups = groups_of(train, labels)
+        members = [np.flatnonzero(groups == g) for g in np.unique(groups)]
+
+        def per_group(queries: np.ndarray, self_rows: np.ndarray | None) -> np.ndarray:
+            out = np.full(len(queries), np.inf)
+            for rows in members:
+                sims = queries @ train[rows].T
+                if self_rows is not None:  # leave each training row out of its own group
+                    sims[self_rows[:, None] == rows[None, :]] = -np.inf
+                kk = min(k, len(rows) - (self_rows is not None))
+                if kk < 1:
+                    continue
+                top = -np.partition(-sims, kk - 1, axis=1)[:, :kk]
+                out = np.minimum(out, 1 - top.mean(1))
+            return out
+
+        return (lambda q: per_group(q, None)), per_group(train, np.arange(len(train)))
+
+    return fit
+
+
+def pca_residual(dims: int) -> Detector:
+    """Distance of a query from the span of training's top ``dims`` principal components (its reconstruction error)."""
+
+    def fit(train: np.ndarray, labels: np.ndarray) -> Score:
+        mu = train.mean(0)
+        _, _, vt = np.linalg.svd(train - mu, full_matrices=False)
+        basis = vt[:dims]
+
+        def score(queries: np.ndarray) -> np.ndarray:
+            c = queries - mu
+            return np.linalg.norm(c - (c @ basis.T) @ basis, axis=1)  # type: ignore[no-any-return]
+
+        return score
+
+    return fit
+
+
+def pca_mahalanobis(dims: int) -> Detector:
+    """Mahalanobis distance to training's mean in its top ``dims`` principal components (whitened)."""
+
+    def fit(train: np.ndarray, labels: np.ndarray) -> Score:
+        mu = train.mean(0)
+        _, s, vt = np.linalg.svd(train - mu, full_matrices=False)
+        var = s[:dims] ** 2 / len(train)
+
+        def score(queries: np.ndarray) -> np.ndarray:
+            z = (queries - mu) @ vt[:dims].T
+            return (z**2 / var).sum(1)  # type: ignore[no-any-return]
+
+        return score
+
+    return fit
+
+
+def oracle_probe(train: np.ndarray, ood_train: np.ndarray) -> Score:
+    """NOT a detector: a shrunk linear discriminant (Fisher) fitted on training *and held-out-category* inputs.
+
+    It sees the novelty it is asked about, so it bounds how far MiniLM separates the held-out category at all
+    with a linear read-out."""
+    mu0, mu1 = train.mean(0), ood_train.mean(0)
+    cov = shrunk_covariance(np.concatenate([train - mu0, ood_train - mu1]))
+    w = np.linalg.solve(cov, mu1 - mu0)
+    return lambda q: q @ w  # type: ignore[no-any-return]
+
+
+def centred(detector: LooDetector) -> LooDetector:
+    """``detector`` on vectors from which training's mean was removed (then re-normalised), as the engine's
+    ``knn_centred`` novelty does for the plain kNN mean."""
+
+    def fit(train: np.ndarray, labels: np.ndarray) -> tuple[Score, np.ndarray]:
+        mu = train.mean(0)
+
+        def shift(q: np.ndarray) -> np.ndarray:
+            c = q - mu
+            return c / np.linalg.norm(c, axis=1, keepdims=True)  # type: ignore[no-any-return]
+
+        score, reference = detector(shift(train), labels)
+        return (lambda q: score(shift(q))), reference
+
+    return fit

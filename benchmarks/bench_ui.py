@@ -5,6 +5,7 @@ the same page at ``--baseline`` points (default 100k) for the browser side. Need
 Python package (``pip install playwright``; its own browser download is not used). Run:
 
     PYTHONPATH=. OPENBLAS_NUM_THREADS=1 python benchmarks/bench_ui.py --points 1000000
+    PYTHONPATH=. OPENBLAS_NUM_THREADS=1 python benchmarks/bench_ui.py --points 1000000 --projections pca,umap
 
 The vectors are 64-d: the page's cost is per point, not per dimension (the projection reads every vector once).
 Most points are production inputs (stored without answers), so no training index is being built while we time.
@@ -56,10 +57,14 @@ def build(root: Path, points: int, dim: int, training: int) -> str:
 
 
 def fetch(url: str) -> tuple[float, int]:
+    """Seconds until ``url`` answers 200 (a large map answers 202 with its progress until it is ready), and size."""
     t0 = time.perf_counter()
-    with urllib.request.urlopen(url, timeout=600) as r:
-        body = r.read()
-    return time.perf_counter() - t0, len(body)
+    while True:
+        with urllib.request.urlopen(url, timeout=600) as r:
+            body = r.read()
+            if r.status != 202:
+                return time.perf_counter() - t0, len(body)
+        time.sleep(0.2)
 
 
 def browse(url: str, set_id: str) -> dict[str, float]:
@@ -157,17 +162,58 @@ def measure(points: int, dim: int, training: int, root: Path) -> dict[str, float
         proc.wait(30)
 
 
+def projections(points: int, dim: int, training: int, root: Path, methods: list[str]) -> dict[str, float]:
+    """Server side only: each projection's fit (sample read + fit) and the pass over every row (read, transform,
+    cluster), in this process, on one fresh store."""
+    from chroma_core.ui.projection import project
+
+    set_id = build(root / f"p{points}", points, dim, training)
+    transport = LocalTransport(root / f"p{points}")
+    out: dict[str, float] = {}
+    try:
+        for method in methods:
+            marks: list[float] = []
+            t0 = time.perf_counter()
+            project(
+                transport.engine.store,
+                set_id,
+                method=method,
+                progress=lambda done, n, marks=marks: marks.append(time.perf_counter()),
+            )
+            end = time.perf_counter()
+            out[f"{method}_fit_s"] = marks[0] - t0
+            out[f"{method}_transform_s"] = end - marks[0]
+            out[f"{method}_rows_per_s"] = points / (end - marks[0])
+    finally:
+        transport.close()
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--points", type=int, default=1_000_000)
     parser.add_argument("--baseline", type=int, default=100_000)
     parser.add_argument("--dim", type=int, default=64)
     parser.add_argument("--training", type=int, default=50_000, help="training rows of each set (the rest production)")
+    parser.add_argument(
+        "--projections",
+        metavar="METHODS",
+        help="only time the server's projections, e.g. pca,umap (fit and pass over every row), no browser",
+    )
     args = parser.parse_args()
-    if shutil.which("chromium") is None:
+    if args.projections is None and shutil.which("chromium") is None:
         sys.exit("bench_ui needs Debian's chromium: apt-get install -y chromium")
     with tempfile.TemporaryDirectory(prefix="bench-ui-") as tmp:
-        rows = {n: measure(n, args.dim, min(args.training, n // 2), Path(tmp)) for n in (args.baseline, args.points)}
+        if args.projections:
+            methods = args.projections.split(",")
+            rows = {
+                n: projections(n, args.dim, min(args.training, n // 2), Path(tmp), methods)
+                for n in (args.baseline, args.points)
+            }
+        else:
+            rows = {
+                n: measure(n, args.dim, min(args.training, n // 2), Path(tmp)) for n in (args.baseline, args.points)
+            }
     keys = list(next(iter(rows.values())))
     print(f"\n| figure | {args.baseline:,} points (baseline) | {args.points:,} points |")
     print("|---|---|---|")

@@ -1,10 +1,11 @@
 """Listeners for what sessions do, so that integrations (MLflow) can follow along without core importing them.
 
-A listener is any object with optional ``batch_saved(header, records)`` and
-``queried(embedding_set, vectors, input_uris, inferences, results)`` methods, registered under a name (registering
-the same name again replaces it). Listeners are called after the
-event, in the caller's thread; whatever a listener raises goes to the internal-error guard (``chroma_core.guard``:
-logged once, counted) and never reaches the session's caller.
+A listener is any object with optional ``batch_saved(header, records)``,
+``queried(embedding_set, vectors, input_uris, inferences, results)`` and ``drift_reported(report)`` (a
+:class:`~chroma_core.types.drift.DriftReport` that ``chroma.drift`` returned) methods, registered under a
+name (registering the same name again replaces it). Listeners are called after the event, in the caller's
+thread; whatever a listener raises goes to the internal-error guard (``chroma_core.guard``: logged once,
+counted) and never reaches the session's caller.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from chroma_core.guard import capture_internal_exceptions
 from chroma_core.records import BatchHeader, Records
 from chroma_core.types import QueryResult
 
-__all__ = ["emit_batch_saved", "emit_queried", "listeners", "register", "unregister"]
+__all__ = ["emit_batch_saved", "emit_drift_reported", "emit_queried", "listeners", "register", "unregister"]
 
 _lock = threading.Lock()
 _listeners: dict[str, Any] = {}
@@ -62,3 +63,7 @@ def emit_queried(
     results: Sequence[QueryResult],
 ) -> None:
     _emit("queried", embedding_set, vectors, input_uris, inferences, results)
+
+
+def emit_drift_reported(report: Any) -> None:
+    _emit("drift_reported", report)

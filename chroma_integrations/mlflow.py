@@ -5,7 +5,8 @@ While a run is active, every batch a ``TrainingSession`` saves (``ChromaPipeline
 one ``log_artifact`` per batch (nothing already attached is uploaded again), a ``manifest.json`` per set listing
 the files, their counts and the set's dict, run tags (``chroma.embedding_set_id``, ``chroma.embedding_set_ids``
 and ``chroma.set.<key>`` for each key of the set), and, for queries, the metrics ``chroma.queries``,
-``chroma.training_recommended_rate`` and ``chroma.not_useful_rate``.
+``chroma.training_recommended_rate`` and ``chroma.not_useful_rate``. A ``chroma.drift`` report becomes one metric
+step per window (``chroma.drift.<set>.ood_share``, ``.drifted``, ...; :mod:`chroma_integrations.mlflow_drift`).
 
 Attaching happens on a background thread, against the run that was active when the data was logged, so a slow or
 dead tracking server never blocks or fails the training loop. When a run ends, what is still pending gets up to
@@ -42,6 +43,7 @@ from chroma_core.guard import capture_internal_exceptions
 from chroma_core.logs import logger
 from chroma_core.records import BatchHeader, Records, new_batch
 from chroma_core.types import QueryResult
+from chroma_integrations.mlflow_drift import window_metrics
 
 try:
     import mlflow
@@ -82,6 +84,7 @@ class _Job:
     batch_id: str = ""
     metrics: dict[str, float] = dataclasses.field(default_factory=dict)
     step: int = 0
+    timestamp_ms: int | None = None  # None: now
 
 
 class _Attacher(Handler[_Job]):
@@ -154,6 +157,14 @@ class _Attacher(Handler[_Job]):
                 self._flush_production(run, es.id)
             self._enqueue(_Job(run_id, run[1], "metrics", metrics=self._metrics(run_id), step=int(counts["queries"])))
 
+    def drift_reported(self, report: Any) -> None:
+        with capture_internal_exceptions("logging drift to the MLflow run"):
+            run = self._run_id()
+            if run is None or (self.only_set and report.set_id != self.only_set):
+                return
+            for step, when, metrics in window_metrics(report):
+                self._enqueue(_Job(run[0], run[1], "metrics", metrics=metrics, step=step, timestamp_ms=when))
+
     # ---- staging -------------------------------------------------------------------------------------------------
 
     def _metrics(self, run_id: str) -> dict[str, float]:
@@ -221,10 +232,8 @@ class _Attacher(Handler[_Job]):
     def _attach(self, job: _Job) -> None:
         client = MlflowClient(tracking_uri=job.tracking_uri)
         if job.kind == "metrics":
-            client.log_batch(
-                job.run_id,
-                metrics=[Metric(k, v, int(time.time() * 1000), job.step) for k, v in job.metrics.items()],
-            )
+            when = job.timestamp_ms if job.timestamp_ms is not None else int(time.time() * 1000)
+            client.log_batch(job.run_id, metrics=[Metric(k, v, when, job.step) for k, v in job.metrics.items()])
             return
         assert job.path is not None
         artifact_dir = f"chroma/{job.set_id}"

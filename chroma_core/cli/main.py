@@ -21,6 +21,7 @@ from chroma_core.cli.common import (
 )
 from chroma_core.config import Config
 from chroma_core.errors import ChromaError
+from chroma_core.types import SelectRequest
 
 __all__ = ["build_parser", "main"]
 
@@ -100,7 +101,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     set_argument(p)
     p.add_argument("-n", type=int, default=100, help="how many inputs to pick (default 100)")
-    p.add_argument("--diversity", type=float, default=0.5, help="0 = priority order, 1 = spread only (default 0.5)")
+    p.add_argument(
+        "--diversity",
+        type=float,
+        default=SelectRequest.diversity,
+        help=f"0 = priority order, 1 = spread only ({SelectRequest.diversity})",
+    )
+    for weight, meaning in (
+        ("typicality", "weigh priority by local density: dense novel regions before lone outliers"),
+        ("balance", "spread picks over predicted labels (1 = every class before a repeat)"),
+    ):
+        default = getattr(SelectRequest, weight)
+        p.add_argument(f"--{weight}", type=float, default=default, metavar="W", help=f"0-1: {meaning} ({default})")
     p.add_argument("--since", metavar="TIME", help="only inputs logged from TIME on (epoch seconds or ISO date)")
     p.add_argument("--rescore", action="store_true", help="judge every input against the current training data")
     out = p.add_mutually_exclusive_group()

@@ -34,7 +34,15 @@ def sets(args: argparse.Namespace) -> int:
 
 def select(args: argparse.Namespace) -> int:
     transport = reader(args)
-    request = SelectRequest(transport.set_id(args.set_id), args.n, args.diversity, since(args.since), args.rescore)
+    request = SelectRequest(
+        transport.set_id(args.set_id),
+        args.n,
+        args.diversity,
+        since(args.since),
+        args.rescore,
+        typicality=args.typicality,
+        balance=args.balance,
+    )
     selection = transport.select(request)
     if args.json:
         print_json(selection.to_dict())

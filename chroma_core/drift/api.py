@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from chroma_core import hooks
 from chroma_core.config import ConfigOptions
 from chroma_core.embedding_set import SetRef, set_id_of
 from chroma_core.transport import Transport
@@ -53,7 +54,9 @@ def drift(
             clusters,
             permutations,
         )
-        return tr.drift(request)
+        report = tr.drift(request)
+        hooks.emit_drift_reported(report)  # autolog logs each window as MLflow metrics (chroma_integrations)
+        return report
     finally:
         if owned:
             tr.close()

@@ -9,7 +9,8 @@ Per window of production inputs (read from the store by time, with the answers C
    of in-distribution inputs is flagged at ``alpha`` at most); no verdict under :data:`MIN_INPUTS` inputs;
 4. where: the clusters whose share of the window grew most (:mod:`.where`), with example inputs.
 
-Only modules of ``chroma_core.drift`` and the public types are imported: this runs wherever a store does.
+Only ``chroma_core.drift``, the public types and the scorer's ``novelty_of`` are imported: this runs wherever a
+store does.
 """
 
 from __future__ import annotations
@@ -131,7 +132,10 @@ def drift_report(store: Any, request: DriftRequest, *, now: float | None = None)
             f"{n_windows} windows of {request.window:g} s from {start:.0f} to {end:.0f}; at most {MAX_WINDOWS} fit "
             "one report. Use a longer window or pass since/until."
         )
-    reference = reference_of(store, request.set_id, info.training, info.revision, k=Thresholds().k)
+    defaults = Thresholds()  # what the stored answers were scored with, unless a caller overrode them
+    reference = reference_of(
+        store, request.set_id, info.training, info.revision, k=defaults.k, novelty_score=defaults.novelty_score
+    )
     rng = np.random.default_rng(request.seed)
     regions = None
     if reference is not None:

@@ -1,7 +1,8 @@
 """A held-out reference drawn from a set's training data: what in-distribution inputs look like to the scorer.
 
 Up to :data:`REFERENCE_SIZE` training rows are drawn at random and split into :data:`FOLDS` folds; each row's
-novelty (cosine distance to its k-th nearest training input, as ``scoring`` computes it for a query) is measured
+novelty (from its k nearest training inputs, by the same ``novelty_score`` and function the scorer applies to a
+query: :func:`chroma_core.engine.scoring.novelty_of`) is measured
 against the training set *without its own fold* (cross-fitting), so a reference row is scored as a new input
 would be, and no row is scored against itself or against its fold's near copies. The reference's share over a
 novelty threshold is then the rate that in-distribution inputs really show, rather than the nominal percentile.
@@ -18,6 +19,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from chroma_core.drift.stats import normalized
+from chroma_core.engine.scoring import novelty_of
 
 __all__ = ["FOLDS", "REFERENCE_SIZE", "Reference", "reference_of"]
 
@@ -58,7 +60,7 @@ def _size(n_training: int) -> int:
 
 
 def _cross_fitted_novelty(
-    store: _Reads, set_id: str, n_training: int, rows: np.ndarray, queries: np.ndarray, k: int
+    store: _Reads, set_id: str, n_training: int, rows: np.ndarray, queries: np.ndarray, k: int, kind: str
 ) -> np.ndarray:
     fold = np.arange(len(rows)) % FOLDS
     best = np.full((len(rows), k), -np.inf, dtype=np.float32)
@@ -73,16 +75,20 @@ def _cross_fitted_novelty(
                 sims[np.ix_(fold == f, columns)] = -np.inf
         merged = np.concatenate([best, sims], axis=1)
         best = -np.partition(-merged, k - 1, axis=1)[:, :k]
-    # The k most similar, in no order: the k-th nearest is the least similar of them.
-    return 1.0 - best.min(axis=1).astype(np.float64)  # type: ignore[no-any-return]
+    # The k most similar, most similar first, as the scorer sees a query's neighbours.
+    return novelty_of(-np.sort(-best, axis=1), k, kind)
 
 
-def reference_of(store: _Reads, set_id: str, n_training: int, revision: int, *, k: int = 10) -> Reference | None:
-    """The set's held-out reference (None when training is too small to hold one out)."""
+def reference_of(
+    store: _Reads, set_id: str, n_training: int, revision: int, *, k: int = 10, novelty_score: str = "knn_mean"
+) -> Reference | None:
+    """The set's held-out reference (None when training is too small to hold one out), its novelty scored with
+    ``k`` neighbours by ``novelty_score`` (:class:`~chroma_core.types.Thresholds`' own, as the answers were)."""
     size = _size(n_training)
     if size < 2:
         return None
-    key = f"drift/reference/v1/{k}/{size}"
+    # v1 measured the k-th neighbour's distance whatever the scorer used: recomputed, never reused.
+    key = f"drift/reference/v2/{novelty_score}/{k}/{size}"
     kept = store.read_state(set_id, key)
     if kept is not None and (kept.get("revision"), kept.get("n_training")) == (revision, n_training):
         rows = np.asarray(kept["rows"], dtype=np.int64)
@@ -92,7 +98,9 @@ def reference_of(store: _Reads, set_id: str, n_training: int, revision: int, *, 
         rows = np.sort(rng.choice(n_training, size=size, replace=False)).astype(np.int64)
         queries = normalized(store.vectors_at(set_id, "training", rows))
         # The other rows still number at least k: a fold is a fifth of a quarter of training at most.
-        novelty = _cross_fitted_novelty(store, set_id, n_training, rows, queries, min(k, n_training - size))
+        novelty = _cross_fitted_novelty(
+            store, set_id, n_training, rows, queries, min(k, n_training - size), novelty_score
+        )
         store.write_state(
             set_id,
             key,

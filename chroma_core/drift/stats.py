@@ -14,14 +14,11 @@ import math
 
 import numpy as np
 
+# One normalisation for the engine and drift: the engine's copes with rows whose float32 squares under- or
+# overflow (components under ~1e-19 or over ~1e19), which a plain ``x / norm`` turns into tiny rows or zeros.
+from chroma_core.engine.index import normalize as normalized
+
 __all__ = ["mmd_test", "normalized", "share_test"]
-
-
-def normalized(vectors: np.ndarray) -> np.ndarray:
-    """Rows scaled to unit length (float32); a zero row stays zero."""
-    x = np.asarray(vectors, dtype=np.float32)
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
-    return x / np.where(norms > 0, norms, 1.0)  # type: ignore[no-any-return]
 
 
 def _log_choose(n: int, k: int) -> float:

@@ -65,15 +65,7 @@ class Engine:
         """
         header = reader.header
         result = self.store.put(header, reader.chunks(), complete=lambda: not reader.problems)
-        return UploadReport(
-            header.batch_id,
-            header.set_id,
-            header.mode,
-            result.received,
-            result.stored,
-            result.duplicates,
-            tuple(str(p) for p in reader.problems),
-        )
+        return result.report(header, reader.problems)
 
     def create_set(self, embedding_set: EmbeddingSet, dimension: int) -> SetInfo:
         return self.store.create_set(embedding_set, dimension)

@@ -109,16 +109,17 @@ class Database:
             yield
         except StorageError:
             raise
-        except self.psycopg.OperationalError as exc:  # the connection failed or was lost
-            raise DatabaseUnavailableError(self._message(doing, exc)) from None
-        except self.psycopg.Error as exc:
-            raise StorageError(self._message(doing, exc)) from None
         except Exception as exc:
+            # Before the driver's errors: the pool's timeout is an OperationalError too, but means "all busy".
             if type(exc).__module__.startswith("psycopg_pool"):
                 raise DatabaseUnavailableError(
                     f"no free connection to the store {self.shown!r} within the pool's timeout; the database is "
                     "overloaded or unreachable: retry later, or raise the pool size."
                 ) from None
+            if isinstance(exc, self.psycopg.OperationalError):  # the connection failed or was lost
+                raise DatabaseUnavailableError(self._message(doing, exc)) from None
+            if isinstance(exc, self.psycopg.Error):
+                raise StorageError(self._message(doing, exc)) from None
             raise
 
     def _message(self, doing: str, exc: BaseException) -> str:

@@ -4,13 +4,13 @@ One :class:`PostgresStore` serves one application (``tenant``) of a database; st
 pool (:mod:`~chroma_core.engine.postgres_pool`). Every transaction names its tenant (``chroma.tenant``), which the
 tables' row-level security policies check (:mod:`~chroma_core.engine.postgres_schema`).
 
-- **Writes** lock the set's row (``SELECT ... FOR UPDATE``) so two replicas storing batches of one set take turns
-  and number rows without gaps; a batch is ``COPY ... (FORMAT BINARY)``-ed into a staging table, then inserted in
-  one statement that drops records already stored and repeats within the batch (``ON CONFLICT DO NOTHING`` as the
-  last word), all in one transaction: a batch sent twice, or by two replicas at once, is stored once.
+- **Writes** lock the set's row and run in one transaction, idempotently by batch id and record id, conflicts
+  reported (:mod:`~chroma_core.engine.postgres_ingest`): a batch sent twice, or by two replicas at once, is
+  stored once.
 - **Reads** of vectors are binary ``COPY`` parsed by numpy (:mod:`~chroma_core.engine.postgres_copy`).
-- **Nearest neighbours** come from the set's HNSW index (:mod:`~chroma_core.engine.postgres_index`), which always
-  covers every training row once built; the engine re-ranks its candidates exactly.
+- **Nearest neighbours** come from the set's HNSW index (:mod:`~chroma_core.engine.postgres_index`), which covers
+  the training rows that were there when it was built; the engine searches the newer ones exactly and re-ranks
+  the index's candidates exactly. All the query vectors of a call go in one statement.
 - **State** (the calibration, per set revision) lives in the database, so every replica gives the same answer.
 """
 
@@ -19,28 +19,30 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
 
 from chroma_core.embedding_set import EmbeddingSet
-from chroma_core.engine.answers import ANSWER_COLUMNS, Answers, answer_row
+from chroma_core.engine import postgres_ingest as ingest
+from chroma_core.engine.answers import ANSWER_COLUMNS, Answers
 from chroma_core.engine.postgres_copy import parse_vectors
-from chroma_core.engine.postgres_index import Indexes
+from chroma_core.engine.postgres_index import Indexes, nearest_query
 from chroma_core.engine.postgres_pool import Database, open_database, release
-from chroma_core.engine.postgres_schema import vector_cast
 from chroma_core.engine.record_rows import stored_record
 from chroma_core.engine.store import Candidates, DeleteReport, PutResult, StoredRecord
 from chroma_core.json_text import json_text, loads
 from chroma_core.records import BatchHeader, Mode, Records
 from chroma_core.types import SetInfo
-from chroma_core.vectors import Matrix, check_dimension
+from chroma_core.vectors import Matrix
 
 __all__ = ["PostgresStore"]
 
 logger = logging.getLogger("chroma.engine")
+
+#: Where a delete parks the rows it renumbers (past any row a set can have, and any index's ``row < covers``).
+_SHIFT = 2**50
 
 #: Ingests of at least this many records are followed by ANALYZE (the planner must learn the table grew).
 ANALYZE_AFTER = 10_000
@@ -49,21 +51,6 @@ _SET_COLUMNS = "set_id, key_json, dimension, created_at, training, production, r
 _BASE = "row, id, input_uri, inferences, label, time, preview"
 _RECORD = f"{_BASE}, {', '.join(ANSWER_COLUMNS)}"
 _WHERE = "set_id = %s AND tenant = %s AND mode = %s"  # the key's leading columns, in order
-_STAGED = ("ord", "id", "input_uri", "inferences", "label", "time", "preview", "embedding", *ANSWER_COLUMNS)
-_STAGED_TYPES = (
-    "bigint", "text", "text", "text", "text", "float8", "text", "vector",
-    "int2", "int2", "int8", *["float8"] * 8, "text",
-)  # fmt: skip
-_STAGING = "CREATE TEMP TABLE chroma_staging ({}) ON COMMIT DROP".format(
-    ", ".join(f"{c} {t}" for c, t in zip(_STAGED, _STAGED_TYPES, strict=True))
-)
-_MOVE = (  # noqa: S608 - fixed column names only
-    "INSERT INTO chroma_records (tenant, set_id, mode, batch_id, row, {cols}) "
-    "SELECT %(tenant)s, %(set)s, %(mode)s, %(batch)s, %(base)s + row_number() OVER (ORDER BY s.ord) - 1, {scols} "
-    "FROM (SELECT DISTINCT ON (id) * FROM chroma_staging ORDER BY id, ord) s WHERE NOT EXISTS ("
-    "SELECT 1 FROM chroma_records r WHERE r.set_id = %(set)s AND r.tenant = %(tenant)s AND r.mode = %(mode)s "
-    "AND r.id = s.id) ORDER BY s.ord ON CONFLICT DO NOTHING"
-).format(cols=", ".join(_STAGED[1:]), scols=", ".join(f"s.{c}" for c in _STAGED[1:]))
 
 
 class PostgresStore:
@@ -71,14 +58,22 @@ class PostgresStore:
 
     ``tenant``: the application whose rows this store reads and writes. ``ann_threshold``: sets with at least this
     many training rows get an HNSW index (``None``: never). ``halfvec``: index half-precision vectors (half the
-    index's memory; the stored vectors, and so every score, stay float32).
+    index's memory; the stored vectors, and so every score, stay float32). ``small_batch``: batches of one chunk of
+    at most this many records skip the staging table (0: none do).
     """
 
     def __init__(
-        self, url: str, *, tenant: str = "default", ann_threshold: int | None = 20_000, halfvec: bool = False
+        self,
+        url: str,
+        *,
+        tenant: str = "default",
+        ann_threshold: int | None = 20_000,
+        halfvec: bool = False,
+        small_batch: int = ingest.SMALL_BATCH,
     ) -> None:
         self.db: Database = open_database(url)
         self.tenant = tenant
+        self.small_batch = small_batch
         self.indexes = Indexes(self.db, tenant, ann_threshold, halfvec)
         self._closed = False
 
@@ -122,25 +117,10 @@ class PostgresStore:
 
     def create_set(self, embedding_set: EmbeddingSet, dimension: int) -> SetInfo:
         with self._tx() as conn:
-            self._lock_set(conn, embedding_set, dimension, "this embedding set")
+            ingest.lock_set(conn, self.tenant, embedding_set, dimension, "this embedding set")
         info = self.get_set(embedding_set.id)
         assert info is not None
         return info
-
-    def _lock_set(self, conn: Any, embedding_set: EmbeddingSet, dimension: int, what: str) -> tuple[int, int]:
-        """Create the set if needed and lock its row for this transaction: (training, production) counts."""
-        key_json = json.dumps(dict(embedding_set.key), sort_keys=True, ensure_ascii=False)
-        conn.execute(
-            "INSERT INTO chroma_sets (tenant, set_id, key_json, dimension, created_at) VALUES (%s, %s, %s, %s, %s) "
-            "ON CONFLICT DO NOTHING",
-            (self.tenant, embedding_set.id, key_json, dimension, time.time()),
-        )
-        have, training, production = conn.execute(
-            "SELECT dimension, training, production FROM chroma_sets WHERE set_id = %s AND tenant = %s FOR UPDATE",
-            (embedding_set.id, self.tenant),
-        ).fetchone()
-        check_dimension(dimension, have, what)
-        return int(training), int(production)
 
     def delete_set(self, set_id: str) -> bool:
         with self._tx() as conn:
@@ -159,57 +139,18 @@ class PostgresStore:
     def put(self, header: BatchHeader, chunks: Iterable[Records], *, complete: Callable[[], bool]) -> PutResult:
         """Store the chunks of one batch in one transaction: all of it, or none (see the module docstring)."""
         with self._tx() as conn:
-            result, total = self._put(conn, header, chunks, complete)
+            result, total = ingest.put(conn, self.tenant, header, chunks, complete, small=self.small_batch)
+            stale = (
+                header.mode == "training"
+                and result.stored > 0
+                and self.indexes.stale(total, self.indexes.covering(conn, header.set_id))
+            )
         if result.stored >= ANALYZE_AFTER:
             with self.db.errors("analyze"), self.db.pool.connection() as conn:
                 conn.execute("ANALYZE chroma_records")
-        if header.mode == "training" and result.stored and self.indexes.wanted(total):
+        if stale:
             self.indexes.build_soon(header.set_id, header.dimension)
         return result
-
-    def _put(
-        self, conn: Any, header: BatchHeader, chunks: Iterable[Records], complete: Callable[[], bool]
-    ) -> tuple[PutResult, int]:
-        set_id, mode, dim = header.set_id, header.mode, header.dimension
-        counts = self._lock_set(conn, header.embedding_set, dim, f"batch {header.batch_id!r}")
-        count = counts[0] if mode == "training" else counts[1]
-        done = conn.execute(
-            "SELECT complete FROM chroma_batches WHERE set_id = %s AND tenant = %s AND batch_id = %s",
-            (set_id, self.tenant, header.batch_id),
-        ).fetchone()
-        if done is not None and done[0]:
-            received = sum(len(c) for c in chunks)
-            return PutResult(received, 0, received, batch_already_complete=True), count
-        conn.execute(_STAGING)
-        received = 0
-        with conn.cursor().copy(f"COPY chroma_staging ({', '.join(_STAGED)}) FROM STDIN (FORMAT BINARY)") as copy:
-            copy.set_types(_STAGED_TYPES)
-            for records in chunks:
-                if records.vectors.shape[1:] != (dim,):
-                    check_dimension(records.vectors.shape[1], dim, "this batch")
-                _copy_rows(copy, records, received)
-                received += len(records)
-        stored = 0
-        if received:
-            moved = conn.execute(
-                _MOVE,
-                {"tenant": self.tenant, "set": set_id, "mode": mode, "batch": header.batch_id, "base": count},
-            )
-            stored = max(0, moved.rowcount)
-        column = "training" if mode == "training" else "production"
-        if stored:
-            conn.execute(
-                f"UPDATE chroma_sets SET {column} = {column} + %s WHERE set_id = %s AND tenant = %s",  # noqa: S608
-                (stored, set_id, self.tenant),
-            )
-        conn.execute(
-            "INSERT INTO chroma_batches (tenant, set_id, batch_id, mode, complete, stored, updated_at) "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (set_id, tenant, batch_id) DO UPDATE SET "
-            "complete = chroma_batches.complete OR excluded.complete, stored = chroma_batches.stored + "
-            "excluded.stored, updated_at = excluded.updated_at",
-            (self.tenant, set_id, header.batch_id, mode, bool(complete()), stored, time.time()),
-        )
-        return PutResult(received, stored, received - stored), count + stored
 
     # ---- reading by row ----------------------------------------------------------------------------------------
 
@@ -298,6 +239,7 @@ class PostgresStore:
             raise TypeError("input_uris must be a list of input_uri values, not one string")
         uris = list(dict.fromkeys(input_uris))
         gone: dict[tuple[str, str], list[int]] = {}
+        rebuild = self._unindex_before_renumbering(uris, set_id)
         with self._tx() as conn:
             # Lock the sets first, in one order, so that concurrent deletes and puts cannot deadlock.
             sets = conn.execute(
@@ -323,29 +265,56 @@ class PostgresStore:
                     "revision = revision + 1 WHERE set_id = %s AND tenant = %s",
                     (training, production, s, self.tenant),
                 )
+        for s, dimension in rebuild.items():
+            self.indexes.build_soon(s, dimension)
         counts = {m: sum(len(r) for (_, mode), r in gone.items() if mode == m) for m in ("training", "production")}
         return DeleteReport(counts["training"], counts["production"], tuple(sorted({s for s, _ in gone})))
 
+    def _unindex_before_renumbering(self, uris: list[str], set_id: str | None) -> dict[str, int]:
+        """Drop the indexes of sets in which the delete would renumber most indexed rows (re-filing each in the
+        HNSW index costs more than building it anew, and would hold the set's lock meanwhile); set -> dimension
+        of those dropped, to build again after the delete."""
+        with self._tx() as conn:
+            firsts = conn.execute(
+                "SELECT r.set_id, min(r.row), min(s.dimension) FROM chroma_records r JOIN chroma_sets s ON "
+                "s.set_id = r.set_id AND s.tenant = r.tenant WHERE r.tenant = %s AND r.mode = 'training' AND "
+                "r.input_uri = ANY(%s) AND (%s::text IS NULL OR r.set_id = %s) GROUP BY r.set_id",
+                (self.tenant, uris, set_id, set_id),
+            ).fetchall()
+            wanted = {}
+            for s, first, dimension in firsts:
+                covers = self.indexes.covering(conn, s)
+                if covers is not None and self.indexes.cheaper_to_rebuild(covers, int(first)):
+                    wanted[s] = int(dimension)
+        return {s: d for s, d in wanted.items() if self.indexes.drop_concurrently(s)}
+
     def _renumber(self, conn: Any, set_id: str, mode: str, first: int) -> None:
-        """Close the gaps left from row ``first`` on, keeping the order: via negative rows, since the unique
-        (set, mode, row) key is checked row by row during an UPDATE."""
-        args = {"set": set_id, "tenant": self.tenant, "mode": mode, "first": first}
+        """Close the gaps left from row ``first`` on, keeping the order.
+
+        In two passes, since the unique (set, mode, row) key is checked row by row during an UPDATE: first to
+        ``_SHIFT`` + the new number, then down by ``_SHIFT``. The parked numbers lie past every index's
+        ``row < covers``, so each renumbered row costs one HNSW insert, not two (parking them at negative
+        numbers, as before, re-filed each row in the index twice).
+        """
+        args = {"set": set_id, "tenant": self.tenant, "mode": mode, "first": first, "shift": _SHIFT}
         conn.execute(
-            "UPDATE chroma_records r SET row = -1 - n.new FROM (SELECT id, %(first)s + row_number() OVER "
+            "UPDATE chroma_records r SET row = %(shift)s + n.new FROM (SELECT id, %(first)s + row_number() OVER "
             "(ORDER BY row) - 1 AS new FROM chroma_records WHERE set_id = %(set)s AND tenant = %(tenant)s AND "
             "mode = %(mode)s AND row >= %(first)s) n WHERE r.set_id = %(set)s AND r.tenant = %(tenant)s AND "
             "r.mode = %(mode)s AND r.id = n.id",
             args,
         )
         conn.execute(
-            "UPDATE chroma_records SET row = -1 - row WHERE set_id = %(set)s AND tenant = %(tenant)s AND "
-            "mode = %(mode)s AND row < 0",
+            "UPDATE chroma_records SET row = row - %(shift)s WHERE set_id = %(set)s AND tenant = %(tenant)s AND "
+            "mode = %(mode)s AND row >= %(shift)s",
             args,
         )
 
     # ---- nearest neighbours and state --------------------------------------------------------------------------
 
     def nearest(self, set_id: str, queries: Matrix, k: int) -> Candidates | None:
+        """Candidates from the set's index, which covers its first ``covered`` training rows (see
+        :mod:`~chroma_core.engine.postgres_index`); all the queries in one statement, so one round trip."""
         with self._tx() as conn:
             info = conn.execute(
                 "SELECT dimension, training FROM chroma_sets WHERE set_id = %s AND tenant = %s", (set_id, self.tenant)
@@ -353,24 +322,29 @@ class PostgresStore:
             if info is None:
                 return None
             dim, training = int(info[0]), int(info[1])
-            if not self.indexes.is_ready(conn, set_id):
-                if self.indexes.wanted(training):  # e.g. a replica that did not ingest, after a restart
-                    self.indexes.build_soon(set_id, dim)
+            covers = self.indexes.covering(conn, set_id)
+            if self.indexes.stale(training, covers):  # e.g. a replica that did not ingest, after a restart
+                self.indexes.build_soon(set_id, dim)
+            if covers is None:
                 return None
-            if not len(queries):
-                return Candidates(np.empty((0, 0), dtype=np.int64), training)
-            expression, _ = vector_cast(dim, self.indexes.halfvec)
-            kind = "halfvec" if self.indexes.halfvec else "vector"
+            covered = min(covers, training)
+            if not len(queries) or k <= 0:
+                return Candidates(np.empty((len(queries), 0), dtype=np.int64), covered)
             conn.execute(f"SET LOCAL hnsw.ef_search = {max(40, min(1000, 2 * int(k)))}")
-            query = (
-                f"SELECT row FROM chroma_records WHERE {_WHERE} "  # noqa: S608 - fixed names, an int dimension
-                f"ORDER BY {expression} <=> %s::vector::{kind}({dim}) LIMIT %s"
-            )
-            out = np.full((len(queries), k), -1, dtype=np.int64)
-            for i, q in enumerate(np.asarray(queries, dtype=np.float32)):
-                rows = [r[0] for r in conn.execute(query, (set_id, self.tenant, "training", q, k))]
-                out[i, : len(rows)] = rows
-        return Candidates(out, training)
+            found = conn.execute(
+                nearest_query(dim, self.indexes.halfvec),
+                (list(np.asarray(queries, dtype=np.float32)), set_id, self.tenant, covers, int(k)),
+            ).fetchall()
+        out = np.full((len(queries), k), -1, dtype=np.int64)
+        if found:
+            which = np.fromiter((f[0] for f in found), np.int64, len(found)) - 1
+            rows = np.fromiter((f[1] for f in found), np.int64, len(found))
+            distances = np.fromiter((f[2] for f in found), np.float64, len(found))
+            order = np.lexsort((distances, which))  # by query, then nearest first
+            which, rows = which[order], rows[order]
+            rank = np.arange(len(which)) - np.searchsorted(which, which)  # place within its query's run
+            out[which, rank] = rows
+        return Candidates(out, covered)
 
     def wait_for_index(self, set_id: str, timeout: float | None = None) -> bool:
         """Wait for the set's index build under way in this process; True when the index is ready."""
@@ -399,22 +373,3 @@ class PostgresStore:
         except OSError as exc:  # StorageError
             logger.warning("could not keep state %r of set %s: %s", key, set_id[:12], exc)
             return False
-
-
-def _copy_rows(copy: Any, records: Records, first: int) -> None:
-    results = records.results
-    for i in range(len(records)):
-        inferences, label = records.inferences[i], records.labels[i]
-        copy.write_row(
-            (
-                first + i,
-                records.ids[i],
-                records.input_uris[i],
-                None if inferences is None else json_text(inferences),
-                None if label is None else json_text(label),
-                records.times[i],
-                records.preview(i),
-                records.vectors[i],
-                *answer_row(results[i] if results else None),
-            )
-        )

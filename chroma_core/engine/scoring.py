@@ -3,8 +3,9 @@
 Scores (all documented in docs/recommendations.md):
 
 - ``novelty``: by default the mean cosine distance to the k nearest training embeddings (the kNN score of Sun et
-  al., 2022, averaged over the k neighbours); ``thresholds.novelty_score="knn_kth"`` selects the distance to the
-  k-th one alone (the default before issue 15). High means far from anything the model saw.
+  al., 2022, averaged over the k neighbours); ``thresholds.novelty_score="knn_centred"`` measures it once the
+  training mean is taken out of every vector (:mod:`chroma_core.engine.centred`), ``"knn_kth"`` is the distance
+  to the k-th one alone (the default before issue 15). High means far from anything the model saw.
 - ``nearest_similarity``: cosine similarity to the nearest training embedding; near 1 means a near duplicate.
 - ``uncertainty``: ``1 - (p1 - p2)`` from the class scores in ``inferences`` (top-two margin).
 - ``label_disagreement``: the share of the k nearest training inputs whose label differs from the prediction.
@@ -28,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from chroma_core.engine.centred import CentredNovelty, candidates_for
 from chroma_core.engine.index import normalize
 from chroma_core.engine.inferences import class_scores, predicted_label, uncertainty_of
 from chroma_core.engine.search import Neighbours
@@ -48,6 +50,7 @@ _COPY = 1e-4
 #: exact copies can come out 1e-7 apart; at a near-duplicate threshold of 0 some copies of one input would be called
 #: duplicates and others not. A distance under this is rounding, taken as 0; it is far under _DUP_MIN.
 _ROUNDING = 1e-5
+_CENTRED = ("knn_centred", "knn_class_centred")
 _DEFAULT_UNCERTAINTY = 0.5  # margin under 0.5 when training records carry no class scores to calibrate from
 
 
@@ -113,9 +116,13 @@ class SetModel:
         self.labels: list[str | None] = []  # canonical JSON keys of the training labels
         self.raw_labels: list[Any] = []
         self.uncertainties: list[float | None] = []
+        # The labels again as small integers (-1: none), so that disagreement is counted over a whole batch at once.
+        self._codes: dict[str, int] = {}
+        self._label_codes = np.empty(0, dtype=np.int32)
         self.calibration_sample = calibration_sample
         self._rng = np.random.default_rng(seed)
         self._calibrations: dict[tuple[float, float, int, str], Calibration] = {}
+        self._centred: CentredNovelty | None = None  # the training mean, for the centred novelty
 
     def __len__(self) -> int:
         return len(self.uris)
@@ -134,12 +141,32 @@ class SetModel:
         if vectors is not None and len(vectors):
             self.search.add(normalize(vectors))
         self.uris.extend(uris)
+        start = len(self.labels)
         for label, inf in zip(labels, inferences, strict=False):
             lab = label if label is not None else predicted_label(inf)
             self.raw_labels.append(lab)
             self.labels.append(_label_key(lab))
             self.uncertainties.append(uncertainty_of(inf))
+        fresh = [-1 if key is None else self._codes.setdefault(key, len(self._codes)) for key in self.labels[start:]]
+        self._label_codes = np.concatenate([self._label_codes, np.asarray(fresh, dtype=np.int32)])
         self._calibrations.clear()
+        self._centred = None
+
+    def _novelty(self, queries: Matrix, sims: np.ndarray, rows: np.ndarray, k: int, kind: str) -> np.ndarray:
+        """The novelty score ``kind`` of each query from its nearest training rows (most similar first)."""
+        if kind not in _CENTRED:
+            return novelty_of(sims, k, kind)
+        if self._centred is None:
+            self._centred = CentredNovelty(self.row_vectors, len(self))
+        if kind == "knn_centred" or not any(lab is not None for lab in self.labels):
+            return self._centred.novelty(queries, sims, rows, k)  # no labels: nothing to condition on
+        # One integer per training label, -1 for none (kept up to date by add()).
+        return self._centred.novelty(queries, sims, rows, k, self._label_codes)
+
+    @staticmethod
+    def _wanted(k: int, kind: str, available: int) -> int:
+        """How many nearest training rows the novelty ``kind`` needs (more for the centred re-ranking)."""
+        return max(k, candidates_for(k, available, per_label=kind == "knn_class_centred")) if kind in _CENTRED else k
 
     def _neighbors(self, queries: Matrix, k: int, exclude: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         if exclude is None:
@@ -154,11 +181,19 @@ class SetModel:
         return sims, rows
 
     def _disagreement(self, rows: np.ndarray, predicted: Sequence[str | None]) -> list[float | None]:
-        out: list[float | None] = []
-        for r, pred in zip(rows, predicted, strict=False):
-            labs = [self.labels[i] for i in r if self.labels[i] is not None]
-            out.append(None if pred is None or not labs else sum(lab != pred for lab in labs) / len(labs))
-        return out
+        """For each row of neighbours, the share of its labelled ones whose label is not ``predicted`` (None: none
+        predicted, or no neighbour labelled)."""
+        if all(p is None for p in predicted) or not len(rows):
+            return [None] * len(rows)
+        # -2: a prediction no training row carries (every labelled neighbour disagrees); -1 marks "no label".
+        pred = np.array([-1 if p is None else self._codes.get(p, -2) for p in predicted], dtype=np.int64)
+        labs = self._label_codes[rows]
+        labelled = labs >= 0
+        counted = labelled.sum(axis=1)
+        differ = ((labs != pred[:, None]) & labelled).sum(axis=1)
+        share = differ / np.maximum(counted, 1)
+        keep = (pred != -1) & (counted > 0)
+        return [float(v) if ok else None for v, ok in zip(share.tolist(), keep.tolist(), strict=True)]
 
     def calibration(self, th: Thresholds) -> Calibration:
         n = len(self)
@@ -178,8 +213,9 @@ class SetModel:
         m = min(n, self.calibration_sample)
         sample = np.sort(self._rng.choice(n, size=m, replace=False)) if m < n else np.arange(n)
         queries = self.row_vectors(sample)
-        sims, rows = self._neighbors(queries, k, exclude=sample)
-        novelty = novelty_of(sims, k, th.novelty_score)
+        sims, rows = self._neighbors(queries, self._wanted(k, th.novelty_score, n - 1), exclude=sample)
+        novelty = self._novelty(queries, sims, rows, k, th.novelty_score)
+        sims, rows = sims[:, :k], rows[:, :k]
         nn1 = 1.0 - sims[:, 0].astype(np.float64)
         p = th.percentile
         unc = [u for u in (self.uncertainties[i] for i in sample) if u is not None]
@@ -217,7 +253,7 @@ class SetModel:
         cal = self.calibration(th)
         k = min(th.k, n)
         queries = normalize(request.vectors)
-        sims, rows = self._neighbors(queries, max(k, th.neighbors))
+        sims, rows = self._neighbors(queries, max(self._wanted(k, th.novelty_score, n), th.neighbors))
         t_nov = th.novelty if th.novelty is not None else cal.novelty
         t_dup = th.near_duplicate if th.near_duplicate is not None else cal.near_duplicate
         t_unc = (
@@ -227,37 +263,47 @@ class SetModel:
         )
         t_dis = th.label_disagreement if th.label_disagreement is not None else cal.label_disagreement
         thresholds = {"novelty": t_nov, "near_duplicate": t_dup, "uncertainty": t_unc, "label_disagreement": t_dis}
-        predicted = [_label_key(predicted_label(inf)) for inf in inferences]
+        if request.inferences is None:
+            uncertainties: list[float | None] = [None] * len(request)
+            predicted: list[str | None] = [None] * len(request)
+        else:
+            uncertainties = [uncertainty_of(inf) for inf in inferences]
+            predicted = [_label_key(predicted_label(inf)) for inf in inferences]
         disagreement = self._disagreement(rows[:, :k], predicted)
-        novelties = novelty_of(sims, k, th.novelty_score)
+        # Whole columns at once; the loop below only puts each row's values into its result.
+        novelties = self._novelty(queries, sims, rows, k, th.novelty_score)
+        nearest_sims = sims[:, 0].astype(np.float64)
+        duplicates = cosine_distance(nearest_sims) <= t_dup
+        far = (novelties > t_nov) & ~duplicates
+        shown = th.neighbors
+        near_sims, near_rows = sims[:, :shown].tolist(), rows[:, :shown].tolist()
+        uris, raw_labels, set_id = self.uris, self.raw_labels, self.set_id
         results = []
-        for i, uri in enumerate(input_uris):
-            novelty = float(novelties[i])
-            nearest_sim = float(sims[i, 0])
-            unc = uncertainty_of(inferences[i])
-            dis = disagreement[i]
-            tags = []
-            duplicate = bool(cosine_distance(nearest_sim) <= t_dup)
-            if novelty > t_nov and not duplicate:
-                tags.append("out_of_distribution")
+        for i, (uri, novelty, nearest_sim, duplicate, out, unc, dis) in enumerate(
+            zip(
+                input_uris,
+                novelties.tolist(),
+                nearest_sims.tolist(),
+                duplicates.tolist(),
+                far.tolist(),
+                uncertainties,
+                disagreement,
+                strict=True,
+            )
+        ):
+            tags = ["out_of_distribution"] if out else []
             if duplicate:
                 tags.append("near_duplicate")
             if unc is not None and unc > t_unc:
                 tags.append("uncertain")
             if dis is not None and t_dis is not None and dis > t_dis:
                 tags.append("label_disagreement")
-            not_useful = "near_duplicate" in tags
-            recommended = not not_useful and bool(tags)
-            nearest = tuple(
-                Neighbor(self.uris[r], float(s), self.raw_labels[r])
-                for s, r in zip(sims[i, : th.neighbors], rows[i, : th.neighbors], strict=False)
-            )
             results.append(
                 QueryResult(
                     input_uri=uri,
                     recommendations=tuple(tags),
-                    training_recommended=recommended,
-                    not_useful=not_useful,
+                    training_recommended=not duplicate and bool(tags),
+                    not_useful=duplicate,
                     scores={
                         "novelty": novelty,
                         "nearest_similarity": nearest_sim,
@@ -265,8 +311,10 @@ class SetModel:
                         "label_disagreement": dis,
                     },
                     thresholds=thresholds,
-                    nearest=nearest,
-                    set_id=self.set_id,
+                    nearest=tuple(
+                        Neighbor(uris[r], s, raw_labels[r]) for s, r in zip(near_sims[i], near_rows[i], strict=True)
+                    ),
+                    set_id=set_id,
                 )
             )
         return results

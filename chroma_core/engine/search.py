@@ -25,6 +25,17 @@ __all__ = ["Neighbours"]
 _PROBE_EVERY_S = 1.0
 
 
+def _repeats(rows: np.ndarray) -> np.ndarray:
+    """True where a row number already appeared earlier in the same line of ``rows`` (all lines at once)."""
+    order = np.argsort(rows, axis=1, kind="stable")
+    ordered = np.take_along_axis(rows, order, axis=1)
+    again = np.zeros(rows.shape, dtype=bool)
+    again[:, 1:] = ordered[:, 1:] == ordered[:, :-1]
+    out = np.empty_like(again)
+    np.put_along_axis(out, order, again, axis=1)
+    return out
+
+
 class Neighbours:
     """Cosine nearest training rows, rows numbered like the store's (see the module docstring).
 
@@ -120,11 +131,7 @@ class Neighbours:
         vecs = self.row_vectors(cand.ravel()).reshape(len(queries), cand.shape[1], -1)
         cand_sims = np.einsum("qd,qkd->qk", queries, vecs)
         cand_sims[~valid] = -np.inf
-        for i in range(len(cand)):  # a candidate listed twice (padding) must not take two places
-            _, first = np.unique(cand[i], return_index=True)
-            dup = np.ones(cand.shape[1], bool)
-            dup[first] = False
-            cand_sims[i, dup] = -np.inf
+        cand_sims[_repeats(cand)] = -np.inf  # a candidate listed twice (padding) must not take two places
         all_sims = np.concatenate([cand_sims, sims], axis=1)
         all_rows = np.concatenate([cand, rows], axis=1)
         order = np.argsort(-all_sims, axis=1, kind="stable")[:, :k]

@@ -7,7 +7,9 @@ farthest-point selection, ``diversity=0`` is plain priority order. A candidate w
 of a pick is dropped, whatever its priority.
 
 Relevance is a candidate's *priority*: by how much its strongest signal exceeds its threshold, i.e. the largest of
-``score / threshold`` over novelty, uncertainty and label disagreement, divided by the largest in the pool.
+``score / threshold`` over novelty, uncertainty and label disagreement, weighed by local density when
+``typicality`` is above 0, divided by the largest in the pool. With ``balance`` above 0, a candidate whose class
+already has more than its share of the picks loses score (:mod:`chroma_core.engine.strategies`).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import numpy as np
 from chroma_core.engine.answers import SCORES, THRESHOLDS, Answers
 from chroma_core.engine.index import normalize
 from chroma_core.engine.store import Store
+from chroma_core.engine.strategies import balance_penalty, class_codes, class_of, density, typical
 from chroma_core.errors import NoProductionDataError, UnknownEmbeddingSetError
 from chroma_core.types import Pick, QueryRequest, QueryResult, Selection, SelectRequest
 
@@ -61,9 +64,18 @@ def priority(result: Mapping[str, Any]) -> float:
 
 
 def spread(
-    vectors: np.ndarray, relevance: np.ndarray, n: int, *, diversity: float, duplicate_distance: float
+    vectors: np.ndarray,
+    relevance: np.ndarray,
+    n: int,
+    *,
+    diversity: float,
+    duplicate_distance: float,
+    typicality: float = 0.0,
+    classes: np.ndarray | None = None,
+    balance: float = 0.0,
 ) -> tuple[list[int], list[float | None], int]:
-    """Maximal marginal relevance over the rows of ``vectors`` (see the module docstring).
+    """Maximal marginal relevance over the rows of ``vectors`` (see the module docstring), with the typicality and
+    class-balance terms of :mod:`chroma_core.engine.strategies` when their weights are above 0.
 
     Returns the chosen row indexes in pick order, each pick's similarity to the closest earlier pick, and how many
     candidates were dropped as near duplicates of a pick.
@@ -73,8 +85,12 @@ def spread(
         return [], [], 0
     unit = normalize(vectors)
     rel = np.asarray(relevance, dtype=np.float64)
+    if typicality > 0:
+        rel = typical(rel, density(unit), typicality)
     top = rel.max()
     rel = rel / top if top > 0 else np.zeros(m)
+    balancing = balance > 0 and classes is not None and len(np.unique(classes)) > 1
+    counts = np.zeros(int(classes.max()) + 1 if balancing and classes is not None else 0, dtype=np.int64)
     closest = np.full(m, -1.0, dtype=np.float64)  # similarity to the closest pick; -1 before the first pick
     alive = np.ones(m, dtype=bool)
     picks: list[int] = []
@@ -83,8 +99,14 @@ def spread(
     limit = 1.0 - duplicate_distance
     while len(picks) < n and alive.any():
         score = (1.0 - diversity) * rel - diversity * closest
+        if balancing:
+            assert classes is not None
+            score -= balance_penalty(classes, alive, counts, balance)
         score[~alive] = -np.inf
         i = int(np.argmax(score))
+        if balancing:
+            assert classes is not None
+            counts[classes[i]] += 1
         similarity.append(None if not picks else float(closest[i]))
         picks.append(i)
         alive[i] = False
@@ -145,8 +167,21 @@ def select(store: Store, score: Callable[[QueryRequest], list[QueryResult]], req
     known = distances[np.isfinite(distances)]
     duplicate_distance = float(np.median(known)) if len(known) else 0.02
     vectors = store.vectors_at(set_id, "production", answers.rows[candidates])
+    classes = None
+    if request.balance > 0:
+        records = store.records_at(set_id, "production", answers.rows[candidates])
+        classes = class_codes(
+            [class_of(r, fresh.get(int(c), r.result)) for r, c in zip(records, candidates, strict=True)]
+        )
     chosen, similarity, dropped = spread(
-        vectors, ranked[kept], n, diversity=request.diversity, duplicate_distance=duplicate_distance
+        vectors,
+        ranked[kept],
+        n,
+        diversity=request.diversity,
+        duplicate_distance=duplicate_distance,
+        typicality=request.typicality,
+        classes=classes,
+        balance=request.balance,
     )
     positions = [int(candidates[c]) for c in chosen]
     picked = store.records_at(set_id, "production", answers.rows[positions])

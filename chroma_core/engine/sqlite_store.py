@@ -18,7 +18,6 @@ import json
 import os
 import sqlite3
 import threading
-import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -29,7 +28,8 @@ from chroma_core.atomic import PRIVATE_DIR, private_dir, private_file, tighten
 from chroma_core.embedding_set import EmbeddingSet
 from chroma_core.engine import sqlite_delete as deleting
 from chroma_core.engine import sqlite_files as files
-from chroma_core.engine.answers import ANSWER_COLUMNS, Answers, answer_row
+from chroma_core.engine import sqlite_ingest as ingest
+from chroma_core.engine.answers import ANSWER_COLUMNS, Answers
 from chroma_core.engine.record_rows import stored_record
 from chroma_core.engine.sqlite_index import SQLiteIndexes
 from chroma_core.engine.sqlite_schema import migrate, needs_migration
@@ -38,7 +38,7 @@ from chroma_core.errors import StorageError
 from chroma_core.json_text import json_text, loads
 from chroma_core.records import BatchHeader, Mode, Records
 from chroma_core.types import SetInfo
-from chroma_core.vectors import Matrix, check_dimension
+from chroma_core.vectors import Matrix
 
 try:  # POSIX only; elsewhere a single process is assumed
     import fcntl
@@ -52,13 +52,6 @@ _CHECKPOINT_ROWS = 10_000  # rows stored in one batch after which the WAL is fol
 _SET_COLUMNS = "id, key_json, dimension, created_at, training, production, revision"
 _BASE_COLUMNS = "row, id, input_uri, inferences, label, time, preview"
 _RECORD_COLUMNS = f"{_BASE_COLUMNS}, {', '.join(ANSWER_COLUMNS)}"
-# Fixed column names only (no user input): the S608 notes below are about string-built SQL in general.
-_BASE = "set_id, mode, id, row, batch_id, input_uri, inferences, label, time, preview"
-_INSERT = f"INSERT INTO records ({_BASE}) VALUES ({','.join('?' * 10)})"  # noqa: S608
-# Records without an answer (all training ones) leave its columns out: binding 12 NULLs doubled the insert's cost.
-_INSERT_ANSWERED = "INSERT INTO records ({}, {}) VALUES ({})".format(  # noqa: S608
-    _BASE, ", ".join(ANSWER_COLUMNS), ",".join("?" * (10 + len(ANSWER_COLUMNS)))
-)
 _ANSWERS = f"SELECT row, time, {', '.join(ANSWER_COLUMNS[:-1])} FROM records WHERE set_id=? AND mode='production'"  # noqa: S608
 
 
@@ -189,32 +182,15 @@ class SQLiteStore:
 
     def create_set(self, embedding_set: EmbeddingSet, dimension: int) -> SetInfo:
         with self._transaction() as db:
-            self._ensure_set(db, embedding_set, dimension, "this embedding set")
+            ingest.ensure_set(db, embedding_set, dimension, "this embedding set")
         info = self.get_set(embedding_set.id)
         assert info is not None
         return info
 
-    def _ensure_set(self, db: sqlite3.Connection, embedding_set: EmbeddingSet, dimension: int, what: str) -> None:
-        row = db.execute("SELECT dimension FROM sets WHERE id=?", (embedding_set.id,)).fetchone()
-        if row is None:
-            key_json = json.dumps(dict(embedding_set.key), sort_keys=True, ensure_ascii=False)
-            db.execute(
-                "INSERT INTO sets (id, key_json, dimension, created_at) VALUES (?,?,?,?)",
-                (embedding_set.id, key_json, dimension, time.time()),
-            )
-        else:
-            check_dimension(dimension, row[0], what)
-
     def partition(self, set_id: str, mode: Mode) -> tuple[int, int, int, float] | None:
         """(dimension, committed rows, file generation, set created_at) of one (set, mode); None if no set."""
         with self._connection() as db:
-            return self._partition(db, set_id, mode)
-
-    @staticmethod
-    def _partition(db: sqlite3.Connection, set_id: str, mode: str) -> tuple[int, int, int, float] | None:
-        columns = "dimension, training, training_gen" if mode == "training" else "dimension, production, production_gen"
-        row = db.execute(f"SELECT {columns}, created_at FROM sets WHERE id=?", (set_id,)).fetchone()  # noqa: S608
-        return None if row is None else (int(row[0]), int(row[1]), int(row[2]), float(row[3]))
+            return ingest.partition(db, set_id, mode)
 
     def delete_set(self, set_id: str) -> bool:
         with self._write_lock():
@@ -238,89 +214,13 @@ class SQLiteStore:
     def put(self, header: BatchHeader, chunks: Iterable[Records], *, complete: Callable[[], bool]) -> PutResult:
         """Store the chunks of one batch in **one** transaction: all of it is stored, or none."""
         with self._transaction() as db:
-            result = self._put(db, header, chunks, complete)
+            result = ingest.put(db, self.directory, header, chunks, complete)
         if result.stored >= _CHECKPOINT_ROWS:  # a large batch leaves its size again in the WAL until a checkpoint
             with self._write_lock(), self._connection() as db:
                 db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         if header.mode == "training" and result.stored:
             self.indexes.prepare(header.set_id)  # build while nobody waits: the first query may come much later
         return result
-
-    def _put(
-        self, db: sqlite3.Connection, header: BatchHeader, chunks: Iterable[Records], complete: Callable[[], bool]
-    ) -> PutResult:
-        set_id, mode, dim = header.set_id, header.mode, header.dimension
-        self._ensure_set(db, header.embedding_set, dim, f"batch {header.batch_id!r}")
-        part = self._partition(db, set_id, mode)
-        assert part is not None
-        count, gen = part[1], part[2]
-        done = db.execute(
-            "SELECT complete FROM batches WHERE set_id=? AND batch_id=?", (set_id, header.batch_id)
-        ).fetchone()
-        if done is not None and done[0]:
-            received = sum(len(c) for c in chunks)
-            return PutResult(received, 0, received, batch_already_complete=True)
-        received = stored = 0
-        seen: set[str] = set()
-        with files.appending(files.vector_path(self.directory, set_id, mode, gen), count, dim) as write:
-            for records in chunks:
-                if records.vectors.shape[1:] != (dim,):
-                    check_dimension(records.vectors.shape[1], dim, "this batch")
-                received += len(records)
-                keep = self._new_rows(db, set_id, mode, records.ids, seen)
-                if keep:
-                    write(records.vectors if len(keep) == len(records) else records.vectors[keep])
-                    self._insert(db, header, records, keep, count + stored)
-                    stored += len(keep)
-        if stored:
-            column = "training" if mode == "training" else "production"
-            db.execute(f"UPDATE sets SET {column} = {column} + ? WHERE id=?", (stored, set_id))  # noqa: S608
-        db.execute(
-            "INSERT INTO batches (set_id, batch_id, mode, complete, stored, updated_at) "
-            "VALUES (?,?,?,?,?,?) ON CONFLICT (set_id, batch_id) DO UPDATE SET "
-            "complete = max(complete, excluded.complete), stored = stored + excluded.stored, "
-            "updated_at = excluded.updated_at",
-            (set_id, header.batch_id, mode, int(complete()), stored, time.time()),
-        )
-        return PutResult(received, stored, received - stored)
-
-    def _insert(
-        self, db: sqlite3.Connection, header: BatchHeader, records: Records, keep: list[int], first: int
-    ) -> None:
-        """Insert the records at ``keep`` as rows ``first, first + 1, ...``."""
-        rows = (
-            (
-                header.set_id,
-                header.mode,
-                records.ids[i],
-                first + j,
-                header.batch_id,
-                records.input_uris[i],
-                None if records.inferences[i] is None else json_text(records.inferences[i]),
-                None if records.labels[i] is None else json_text(records.labels[i]),
-                records.times[i],
-                records.preview(i),
-            )
-            for j, i in enumerate(keep)
-        )
-        if records.results:
-            answered = ((*row, *answer_row(records.results[i])) for row, i in zip(rows, keep, strict=True))
-            db.executemany(_INSERT_ANSWERED, answered)
-        else:
-            db.executemany(_INSERT, rows)
-
-    def _new_rows(self, db: sqlite3.Connection, set_id: str, mode: str, ids: list[str], seen: set[str]) -> list[int]:
-        """Indexes of ``ids`` not yet stored (nor repeated earlier in this batch)."""
-        existing: set[str] = set()
-        for part, marks in deleting.in_parts(ids):
-            q = f"SELECT id FROM records WHERE set_id=? AND mode=? AND id IN ({marks})"  # noqa: S608 - only '?'s
-            existing.update(r[0] for r in db.execute(q, (set_id, mode, *part)))
-        keep = []
-        for i, rid in enumerate(ids):
-            if rid not in existing and rid not in seen:
-                seen.add(rid)
-                keep.append(i)
-        return keep
 
     # ---- reading -----------------------------------------------------------------------------------------------
 

@@ -9,6 +9,10 @@ What every store guarantees:
 - **Idempotent writes.** ``put`` stores a batch in one transaction (all of it or none); a batch marked complete is
   skipped whole by its id, and a record is stored once per (set, mode, record id), so a retried upload never
   duplicates data. A set's dimension is fixed by its first write.
+- **Conflicts are reported, not stored.** A record whose id is already stored (or came earlier in the same
+  batch) with the same vector and ``input_uri`` is a *duplicate* and skipped silently; with another vector or
+  ``input_uri`` it is a *conflict*: not stored either (the first record of an id wins), but its id is returned in
+  ``PutResult.conflicts``, so the caller learns that data it sent was not kept.
 - **Rows.** Each (set, mode) numbers its records 0, 1, 2, ... in the order they were stored; ``vectors`` and
   ``records`` read by row range or by rows. Deleting records renumbers the rows after them (order is kept) and
   bumps the set's ``revision``, so a reader that cached rows knows to read them again.
@@ -29,7 +33,8 @@ import numpy as np
 from chroma_core.embedding_set import EmbeddingSet
 from chroma_core.engine.answers import Answers
 from chroma_core.records import BatchHeader, Mode, Records
-from chroma_core.types import DeleteReport, QueryResult, SetInfo
+from chroma_core.types import DeleteReport, QueryResult, SetInfo, UploadReport
+from chroma_core.types.reports import CONFLICTS_NAMED
 from chroma_core.vectors import Matrix
 
 __all__ = ["Candidates", "DeleteReport", "PutResult", "Store", "StoredRecord"]
@@ -37,12 +42,29 @@ __all__ = ["Candidates", "DeleteReport", "PutResult", "Store", "StoredRecord"]
 
 @dataclasses.dataclass(frozen=True)
 class PutResult:
-    """What one ``put`` did: records received, newly stored, and skipped as already stored."""
+    """What one ``put`` did: records received, newly stored, skipped as exact repeats (``duplicates``), and the
+    ids of those not stored because their id is stored with another vector or ``input_uri`` (``conflicts``, in
+    the order received): ``received == stored + duplicates + len(conflicts)``."""
 
     received: int
     stored: int
     duplicates: int
     batch_already_complete: bool = False
+    conflicts: tuple[str, ...] = ()
+
+    def report(self, header: BatchHeader, problems: Sequence[object] = ()) -> UploadReport:
+        """The upload report of this put of ``header``'s batch, with the reader's ``problems``."""
+        return UploadReport(
+            header.batch_id,
+            header.set_id,
+            header.mode,
+            self.received,
+            self.stored,
+            self.duplicates,
+            tuple(str(p) for p in problems),
+            len(self.conflicts),
+            self.conflicts[:CONFLICTS_NAMED],
+        )
 
 
 class StoredRecord(NamedTuple):

@@ -12,7 +12,6 @@ import io
 from pathlib import Path
 from typing import IO, Annotated, Literal
 
-import numpy as np
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
@@ -20,10 +19,12 @@ from starlette.concurrency import run_in_threadpool
 from chroma_core.batch_format import BatchReader, open_stream, write_batch_to
 from chroma_core.embedding_set import EmbeddingSet
 from chroma_core.engine import Engine
-from chroma_core.errors import InvalidEmbeddingError, UnknownEmbeddingSetError
+from chroma_core.errors import UnknownEmbeddingSetError
+from chroma_core.json_text import json_text
 from chroma_core.server.auth import Keys, Tenants
 from chroma_core.server.body import BoundedLines, check_batch_headers, spooled_body
 from chroma_core.server.gate import GuardedRoute, application_of
+from chroma_core.server.query_body import QUERY_REQUEST_BODY, query_kind, query_request, read_query_body
 from chroma_core.server.schema import (
     ERROR_RESPONSES,
     CreateSetIn,
@@ -31,7 +32,6 @@ from chroma_core.server.schema import (
     DeleteIn,
     DeleteOut,
     HealthOut,
-    QueryIn,
     QueryOut,
     SelectIn,
     SelectionOut,
@@ -41,8 +41,7 @@ from chroma_core.server.schema import (
 )
 from chroma_core.server.settings import Limits
 from chroma_core.server.wire import API_PREFIX, BATCH_CONTENT_TYPES, ApiError
-from chroma_core.types import QueryRequest, SelectRequest, SetInfo, Thresholds, UploadReport
-from chroma_core.vectors import Matrix, decode_base64, to_matrix
+from chroma_core.types import SelectRequest, SetInfo, Thresholds, UploadReport
 from chroma_core.version import __version__
 
 __all__ = ["Service", "router"]
@@ -106,25 +105,6 @@ def get_set(set_id: str, engine: TenantEngine) -> SetOut:
     return _set_out(info)
 
 
-def _query_vectors(body: QueryIn, limits: Limits) -> Matrix:
-    """The body's embeddings as one float32 matrix, within the server's limits."""
-    n = len(body.embeddings)
-    if n > limits.max_embeddings_per_request:
-        raise ApiError(
-            "too_many_embeddings",
-            f"{n} embeddings in one request; the limit is {limits.max_embeddings_per_request}. Split the batch.",
-        )
-    rows = []
-    for e in body.embeddings:
-        v = decode_base64(e) if isinstance(e, str) else to_matrix(e, batch=False)[0]
-        if len(v) > limits.max_dimension:
-            raise ApiError("invalid_request", f"dimension {len(v)} is over the limit of {limits.max_dimension}.")
-        rows.append(v)
-    if len({len(r) for r in rows}) > 1:
-        raise InvalidEmbeddingError("the embeddings in one request must all have the same dimension.")
-    return np.stack(rows)
-
-
 @router.delete("/sets/{set_id}", response_model=DeletedSetOut)
 def delete_set(set_id: str, engine: TenantEngine) -> DeletedSetOut:
     return DeletedSetOut(deleted=engine.delete_set(set_id))
@@ -136,21 +116,37 @@ def delete_records(body: DeleteIn, engine: TenantEngine) -> DeleteOut:
     return DeleteOut(**engine.delete_records(body.input_uris, body.set_id).to_dict())
 
 
-@router.post("/sets/{set_id}/query", response_model=QueryOut)
-def query(set_id: str, body: QueryIn, engine: TenantEngine, service: ServiceDep) -> QueryOut:
-    vectors = _query_vectors(body, service.limits)
-    uris = body.input_uris if body.input_uris is not None else [f"query-{i}" for i in range(len(vectors))]
-    inferences = None if body.inferences is None else tuple(body.inferences)
-    results = engine.query(QueryRequest(set_id, vectors, tuple(uris), inferences, Thresholds.coerce(body.thresholds)))
+@router.post("/sets/{set_id}/query", response_model=QueryOut, openapi_extra=QUERY_REQUEST_BODY)
+async def query(set_id: str, request: Request) -> Response:
+    """Answer each embedding of the body (JSON or the binary form: see ``server/query_body.py``)."""
+    # No Depends here: FastAPI runs each plain-def dependency on the thread pool, a hop apiece on the hottest route.
+    service: Service = request.app.state.service
+    kind = query_kind(request.headers)
+    body = await read_query_body(request, service.limits)
+    # One trip to the thread pool for the engine lookup, the parsing, the search and the answer's encoding.
+    return await run_in_threadpool(_answer, service, application_of(request), set_id, kind, body)
+
+
+def _answer(service: Service, application: str, set_id: str, kind: str, body: bytes) -> Response:
+    engine = service.tenants.engine(application)
+    results = engine.query(query_request(set_id, kind, body, service.limits))
     # Returned as-is: the results are built by our own code in the documented shape, and re-validating
     # them through the response model would cost more than the search itself on small sets.
-    return JSONResponse({"results": [r.to_dict() for r in results]})  # type: ignore[return-value]
+    text = json_text({"results": [r.to_dict() for r in results]})
+    return Response(text.encode("utf-8"), media_type="application/json")
 
 
 @router.post("/sets/{set_id}/select", response_model=SelectionOut)
 def select(set_id: str, body: SelectIn, engine: TenantEngine) -> SelectionOut:
     request = SelectRequest(
-        set_id, body.n, body.diversity, body.since, body.rescore, Thresholds.coerce(body.thresholds)
+        set_id,
+        body.n,
+        body.diversity,
+        body.since,
+        body.rescore,
+        Thresholds.coerce(body.thresholds),
+        body.typicality,
+        body.balance,
     )
     return JSONResponse(engine.select(request).to_dict())  # type: ignore[return-value]
 

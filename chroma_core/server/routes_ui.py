@@ -7,22 +7,20 @@ sends it as ``Authorization: Bearer``). A key of another application sees none o
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from importlib import resources
-from typing import Any
+from typing import Annotated, Literal
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from chroma_core.engine import Engine
 from chroma_core.server.gate import GuardedRoute
 from chroma_core.server.routes import TenantEngine
 from chroma_core.server.schema import ERROR_RESPONSES
 from chroma_core.server.wire import API_PREFIX, ApiError
+from chroma_core.ui.jobs import Maps, Progress
+from chroma_core.ui.picks import lasso_selection
 from chroma_core.ui.points import MAX_EXPORT, describe, export_rows
-from chroma_core.ui.projection import Projection, project
 
 __all__ = ["MAP_CONTENT_TYPE", "page_router", "router"]
 
@@ -34,10 +32,8 @@ _STATIC = {
     "regl-scatterplot.bundle.js": "text/javascript; charset=utf-8",
     "THIRD_PARTY.md": "text/markdown; charset=utf-8",
 }
-# A projection of a million points takes seconds: keep the last few, keyed by what invalidates them.
-_CACHE: OrderedDict[tuple[Any, ...], Projection] = OrderedDict()
-_CACHE_LOCK = threading.Lock()
-_CACHE_SIZE = 4
+# A projection of a million points takes seconds (minutes with UMAP): computed in the background, the last few kept.
+_MAPS = Maps()
 
 page_router = APIRouter(include_in_schema=False)
 router = APIRouter(responses=ERROR_RESPONSES, route_class=GuardedRoute)
@@ -61,35 +57,27 @@ def page_file(name: str) -> Response:
     return _static(name)
 
 
-def _projection(engine: Engine, set_id: str) -> Projection:
-    info = engine.store.get_set(set_id)
-    key = (
-        id(engine),
-        set_id,
-        getattr(info, "revision", 0),
-        getattr(info, "training", 0),
-        getattr(info, "production", 0),
-    )
-    with _CACHE_LOCK:
-        if key in _CACHE:
-            _CACHE.move_to_end(key)
-            return _CACHE[key]
-    result = project(engine.store, set_id)
-    with _CACHE_LOCK:
-        _CACHE[key] = result
-        while len(_CACHE) > _CACHE_SIZE:
-            _CACHE.popitem(last=False)
-    return result
-
-
 @router.get(
     API_PREFIX + "/sets/{set_id}/map",
     response_class=Response,
-    responses={200: {"description": "the points (docs/ui.md: binary layout)", "content": {MAP_CONTENT_TYPE: {}}}},
+    responses={
+        200: {"description": "the points (docs/ui.md: binary layout)", "content": {MAP_CONTENT_TYPE: {}}},
+        202: {"description": "being computed: progress (done, total points) as JSON; ask again"},
+    },
 )
-def set_map(set_id: str, engine: TenantEngine) -> Response:
-    """Every training and production point of the set on the plane (PCA), as one binary body."""
-    return Response(_projection(engine, set_id).to_bytes(), media_type=MAP_CONTENT_TYPE)
+def set_map(
+    set_id: str,
+    engine: TenantEngine,
+    method: Annotated[
+        Literal["auto", "pca", "umap"], Query(description="projection (umap: the [umap] extra)")
+    ] = "auto",
+) -> Response:
+    """Every training and production point of the set on the plane, as one binary body; or, while a large set's
+    map (or any UMAP map) is being computed in the background, ``202`` with the progress as JSON: ask again."""
+    result = _MAPS.get(engine, set_id, method)
+    if isinstance(result, Progress):
+        return JSONResponse(result.to_dict(), status_code=202, headers={"Retry-After": "1"})
+    return Response(result.to_bytes(), media_type=MAP_CONTENT_TYPE)
 
 
 @router.get(API_PREFIX + "/sets/{set_id}/points/{index}")
@@ -107,3 +95,11 @@ class ExportIn(BaseModel):
 def export(set_id: str, body: ExportIn, engine: TenantEngine) -> JSONResponse:
     """The selected points as rows (index, mode, id, input_uri, preview, label, answer)."""
     return JSONResponse({"rows": export_rows(engine.store, set_id, body.indices)})
+
+
+@router.post(API_PREFIX + "/sets/{set_id}/points/select")
+def select_points(set_id: str, body: ExportIn, engine: TenantEngine) -> JSONResponse:
+    """The selected production inputs as a selection: what ``POST .../select`` and ``chroma select --json`` answer
+    (training points are left out), highest priority first; ``indices`` gives each pick's map point."""
+    selection, indices = lasso_selection(engine.store, engine.query, set_id, body.indices)
+    return JSONResponse({**selection.to_dict(), "indices": indices})

@@ -16,6 +16,7 @@ from chroma_core.server import metrics
 from chroma_core.server.gate import GuardedRoute
 from chroma_core.server.routes import TenantEngine
 from chroma_core.server.schema import ERROR_RESPONSES
+from chroma_core.server.schema_watch import ClusterReportOut, DriftOut
 from chroma_core.server.wire import API_PREFIX
 from chroma_core.types.drift import DriftRequest
 
@@ -47,14 +48,14 @@ class ClustersIn(BaseModel):
     examples: int = Field(3, ge=0, le=50)
 
 
-@router.post(API_PREFIX + "/sets/{set_id}/drift")
+@router.post(API_PREFIX + "/sets/{set_id}/drift", response_model=DriftOut)
 def drift(set_id: str, body: DriftIn, engine: TenantEngine) -> JSONResponse:
     """Drift of the set's production inputs per window against a held-out training reference (docs/drift.md)."""
     request = DriftRequest.from_wire(set_id, body.model_dump())
     return JSONResponse(drift_report(engine.store, request).to_dict())
 
 
-@router.post(API_PREFIX + "/sets/{set_id}/clusters")
+@router.post(API_PREFIX + "/sets/{set_id}/clusters", response_model=ClusterReportOut)
 def clusters(set_id: str, body: ClustersIn, engine: TenantEngine) -> JSONResponse:
     """The set's training and production inputs in clusters: counts, drift ratio, share recommended, examples."""
     report = cluster_report(engine.store, set_id, k=body.k, since=body.since, examples=body.examples)

@@ -94,6 +94,16 @@ class SelectIn(BaseModel):
         SelectRequest.rescore, description="score every input again against the current training data"
     )
     thresholds: dict[str, Any] | None = None
+    typicality: float = Field(
+        SelectRequest.typicality,
+        description="weight of local density: dense regions of novelty before lone outliers (0 = off)",
+        json_schema_extra={"minimum": 0.0, "maximum": 1.0},
+    )
+    balance: float = Field(
+        SelectRequest.balance,
+        description="weight of class balance over predicted labels (0 = off, 1 = every class before a repeat)",
+        json_schema_extra={"minimum": 0.0, "maximum": 1.0},
+    )
 
 
 # ---- responses -----------------------------------------------------------------------------------------------------
@@ -163,6 +173,8 @@ class UploadOut(BaseModel):
     stored: int
     duplicates: int
     problems: list[str]
+    conflicts: int = Field(0, description="records not stored: their id is stored with another vector or input_uri")
+    conflicting_ids: list[str] = Field([], description="the first 100 of those records' ids")
     ok: bool
 
 

@@ -2,11 +2,22 @@
 
 Errors are JSON ``{"error": {"code": "<stable code>", "message": "<what to do>"}}``. The codes, their HTTP
 statuses, and the client-side exceptions they map back to are listed in :data:`ERRORS`.
+
+A query's vectors may cross as raw little-endian float32 (:data:`QUERY_CONTENT_TYPE`, docs/service.md): an
+8-byte prefix (the magic ``CHQ1`` and the header's length as a little-endian uint32), a small JSON header
+(``count``, ``dimension``, and optionally ``input_uris``, ``inferences``, ``thresholds``), then the
+``count x dimension`` matrix, row by row. :func:`encode_query` and :func:`decode_query` are its one codec.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import json
+import struct
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
 
 from chroma_core.errors import (
     BatchFormatError,
@@ -28,8 +39,12 @@ __all__ = [
     "ERRORS",
     "IDEMPOTENCY_HEADER",
     "KEY_HEADER",
+    "QUERY_CONTENT_TYPE",
     "ApiError",
+    "QueryBody",
     "code_for",
+    "decode_query",
+    "encode_query",
     "is_loopback",
 ]
 
@@ -40,6 +55,8 @@ KEY_HEADER = "X-Chroma-Api-Key"
 APPLICATION_HEADER = "X-Chroma-Application-Id"
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 BATCH_CONTENT_TYPES = ("application/x-ndjson", "application/jsonl", "application/octet-stream")
+#: A query whose vectors are raw little-endian float32 (the module docstring); JSON is ``application/json``.
+QUERY_CONTENT_TYPE = "application/x-chroma-query"
 
 #: code -> (HTTP status, exception class a client raises for it)
 ERRORS: dict[str, tuple[int, type[ChromaError]]] = {
@@ -52,6 +69,7 @@ ERRORS: dict[str, tuple[int, type[ChromaError]]] = {
     "no_production_data": (404, NoProductionDataError),
     "not_found": (404, ChromaError),
     "batch_format": (400, BatchFormatError),
+    "query_format": (400, ChromaError),
     "unauthorized": (401, TransportError),
     "forbidden": (403, TransportError),
     "payload_too_large": (413, TransportError),
@@ -106,3 +124,121 @@ def code_for(exc: ChromaError) -> str:
         if isinstance(exc, cls):
             return code
     return "invalid_request"
+
+
+# ---- the binary query body -------------------------------------------------------------------------------------
+
+_QUERY_MAGIC = b"CHQ1"
+_PREFIX = struct.Struct("<4sI")
+_F32 = np.dtype("<f4")
+_HEADER_FIELDS = frozenset({"count", "dimension", "input_uris", "inferences", "thresholds"})
+
+
+def encode_query(
+    vectors: np.ndarray,
+    input_uris: Sequence[str] | None = None,
+    inferences: Sequence[Any] | None = None,
+    thresholds: dict[str, Any] | None = None,
+) -> bytes:
+    """The :data:`QUERY_CONTENT_TYPE` body for a ``(count, dimension)`` matrix and what goes with it.
+
+    >>> body = encode_query(np.ones((2, 3), np.float32), ["/a", "/b"])
+    >>> decode_query(body, max_rows=8, max_dimension=8).vectors.shape
+    (2, 3)
+    """
+    matrix = np.ascontiguousarray(vectors, dtype=_F32)
+    header: dict[str, Any] = {"count": int(matrix.shape[0]), "dimension": int(matrix.shape[1])}
+    if input_uris is not None:
+        header["input_uris"] = list(input_uris)
+    if inferences is not None:
+        header["inferences"] = list(inferences)
+    if thresholds:
+        header["thresholds"] = thresholds
+    text = json.dumps(header, separators=(",", ":"), default=str).encode("utf-8")
+    # Padded with spaces (still JSON) so that the matrix starts on a 4-byte boundary of the body.
+    text += b" " * (-(len(text) + _PREFIX.size) % 4)
+    return b"".join((_PREFIX.pack(_QUERY_MAGIC, len(text)), text, matrix.tobytes()))
+
+
+class QueryBody:
+    """A decoded :data:`QUERY_CONTENT_TYPE` body: the matrix (read-only, over the body's bytes) and its header."""
+
+    __slots__ = ("inferences", "input_uris", "thresholds", "vectors")
+
+    def __init__(
+        self,
+        vectors: np.ndarray,
+        input_uris: list[str] | None,
+        inferences: list[Any] | None,
+        thresholds: dict[str, Any] | None,
+    ) -> None:
+        self.vectors = vectors
+        self.input_uris = input_uris
+        self.inferences = inferences
+        self.thresholds = thresholds
+
+
+def _format_error(message: str) -> ApiError:
+    return ApiError("query_format", f"{message} (docs/service.md describes {QUERY_CONTENT_TYPE}).")
+
+
+def _header_of(body: bytes) -> tuple[dict[str, Any], int]:
+    if len(body) < _PREFIX.size:
+        raise _format_error(f"a binary query body is at least {_PREFIX.size} bytes; this one has {len(body)}")
+    magic, length = _PREFIX.unpack_from(body)
+    if magic != _QUERY_MAGIC:
+        raise _format_error(f"a binary query body starts with {_QUERY_MAGIC!r}, not {magic!r}")
+    end = _PREFIX.size + length
+    if end > len(body):
+        raise _format_error(f"the header is said to be {length} bytes, but only {len(body) - _PREFIX.size} follow")
+    try:
+        header = json.loads(body[_PREFIX.size : end])
+    except (ValueError, RecursionError):
+        raise _format_error("the header is not valid UTF-8 JSON") from None
+    if not isinstance(header, dict):
+        raise _format_error("the header must be a JSON object")
+    return header, end
+
+
+def _whole(header: dict[str, Any], name: str) -> int:
+    value = header.get(name)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise _format_error(f"the header's {name!r} must be a whole number of at least 1, not {value!r}")
+    return value
+
+
+def _optional(header: dict[str, Any], name: str, kind: type) -> Any:
+    value = header.get(name)
+    if value is not None and not isinstance(value, kind):
+        raise ApiError("invalid_request", f"invalid request: {name}: must be a JSON {kind.__name__}, not {value!r}.")
+    return value
+
+
+def decode_query(body: bytes, *, max_rows: int, max_dimension: int) -> QueryBody:
+    """Read a :data:`QUERY_CONTENT_TYPE` body; every refusal is an :class:`ApiError` that says what was wrong.
+
+    The vectors are only shaped here; their values (finite, no all-zero row) are checked by the caller, as the
+    JSON path's are.
+    """
+    header, start = _header_of(body)
+    unknown = sorted(set(header) - _HEADER_FIELDS)
+    if unknown:
+        raise ApiError("invalid_request", f"invalid request: unknown header field(s) {', '.join(unknown)}.")
+    count, dimension = _whole(header, "count"), _whole(header, "dimension")
+    if count > max_rows:
+        raise ApiError(
+            "too_many_embeddings", f"{count} embeddings in one request; the limit is {max_rows}. Split the batch."
+        )
+    if dimension > max_dimension:
+        raise ApiError("invalid_request", f"dimension {dimension} is over the limit of {max_dimension}.")
+    expected = count * dimension * _F32.itemsize
+    if len(body) - start != expected:
+        raise _format_error(
+            f"the header says {count} x {dimension} float32 values ({expected} bytes), but {len(body) - start} "
+            "bytes follow it"
+        )
+    uris = _optional(header, "input_uris", list)
+    if uris is not None and not all(isinstance(u, str) for u in uris):
+        raise ApiError("invalid_request", "invalid request: input_uris: every input_uri must be a string.")
+    vectors = np.frombuffer(body, dtype=_F32, count=count * dimension, offset=start).reshape(count, dimension)
+    return QueryBody(vectors, uris, _optional(header, "inferences", list), _optional(header, "thresholds", dict))

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import email.utils
 import gzip
-import hashlib
 import io
 import json
 import logging
@@ -25,24 +23,27 @@ from urllib.parse import urlsplit
 
 import requests
 import tenacity
-from tenacity import retry_if_exception, stop_after_attempt, stop_before_delay, wait_exponential, wait_random
 
 from chroma_core.batch_format import BatchReader, write_batch_to
 from chroma_core.config import Config
-from chroma_core.errors import ConfigError, TransportError, UnknownEmbeddingSetError
+from chroma_core.errors import TransportError, UnknownEmbeddingSetError
+from chroma_core.json_text import loads
 from chroma_core.logs import logger
 from chroma_core.records import BatchHeader, Mode, Records
 from chroma_core.secret import Secret
 from chroma_core.server.wire import (
-    API_PREFIX,
     APPLICATION_HEADER,
     BATCH_CONTENT_TYPES,
     DELETE_PAGE,
-    ERRORS,
     IDEMPOTENCY_HEADER,
+    QUERY_CONTENT_TYPE,
     is_loopback,
 )
+from chroma_core.transport import http_query
 from chroma_core.transport.base import Transport
+from chroma_core.transport.http_retry import RETRY_STATUSES, Retryable, RetryPolicy, retrying_for
+from chroma_core.transport.http_retry import parse_retry_after as _parse_retry_after
+from chroma_core.transport.http_wire import part_id, raise_for_status, service_base
 from chroma_core.types import (
     DeleteReport,
     DuplicateReport,
@@ -55,30 +56,14 @@ from chroma_core.types import (
     UploadReport,
 )
 from chroma_core.types.drift import ClusterReport, DriftReport, DriftRequest
-from chroma_core.vectors import encode_base64
 from chroma_core.version import __version__
 
-__all__ = ["HTTPTransport", "RetryPolicy"]
+__all__ = ["HTTPTransport", "RetryPolicy", "raise_for_status", "service_base"]
 
-_RETRY_STATUSES = frozenset({429, 502, 503, 504})
 _ADVICE = (
     "In serving code that must never fail, use @recommend (chroma_integrations.serving): it never raises and keeps "
     "what it cannot send; a QuerySession's deadline= sets how long it tries."
 )
-
-
-def service_base(chroma_url: str) -> str:
-    """The API root for a ``chroma_url`` given with or without its version (``http://host:8000`` or ``.../v1``)."""
-    base = chroma_url.rstrip("/")
-    last = base.rsplit("/", 1)[-1]
-    if last == API_PREFIX.strip("/"):
-        return base
-    if len(last) > 1 and last[0] == "v" and last[1:].isdigit() and "/" in base.split("://", 1)[-1]:
-        raise ConfigError(
-            f"chroma_url {base!r} asks for API {last}, but this client speaks {API_PREFIX.strip('/')}: give the "
-            f"service's address without the version (e.g. {base[: -len(last) - 1]!r}) or with {API_PREFIX}."
-        )
-    return base + API_PREFIX
 
 
 def _password(url: str | None) -> str | None:
@@ -91,91 +76,23 @@ _GZIP_QUERY_ABOVE = 16 * 1024
 UPLOAD_PART_BYTES = 8 * 1024 * 1024
 
 
+def _read_environment_once(session: requests.Session, base: str) -> None:
+    """Take the environment's proxy and CA-bundle settings for ``base`` now, not on every request.
+
+    With ``trust_env`` on, requests walks ``os.environ`` twice per request to find them (a third of a small
+    query's client CPU, measured). The transport only ever talks to ``base``, so the answer never changes.
+    ``NO_PROXY`` is honoured as requests honours it, for this host. ``~/.netrc`` is no longer read: it would have
+    replaced the API key's ``Authorization`` header with basic auth anyway.
+    """
+    settings = session.merge_environment_settings(base, {}, None, None, None)
+    session.trust_env = False
+    session.proxies = dict(settings["proxies"])
+    session.verify = settings["verify"]
+    session.cert = settings["cert"]
+
+
 def _constant(data: bytes) -> Callable[[], bytes]:
     return lambda: data
-
-
-def _part_id(batch_id: str, part: int, parts: int) -> str:
-    if parts == 1:
-        return batch_id
-    name = f"{batch_id}.part{part:05d}"
-    # Batch ids are at most 128 characters; a long one is shortened by a digest, still the same for every retry.
-    return name if len(name) <= 128 else f"{hashlib.sha256(batch_id.encode()).hexdigest()[:40]}.part{part:05d}"
-
-
-@dataclasses.dataclass(frozen=True)
-class RetryPolicy:
-    """How hard the transport tries. These field defaults are the only defaults."""
-
-    attempts: int = 6
-    deadline: float = 60.0  # seconds, for all attempts of one call together
-    initial_wait: float = 0.25
-    max_wait: float = 10.0
-    jitter: float = 0.5
-    connect_timeout: float = 3.05
-    read_timeout: float = 30.0
-    max_retry_after: float = 30.0  # a Retry-After longer than this is capped (and still bounded by the deadline)
-    # gzip request bodies: None means "unless the service is on loopback", where compressing embeddings (which
-    # barely compress) costs CPU and saves no network.
-    compress: bool | None = None
-
-
-class _Retryable(Exception):
-    """A response worth retrying (429/502/503/504), with the server's Retry-After if it gave one."""
-
-    def __init__(self, response: requests.Response, retry_after: float | None) -> None:
-        super().__init__(f"HTTP {response.status_code}")
-        self.response = response
-        self.retry_after = retry_after
-
-
-def _parse_retry_after(value: str | None) -> float | None:
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    with contextlib.suppress(TypeError, ValueError):
-        when = email.utils.parsedate_to_datetime(value)
-        return max(0.0, when.timestamp() - time.time())
-    return None
-
-
-def _is_transient(exc: BaseException) -> bool:
-    return isinstance(exc, (_Retryable, requests.ConnectionError, requests.Timeout))
-
-
-class _WaitRetryAfter(tenacity.wait.wait_base):
-    """Wait as long as the server asked (Retry-After, capped), else fall back to exponential backoff."""
-
-    def __init__(self, fallback: tenacity.wait.wait_base, cap: float) -> None:
-        self.fallback = fallback
-        self.cap = cap
-
-    def __call__(self, retry_state: tenacity.RetryCallState) -> float:
-        exc = retry_state.outcome.exception() if retry_state.outcome else None
-        if isinstance(exc, _Retryable) and exc.retry_after is not None:
-            return min(exc.retry_after, self.cap)
-        return float(self.fallback(retry_state))
-
-
-def raise_for_status(response: requests.Response) -> None:
-    """Turn the service's JSON errors into our exceptions (the code says which); other failures into TransportError."""
-    if response.status_code < 400:
-        return
-    try:
-        error = response.json()["error"]
-        code, message = str(error["code"]), str(error["message"])
-    except (ValueError, KeyError, TypeError):
-        raise TransportError(
-            f"the Chroma service answered HTTP {response.status_code} to {response.request.method} "
-            f"{response.url} without a Chroma error body; is chroma_url pointing at a Chroma service?"
-        ) from None
-    status, cls = ERRORS.get(code, (response.status_code, TransportError))
-    if cls is UnknownEmbeddingSetError:
-        set_id = response.url.rstrip("/").split("/sets/")[-1].split("/")[0]
-        raise UnknownEmbeddingSetError(set_id)
-    raise cls(f"{message} (HTTP {status}, {code})")
 
 
 class HTTPTransport(Transport):
@@ -199,7 +116,10 @@ class HTTPTransport(Transport):
         host = urlsplit(self.base).hostname
         self.compress = self.policy.compress if self.policy.compress is not None else not is_loopback(host)
         self._sleep = sleep
-        self.session = session or requests.Session()
+        if session is None:
+            session = requests.Session()
+            _read_environment_once(session, self.base)
+        self.session = session
         adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=16, max_retries=0)
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
@@ -213,6 +133,8 @@ class HTTPTransport(Transport):
         # What must never appear in an error message: requests' own errors quote the proxy URL and its password.
         self._secrets = [s for s in (_password(config.http_proxy), config.api_key) if s]
         self._warned_retry = False
+        #: Queries go as raw float32 until the service says it takes only JSON (an older service).
+        self._binary_queries = True
 
     def __repr__(self) -> str:
         return f"<HTTPTransport {self.base}>"  # never the headers: they hold the key
@@ -225,7 +147,7 @@ class HTTPTransport(Transport):
         """The one place where requests' and tenacity's errors become ours."""
         try:
             yield
-        except _Retryable as exc:
+        except Retryable as exc:
             raise TransportError(
                 f"{what}: the Chroma service at {self.base} was still answering HTTP {exc.response.status_code} "
                 f"after {self._tries(tries)}; nothing was lost on this side, try again later."
@@ -253,7 +175,7 @@ class HTTPTransport(Transport):
 
     def _before_retry(self, state: tenacity.RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome else None
-        reason = f"HTTP {exc.response.status_code}" if isinstance(exc, _Retryable) else type(exc).__name__
+        reason = f"HTTP {exc.response.status_code}" if isinstance(exc, Retryable) else type(exc).__name__
         # Once per outage at WARNING (the next success re-arms it); every further retry at DEBUG.
         level = logging.DEBUG if self._warned_retry else logging.WARNING
         self._warned_retry = True
@@ -265,7 +187,7 @@ class HTTPTransport(Transport):
             self.policy.deadline,
         )
 
-    def _request(self, method: str, path: str, what: str, **kwargs: Any) -> requests.Response:
+    def _request(self, method: str, path: str, what: str, *, check: bool = True, **kwargs: Any) -> requests.Response:
         body = kwargs.pop("body_factory", None)
         policy = self.policy
         started = time.monotonic()
@@ -279,25 +201,16 @@ class HTTPTransport(Transport):
             left = max(0.05, policy.deadline - (time.monotonic() - started))
             timeout = (min(policy.connect_timeout, left), min(policy.read_timeout, left))
             response = self.session.request(method, self.base + path, timeout=timeout, **kwargs)
-            if response.status_code in _RETRY_STATUSES:
-                raise _Retryable(response, _parse_retry_after(response.headers.get("Retry-After")))
+            if response.status_code in RETRY_STATUSES:
+                raise Retryable(response, _parse_retry_after(response.headers.get("Retry-After")))
             self._warned_retry = False
             return response
 
-        retrying = tenacity.Retrying(
-            stop=stop_after_attempt(policy.attempts) | stop_before_delay(policy.deadline),
-            wait=_WaitRetryAfter(
-                wait_exponential(multiplier=policy.initial_wait, max=policy.max_wait) + wait_random(0, policy.jitter),
-                cap=policy.max_retry_after,
-            ),
-            retry=retry_if_exception(_is_transient),
-            sleep=self._sleep,
-            before_sleep=self._before_retry,
-            reraise=True,
-        )
+        retrying = retrying_for(policy, self._sleep, self._before_retry)
         with self._map_errors(what, tries):
             response = retrying(attempt)
-        raise_for_status(response)
+        if check:
+            raise_for_status(response)
         return response
 
     def _json(self, method: str, path: str, what: str, payload: Any = None) -> Any:
@@ -321,7 +234,7 @@ class HTTPTransport(Transport):
         for part in range(parts):
             start = part * per_part
             rows = records if parts == 1 else records.subset(range(start, min(start + per_part, len(records))))
-            part_header = dataclasses.replace(header, batch_id=_part_id(header.batch_id, part, parts))
+            part_header = dataclasses.replace(header, batch_id=part_id(header.batch_id, part, parts))
             buffer = io.BytesIO()
             write_batch_to(buffer, part_header, rows, compress=self.compress)
             payload = buffer.getvalue()
@@ -366,16 +279,32 @@ class HTTPTransport(Transport):
         )
 
     def query(self, request: QueryRequest) -> list[QueryResult]:
-        payload: dict[str, Any] = {
-            "embeddings": [encode_base64(v) for v in request.vectors],
-            "input_uris": list(request.input_uris),
-        }
-        if request.inferences is not None:
-            payload["inferences"] = json.loads(json.dumps(list(request.inferences), default=str))
-        if request.thresholds.overrides():
-            payload["thresholds"] = request.thresholds.overrides()
-        data = self._json("POST", f"/sets/{request.set_id}/query", "querying", payload)
-        return [QueryResult.from_dict(r) for r in data["results"]]
+        results: list[QueryResult] = []
+        path = f"/sets/{request.set_id}/query"
+        form = "binary" if self._binary_queries else "json"
+        for rows in http_query.pages(request, form):
+            if form == "binary":
+                headers = {"Content-Type": QUERY_CONTENT_TYPE}
+                body = http_query.binary_body(request, rows)
+                response = self._request("POST", path, "querying", check=False, data=body, headers=headers)
+                if not http_query.binary_refused(response):
+                    raise_for_status(response)
+                    results.extend(QueryResult.from_dict(r) for r in loads(response.content)["results"])
+                    continue
+                logger.info("the service at %s takes no binary queries; sending it JSON", self.base)
+                self._binary_queries = False
+                # The pages of the JSON form are smaller: what is left of this request goes the JSON way.
+                rest = QueryRequest(
+                    request.set_id,
+                    request.vectors[rows.start :],
+                    request.input_uris[rows.start :],
+                    None if request.inferences is None else request.inferences[rows.start :],
+                    request.thresholds,
+                )
+                return results + self.query(rest)
+            data = self._json("POST", path, "querying", http_query.json_body(request, rows))
+            results.extend(QueryResult.from_dict(r) for r in data["results"])
+        return results
 
     def select(self, request: SelectRequest) -> Selection:
         path = f"/sets/{request.set_id}/select"

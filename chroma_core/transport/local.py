@@ -43,10 +43,7 @@ class LocalTransport(Transport):
         )
 
     def upload(self, header: BatchHeader, records: Records) -> UploadReport:
-        result = self.engine.put(header, records, complete=True)
-        return UploadReport(
-            header.batch_id, header.set_id, header.mode, result.received, result.stored, result.duplicates
-        )
+        return self.engine.put(header, records, complete=True).report(header)
 
     def upload_file(self, path: str | os.PathLike[str]) -> UploadReport:
         with BatchReader(path) as reader:

@@ -105,10 +105,15 @@ class SelectRequest:
 
     set_id: str
     n: int = 100
-    diversity: float = 0.5
+    # The defaults are those measured best on real text embeddings (docs/triage.md, benchmarks/bench_select.py).
+    diversity: float = 0.7
     since: float | None = None
     rescore: bool = False
     thresholds: Thresholds = DEFAULT_THRESHOLDS
+    #: Weight of local density among the candidates: dense regions of novelty before lone outliers (0 = off).
+    typicality: float = 1.0
+    #: Weight of class balance over the candidates' predicted labels (0 = off, 1 = every class before a repeat).
+    balance: float = 0.0
 
     def __post_init__(self) -> None:
         _check_set_id(self.set_id)
@@ -119,6 +124,11 @@ class SelectRequest:
         if isinstance(d, bool) or not isinstance(d, (int, float)) or not 0.0 <= d <= 1.0:
             raise ChromaError(f"diversity must be a number from 0 (priority order) to 1 (spread only); got {d!r}.")
         object.__setattr__(self, "diversity", float(d))
+        for name, meaning in (("typicality", "dense regions first"), ("balance", "every class before a repeat")):
+            w = getattr(self, name)
+            if isinstance(w, bool) or not isinstance(w, (int, float)) or not 0.0 <= w <= 1.0:
+                raise ChromaError(f"{name} must be a weight from 0 (off) to 1 ({meaning}); got {w!r}.")
+            object.__setattr__(self, name, float(w))
         if self.since is not None:
             if (
                 isinstance(self.since, bool)
@@ -133,7 +143,13 @@ class SelectRequest:
 
     def to_wire(self) -> dict[str, Any]:
         """The JSON body of ``POST /v1/sets/{id}/select`` (the set id is in the path)."""
-        body: dict[str, Any] = {"n": self.n, "diversity": self.diversity, "rescore": self.rescore}
+        body: dict[str, Any] = {
+            "n": self.n,
+            "diversity": self.diversity,
+            "typicality": self.typicality,
+            "balance": self.balance,
+            "rescore": self.rescore,
+        }
         if self.since is not None:
             body["since"] = self.since
         if self.thresholds.overrides():

@@ -35,7 +35,8 @@ class State(threading.local):
     def __init__(self) -> None:
         self.active = 0
         self.capture: Capture | None = None
-        self.vectors: collections.deque[np.ndarray | None] = collections.deque()
+        # One entry per input: its vector, None where capture failed, or (boxes=True) its BoxStates.
+        self.vectors: collections.deque[Any] = collections.deque()
         self.chunk_sum: Any = None  # running pooled state of an input split over several chunks
         self.chunk_count: Any = None
 

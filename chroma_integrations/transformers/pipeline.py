@@ -42,6 +42,7 @@ from chroma_integrations.transformers._common import (
     save_training,
 )
 from chroma_integrations.transformers._registry import SUPPORTED_TASKS, kind_for
+from chroma_integrations.transformers.detection import BoxKind, BoxStates, DetectionKind
 
 __all__ = ["ChromaPipeline"]
 
@@ -60,6 +61,8 @@ class ChromaPipeline:
     :attr:`results`, and, with ``return_results=True``, are returned as ``(output, result)`` pairs.
     ``preview`` (default on) stores a short text per input (the text or prompt itself, ``image 40x40 RGB``);
     ``preview=False`` stores none, and a callable ``preview(input) -> str | None`` chooses.
+    ``boxes=True`` (object-detection, DETR): one record per detected box instead of one per image (see
+    :mod:`.detection`); its results, per input, are a list with one per box.
     """
 
     def __new__(cls, pipe: Any = None, *args: Any, **kwargs: Any) -> Any:
@@ -83,6 +86,7 @@ class ChromaPipeline:
         on_result: Callable[[Any, Any, QueryResult | None], None] | None = None,
         return_results: bool = False,
         max_results: int = 1000,
+        boxes: bool = False,
         **session_kwargs: Any,
     ) -> None:
         task = getattr(pipe, "task", "") or ""
@@ -93,6 +97,11 @@ class ChromaPipeline:
                 f" this pipeline's task is {task or 'unknown'!r}. Log embeddings for it with a TrainingSession"
                 " directly (session.log(input_uri=..., embedding=...))."
             )
+        self._boxes: BoxKind | None = None
+        if boxes:
+            if not isinstance(kind, DetectionKind):
+                raise UnsupportedPipelineError(f"boxes=True is for object-detection pipelines, not {task!r}.")
+            kind = self._boxes = BoxKind()
         kind.check(pipe, layer, pooling)
         self.pipe = pipe
         self.task = kind.tasks[0] if task not in kind.tasks else task
@@ -105,6 +114,7 @@ class ChromaPipeline:
         self._preview: Callable[[Any], str | None] | None = (
             kind.preview if preview is True else (preview if callable(preview) else None)
         )
+        self._box_preview = preview is True
         module, layer_name = kind.target(pipe.model, layer)
         self._layer = layer
         self.embedding_set = embedding_set or self._derive_set(layer_name)
@@ -133,7 +143,7 @@ class ChromaPipeline:
         out: dict[str, Any] = {
             "model": model_name(config, self.pipe.model),
             "layer": layer_name,
-            "pooling": self.pooling,
+            "pooling": "box" if self._boxes is not None else self.pooling,
             "task": self.task,
         }
         out.update(model_version(config, self.pipe.model))
@@ -180,6 +190,12 @@ class ChromaPipeline:
         state = self._state
         ends = row_ends(model_inputs, rows_of(model_inputs))
         try:
+            if self._boxes is not None:  # one image a row, never chunked: its query states, matched at record time
+                found = self._boxes.box_rows(capture.hidden)
+                if len(found) != len(ends):
+                    raise ChromaError(f"captured {len(found)} images for a forward of {len(ends)} inputs")
+                state.vectors.extend(found)
+                return
             sums, counts = pooled_rows(capture.hidden, self.kind.mask(model_inputs), self.pooling)
             if len(sums) != len(ends):
                 raise ChromaError(f"captured {len(sums)} rows for a forward of {len(ends)} inputs")
@@ -226,6 +242,8 @@ class ChromaPipeline:
             return iter(())
         if self.mode != "training":
             raise ChromaError("labels= are training labels: pass them to a ChromaPipeline in training mode.")
+        if self._boxes is not None:
+            raise ChromaError("labels= name a whole input; with boxes=True each box is logged with its own label.")
         if (isinstance(inputs, list) and not _is_chat(inputs)) or isinstance(inputs, types.GeneratorType):
             if not isinstance(labels, (list, tuple)):
                 raise ChromaError("labels= must be a list with one label per input when the inputs are a list.")
@@ -278,9 +296,11 @@ class ChromaPipeline:
 
         return paired()
 
-    def _record(self, item: Any, output: Any, label: Any = None) -> QueryResult | None:
+    def _record(self, item: Any, output: Any, label: Any = None) -> QueryResult | list[QueryResult | None] | None:
         vectors = self._state.vectors
         vector = vectors.popleft() if vectors else None
+        if isinstance(vector, BoxStates):
+            return self._record_boxes(item, output, vector)
         result: QueryResult | None = None
         with capture_internal_exceptions("logging an embedding"):
             if vector is None:
@@ -297,6 +317,33 @@ class ChromaPipeline:
             with capture_internal_exceptions("the on_result callback"):
                 self.on_result(item, output, result)
         return result
+
+    def _record_boxes(self, item: Any, output: Any, found: BoxStates) -> list[QueryResult | None]:
+        """One record per box of ``output`` (the pipeline's boxes for ``item``): ``<input uri>#box<k>``."""
+        assert self._boxes is not None
+        results: list[QueryResult | None] = []
+        logged: list[Any] = []
+        with capture_internal_exceptions("logging box embeddings"):
+            id2label = self.pipe.model.config.id2label
+            vectors = self._boxes.match(found, output, {name: int(i) for i, name in id2label.items()})
+            uri = self._uri(item)
+            for k, (box, vector) in enumerate(zip(output, vectors, strict=True)):
+                box_uri = f"{uri}#box{k}"
+                shown = self._boxes.box_preview(item, box) if self._box_preview else None
+                if shown is None and self._preview is not None and not self._box_preview:
+                    shown = self._preview(item)
+                if isinstance(self.session, TrainingSession):
+                    self.session.log(input_uri=box_uri, embedding=vector, inferences=box, preview=shown)
+                else:
+                    result = self.session.log(input_uri=box_uri, embedding=vector, inferences=box, preview=shown)
+                    self.results.append((box_uri, result))
+                    results.append(result)
+                    logged.append(box)
+        if self.on_result is not None and self.mode == "query":
+            for box, answer in zip(logged, results, strict=True):
+                with capture_internal_exceptions("the on_result callback"):
+                    self.on_result(item, box, answer)
+        return results
 
 
 def _is_chat(inputs: list[Any]) -> bool:

@@ -28,6 +28,7 @@ SERVER_ONLY = (
     "chroma_core.server.routes_watch",
     "chroma_core.server.run",
     "chroma_core.server.schema",
+    "chroma_core.server.schema_watch",
 )
 
 

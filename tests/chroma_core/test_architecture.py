@@ -139,4 +139,4 @@ def test_only_the_sqlite_store_uses_sqlite():
             for node in ast.walk(ast.parse(path.read_text()))
         )
     )
-    assert users == [f"chroma_core.engine.sqlite_{m}" for m in ("delete", "schema", "store")]
+    assert users == [f"chroma_core.engine.sqlite_{m}" for m in ("delete", "ingest", "schema", "store")]

@@ -155,7 +155,7 @@ def test_without_diversity_the_top_priorities_come_first_but_copies_still_go():
     x, _ = train()
     vectors, groups = production(x)
     log_production(vectors, groups)
-    picks = chroma.select(SET, n=5, diversity=0.0).picks
+    picks = chroma.select(SET, n=5, diversity=0.0, typicality=0.0).picks
     priorities = [p.priority for p in picks]
     assert priorities == sorted(priorities, reverse=True)
     assert sum(p.input_uri.split("/")[2] == "failure" for p in picks) <= 1
@@ -214,6 +214,36 @@ def test_select_bad_input():
         chroma.select(SET, n=0)
     with pytest.raises(chroma.ChromaError, match="diversity must be"):
         chroma.select(SET, diversity=1.5)
+
+
+def test_balance_spreads_picks_over_predicted_labels_and_typicality_prefers_dense_regions():
+    x, _ = train()
+    rng = np.random.default_rng(11)
+    dense = 6.0 * rng.normal(size=DIM) + 2.0 * rng.normal(size=(15, DIM))  # one novel region of 15
+    lone = 6.0 * rng.normal(size=(3, DIM))  # three novel inputs, each alone
+    vectors = np.concatenate([dense, lone]).astype(np.float32)
+    groups = ["dense"] * 15 + ["lone"] * 3
+    with chroma.QuerySession(SET) as q:
+        # The model predicts "cat" for most of the region and "dog" for the rest: balance is over these labels.
+        labels = ["cat"] * 12 + ["dog"] * 3 + ["cat"] * 3
+        q.log(
+            input_uri=[f"/prod/{g}/{i}" for i, g in enumerate(groups)],
+            embedding=vectors,
+            inferences=[{"label": label} for label in labels],
+        )
+    by_uri = {f"/prod/{g}/{i}": label for i, (g, label) in enumerate(zip(groups, labels, strict=True))}
+    balanced = chroma.select(SET, n=6, diversity=0.0, balance=1.0)
+    assert [by_uri[u] for u in balanced.input_uris].count("dog") == 3  # every class in turn until "dog" runs out
+    assert [by_uri[u] for u in balanced.input_uris[:2]] in (["cat", "dog"], ["dog", "cat"])
+    typical = chroma.select(SET, n=4, diversity=0.0, typicality=1.0)
+    assert all(u.split("/")[2] == "dense" for u in typical.input_uris)
+    everything = chroma.select(SET, n=18, diversity=0.0, typicality=1.0).input_uris
+    assert {u.split("/")[2] for u in everything[-3:]} == {"lone"}  # reordered last, never left out
+    with pytest.raises(chroma.ChromaError, match="typicality must be a weight from 0"):
+        chroma.select(SET, typicality=-0.1)
+    with pytest.raises(chroma.ChromaError, match="balance must be a weight from 0"):
+        chroma.select(SET, balance=True)
+    assert main(["select", "--set", SET_ID, "-n", "6", "--diversity", "0", "--balance", "1", "--uris"]) == 0
 
 
 def test_select_cli(capsys):

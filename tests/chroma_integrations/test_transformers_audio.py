@@ -74,3 +74,21 @@ def test_chunked_asr_logs_one_vector_per_input_the_mean_over_every_chunks_frames
     got = buffered(w)[0]
     assert got.shape == (len(inputs), asr_pipe.model.config.d_model)
     np.testing.assert_allclose(got, np.stack(want), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("batch_size", [2, 4])
+def test_batched_asr_one_vector_per_input_each_equal_to_its_encoder_mean_alone(asr_pipe, batch_size):
+    inputs = waves(5)  # 0.5 s and 1 s recordings: the feature extractor pads each to 1 s
+    encoder = Calls(asr_pipe.model.get_encoder())
+    w = ChromaPipeline(asr_pipe)
+    try:
+        out = w(inputs, batch_size=batch_size, generate_kwargs={"min_new_tokens": 3, "max_new_tokens": 3})
+    finally:
+        w.close()
+        encoder.close()
+    assert len(out) == len(inputs)
+    assert encoder.n == -(-len(inputs) // batch_size)  # once per batch, never once per generated token
+    got = buffered(w)[0]
+    want = np.stack([encoder_mean(asr_pipe, x) for x in inputs])  # each input run through the encoder alone
+    assert got.shape == (len(inputs), asr_pipe.model.config.d_model)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)

@@ -114,3 +114,13 @@ def test_unknown_set_and_bad_windows(stream):
         DriftRequest("a" * 40, alpha=0.7)
     with pytest.raises(ConfigError, match="after since"):
         DriftRequest("a" * 40, since=10.0, until=5.0)
+
+
+def test_the_reference_shows_the_rate_in_distribution_inputs_really_show(stream):
+    """The share test compares a window with the reference: the reference must be scored as the answers were
+    (knn_mean by default), or in-distribution days look calmer than it and the test loses its power."""
+    transport, es = stream
+    report = chroma.drift(dict(es.key), "1d", since=T0, until=T0 + 3 * DAY, transport=transport)
+    clean = np.mean([w.ood_share for w in report.windows])  # 450 in-distribution inputs
+    promised = report.windows[0].reference_share
+    assert abs(promised - clean) < 0.05, (promised, clean)

@@ -50,3 +50,16 @@ def test_kmeans_finds_separated_blobs():
     assert centroids.shape == (3, 6)
     assert sorted(len(set(labels[i * 50 : (i + 1) * 50])) for i in range(3)) == [1, 1, 1]
     assert len(set(labels)) == 3
+
+
+def test_normalized_keeps_the_direction_of_tiny_and_huge_rows():
+    """Squared in float32, components under ~1e-19 underflow and over ~1e19 overflow; drift uses the engine's
+    normalisation, so a copy scaled by 1e-30 or 1e30 is the same unit row as the original."""
+    rng = np.random.default_rng(3)
+    base = rng.normal(size=(1, 16)).astype(np.float32)
+    rows = np.concatenate([base * scale for scale in (1e-30, 1e-20, 1.0, 1e20, 1e30)]).astype(np.float32)
+    unit = normalized(rows)
+    assert unit.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(unit, axis=1), 1.0, rtol=1e-6)
+    np.testing.assert_allclose(unit, np.repeat(unit[2:3], 5, axis=0), atol=1e-6)
+    assert not normalized(np.zeros((1, 4))).any()  # a zero row stays zero

@@ -27,7 +27,7 @@ def training(draw):
 
 
 @settings(max_examples=150, deadline=None)
-@given(training(), st.sampled_from(["knn_mean", "knn_kth"]), st.integers(2, 30), st.integers(1, 20))
+@given(training(), st.sampled_from(["knn_class_centred", "knn_centred", "knn_mean", "knn_kth"]), st.integers(2, 30), st.integers(1, 20))
 def test_any_training_set_gives_finite_consistent_answers(case, kind, min_training, k):
     x, labels = case
     model = SetModel("s", x.shape[1])

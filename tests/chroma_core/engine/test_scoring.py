@@ -34,17 +34,41 @@ def test_exact_index_matches_brute_force():
     assert idx.search(q, 1000)[1].shape == (7, 500)
 
 
-def test_calibrated_novelty_flags_about_the_promised_share_of_in_distribution_queries():
-    x, _, centers = clusters(n_per=400, dim=32, seed=1)
-    held_out, _, _ = clusters(n_per=400, dim=32, seed=1)  # same centres...
+@pytest.mark.parametrize("kind", ["knn_mean", "knn_kth", "knn_centred", "knn_class_centred"])
+def test_calibrated_novelty_flags_about_the_promised_share_of_in_distribution_queries(kind):
+    x, labels, centers = clusters(n_per=400, dim=32, seed=1)
     rng = np.random.default_rng(9)
     held_out = np.concatenate([c + 0.3 * rng.normal(size=(400, 32)) for c in centers]).astype(np.float32)
-    m = model_of(x)
-    results = ask(m, held_out, [str(i) for i in range(len(held_out))], [None] * len(held_out), Thresholds())
+    m = model_of(x, list(labels))  # labelled, so that knn_class_centred conditions on them
+    th = Thresholds(novelty_score=kind)
+    results = ask(m, held_out, [str(i) for i in range(len(held_out))], [None] * len(held_out), th)
     rate = np.mean(["out_of_distribution" in r.recommendations for r in results])
     assert 0.02 <= rate <= 0.09, rate
-    p99 = ask(m, held_out, ["q"] * len(held_out), [None] * len(held_out), Thresholds(percentile=99))
+    p99 = ask(m, held_out, ["q"] * len(held_out), [None] * len(held_out), Thresholds(percentile=99, novelty_score=kind))
     assert np.mean(["out_of_distribution" in r.recommendations for r in p99]) < rate
+    far = (np.random.default_rng(5).normal(size=(20, 32)) * 2).astype(np.float32)
+    assert all("out_of_distribution" in r.recommendations for r in ask(m, far, ["f"] * 20, [None] * 20, th))
+
+
+def test_centred_novelty_is_the_knn_mean_measured_from_the_training_mean():
+    # 40 training rows: fewer than the 50 candidates re-ranked, so the engine's score must be the brute force.
+    rng = np.random.default_rng(3)
+    x = (3.0 * rng.normal(size=16) + rng.normal(size=(40, 16))).astype(np.float32)
+    q = (3.0 * rng.normal(size=16) + rng.normal(size=(6, 16))).astype(np.float32)
+    m = model_of(x)
+    got = [r.scores["novelty"] for r in ask(m, q, ["q"] * 6, [None] * 6, Thresholds(novelty_score="knn_centred"))]
+    unit = normalize(x).astype(np.float64)
+    mu = unit.mean(0)
+
+    def centred(v):
+        c = normalize(v).astype(np.float64) - mu
+        return c / np.linalg.norm(c, axis=1, keepdims=True)
+
+    sims = centred(q) @ centred(x).T
+    expect = 1 - (-np.sort(-sims, axis=1)[:, :10]).mean(1)
+    np.testing.assert_allclose(got, expect, atol=1e-5)
+    plain = [r.scores["novelty"] for r in ask(m, q, ["q"] * 6, [None] * 6, Thresholds())]
+    assert not np.allclose(got, plain)  # a different score, not the raw one under another name
 
 
 def test_out_of_distribution_and_near_duplicates():
@@ -121,3 +145,37 @@ def test_uncertainty_and_prediction():
     assert uncertainty_of([{"label": "a", "score": 0.5}, {"label": "b", "score": 0.5}]) == 1.0
     assert uncertainty_of({"foo": 1}) is None
     assert predicted_label({"label": "gold"}) == "gold"
+
+
+@pytest.mark.parametrize("th", [Thresholds(), Thresholds.coerce({"k": 3, "neighbors": 2, "novelty_score": "knn_kth"})])
+def test_a_batch_is_answered_as_its_rows_one_by_one(th):
+    """The answer path works on whole columns for a batch; each row's answer is the one it gets alone."""
+    x, labels, _ = clusters(n_per=60, dim=16, k=4)
+    some = [lab if i % 7 else None for i, lab in enumerate(labels)]  # some training rows unlabelled
+    model = model_of(x, some, [{"label": lab, "score": 0.5 + 0.1 * (i % 4)} for i, lab in enumerate(labels)])
+    rng = np.random.default_rng(5)
+    q = np.vstack([x[:20] + 1e-4, rng.normal(size=(40, 16)) * 3]).astype(np.float32)
+    infs = [None if i % 3 == 0 else {"label": f"c{i % 5}", "score": 0.55} for i in range(len(q))]
+    uris = [f"/q/{i}" for i in range(len(q))]
+    batch = ask(model, q, uris, infs, th)
+    assert {"near_duplicate", "out_of_distribution"} <= {t for r in batch for t in r.recommendations}
+    assert any(r.scores["label_disagreement"] for r in batch) and any(r.scores["uncertainty"] for r in batch)
+    for i, together in enumerate(batch):
+        alone = ask(model, q[i : i + 1], uris[i : i + 1], infs[i : i + 1], th)[0]
+        assert together.recommendations == alone.recommendations
+        assert [(n.input_uri, n.label) for n in together.nearest] == [(n.input_uri, n.label) for n in alone.nearest]
+        assert [n.similarity for n in together.nearest] == pytest.approx([n.similarity for n in alone.nearest])
+        assert together.scores == pytest.approx(alone.scores, abs=1e-6)
+
+
+@pytest.mark.parametrize(("q", "n", "k"), [(7, 100, 10), (40, 3000, 10), (30, 5000, 11), (5, 2561, 10), (3, 9000, 1), (1, 700, 10), (1, 9, 10)])
+def test_top_k_is_a_stable_sort_of_each_row(q, n, k):
+    from chroma_core.engine.index import top_k
+
+    sims = np.random.default_rng(n).normal(size=(q, n)).astype(np.float32)
+    sims[:, 5] = sims[:, 700 % n]  # ties go to the lower column
+    sims[0, : n // 2] = sims[0, 0]  # a row of many equal values
+    values, cols = top_k(sims, min(k, n))
+    expected = np.argsort(-sims, axis=1, kind="stable")[:, : min(k, n)]
+    assert np.array_equal(cols, expected) and cols.dtype == np.int64
+    assert np.array_equal(values, np.take_along_axis(sims, expected, axis=1))

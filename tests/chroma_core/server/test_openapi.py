@@ -43,3 +43,14 @@ def test_api_conforms_to_its_openapi_document(tmp_path):
         server.stop()
     assert out.returncode == 0, out.stdout[-6000:] + out.stderr[-2000:] + server.log.read_text()[-4000:]
     assert "/v1/batches" in out.stdout and "/v1/sets/{set_id}/query" in out.stdout
+
+
+def test_the_query_route_lists_both_of_its_body_forms(tmp_path):
+    from chroma_core.server.app import create_app
+    from chroma_core.server.wire import QUERY_CONTENT_TYPE
+
+    doc = create_app(tmp_path).openapi()
+    content = doc["paths"]["/v1/sets/{set_id}/query"]["post"]["requestBody"]["content"]
+    assert set(content) == {"application/json", QUERY_CONTENT_TYPE}
+    assert content[QUERY_CONTENT_TYPE]["schema"] == {"type": "string", "format": "binary"}
+    assert content["application/json"]["schema"]["required"] == ["embeddings"]

@@ -43,6 +43,22 @@ def test_drift_and_clusters_over_http(watched):
     assert sum(c.production for c in clusters.clusters) == 200 and clusters.training == 400
 
 
+def test_the_answers_follow_the_documented_response_models(watched):
+    from chroma_core.server.schema_watch import ClusterReportOut, DriftOut
+
+    servers, _, es = watched
+    headers = servers.alpha.headers
+    body = {"window": "1d", "since": T0, "until": T0 + 3 * DAY}  # the third day is empty: no verdict
+    drift = requests.post(f"{servers.url}/v1/sets/{es.id}/drift", json=body, headers=headers, timeout=60).json()
+    report = DriftOut.model_validate(drift)
+    assert [w.verdict for w in report.windows] == ["no_drift", "drift", "empty"]
+    clusters = requests.post(f"{servers.url}/v1/sets/{es.id}/clusters", json={"k": 8}, headers=headers, timeout=60)
+    assert ClusterReportOut.model_validate(clusters.json()).clusters
+    schema = requests.get(f"{servers.url}/openapi.json", timeout=10).json()
+    ok = schema["paths"]["/v1/sets/{set_id}/drift"]["post"]["responses"]["200"]["content"]["application/json"]
+    assert ok["schema"]["$ref"].endswith("/DriftOut")
+
+
 def test_bad_input_over_http(watched):
     servers, transport, es = watched
     with pytest.raises(UnknownEmbeddingSetError):

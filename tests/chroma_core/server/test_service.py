@@ -214,7 +214,13 @@ def test_request_objects_refuse_bad_fields_with_a_422_naming_them(chroma_server)
     assert nan.status_code == 422 and "thresholds.novelty" in nan.json()["error"]["message"]
     # select: the request is checked before the engine is asked (the set has no production data: a 404 otherwise)
     assert post(select, {"n": 5}).json()["error"]["code"] == "no_production_data"
-    for body, field in [({"n": 0}, "n must"), ({"diversity": 2}, "diversity"), (b'{"since": NaN}', "since")]:
+    for body, field in [
+        ({"n": 0}, "n must"),
+        ({"diversity": 2}, "diversity"),
+        (b'{"since": NaN}', "since"),
+        ({"typicality": -1}, "typicality"),
+        ({"balance": 1.5}, "balance"),
+    ]:
         r = post(select, body)
         assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_request", r.text
         assert field in r.json()["error"]["message"], r.text
@@ -374,6 +380,13 @@ def test_production_records_select_and_export_through_the_service(chroma_server,
     # The five identical vectors are one pick; the other five differ enough to be picked too.
     assert len(selection.picks) == 6 and selection.near_duplicates_dropped == 4
     assert sum(int(u.split("/")[2]) < 5 for u in selection.input_uris) == 1
+    # The weights travel: with typicality the dense spot (the five identical inputs) comes first.
+    typical = chroma.select(SET, n=1, diversity=0.0, typicality=1.0, chroma_server_url=chroma_server.url)
+    assert int(typical.input_uris[0].split("/")[2]) < 5
+    plain = chroma.select(SET, n=1, diversity=0.0, typicality=0.0, chroma_server_url=chroma_server.url)
+    assert int(plain.input_uris[0].split("/")[2]) >= 5  # without it, the highest priority: a spread-out one
+    balanced = chroma.select(SET, n=3, balance=1.0, chroma_server_url=chroma_server.url)
+    assert len(balanced.picks) == 3
     out = subprocess.run(
         [
             sys.executable,

@@ -9,7 +9,9 @@ answer to the same query.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
+import time
 from collections.abc import Iterator
 
 import numpy as np
@@ -18,6 +20,7 @@ import pytest
 pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
 
+from chroma_core.batch_format import write_batch
 from chroma_core.config import load_config
 from chroma_core.embedding_set import EmbeddingSet
 from chroma_core.errors import TransportError
@@ -111,6 +114,22 @@ def test_two_replicas_store_the_same_batches_once_and_answer_alike(replicas):
     assert one.query(request) == two.query(request)
 
 
+def test_a_changed_record_sent_through_the_other_replica_is_a_conflict_in_the_answer(replicas, tmp_path):
+    ((header, records),) = _batches(1, n=20, seed=3)
+    path = tmp_path / "first.jsonl"
+    write_batch(path, header, records)
+    assert _client(replicas[0]).upload_file(path).stored == 20
+    original = records.vectors[3].copy()
+    records.vectors[[3, 7]] += 0.25  # the same ids, other vectors, in a batch of its own
+    changed = tmp_path / "changed.jsonl"
+    write_batch(changed, dataclasses.replace(header, batch_id="changed"), records)
+    report = _client(replicas[1]).upload_file(changed)
+    assert (report.read, report.stored, report.duplicates, report.conflicts) == (20, 0, 18, 2)
+    assert report.conflicting_ids == (records.ids[3], records.ids[7]) and not report.ok
+    kept = _client(replicas[0]).records(ES.id, "training", 3, 4)[1]
+    np.testing.assert_array_equal(kept.vectors[0], original)  # the first record of the id stays
+
+
 def test_a_replica_killed_mid_stream_loses_and_doubles_nothing(replicas):
     batches = _batches(20, seed=1)
     first, second = replicas
@@ -175,3 +194,50 @@ def test_the_database_restarting_under_load_is_a_503_with_retry_after_and_loses_
     thread.join(60)
     assert done == [None]
     assert _client(first).get_set(ES.id).training == 4 * 50
+
+
+def test_an_exhausted_pool_is_a_503_after_the_bounded_wait_and_the_client_gets_through_once_freed(replicas, postgres):
+    import psycopg
+    import requests
+
+    first = replicas[0]
+    auth = {"Authorization": "Bearer replica-key"}
+    batches = _batches(9, n=10, seed=4)
+    _client(first).upload(*batches[0])
+    url = first.extra[1]
+    # Hold the set's row: each upload of it then keeps its pooled connection while it waits for the lock, and
+    # eight of them hold the whole pool (8 connections).
+    holder = psycopg.connect(url)
+    holder.execute("SELECT set_config('chroma.tenant', 'app-replicas', true)")
+    assert holder.execute("SELECT 1 FROM chroma_sets WHERE set_id = %s FOR UPDATE", (ES.id,)).fetchone() == (1,)
+    uploads = [threading.Thread(target=_client(first, attempts=10).upload, args=batch) for batch in batches[1:]]
+    retried: list[BaseException | None] = []
+
+    def listing() -> None:
+        try:
+            assert ES.id in {s.id for s in _client(first, attempts=10).list_sets()}
+            retried.append(None)
+        except BaseException as exc:
+            retried.append(exc)
+
+    try:
+        for t in uploads:
+            t.start()
+        time.sleep(1.0)  # the uploads are in and waiting on the lock
+        started = time.monotonic()
+        r = requests.get(f"{first.url}/v1/sets", headers=auth, timeout=30)
+        waited = time.monotonic() - started
+        assert r.status_code == 503 and r.headers["Retry-After"] == "2", r.text
+        assert r.json()["error"]["code"] == "store_unavailable" and "pool" in r.json()["error"]["message"]
+        assert 4.0 < waited < 15.0  # the pool's bounded wait (5 s), not forever
+        client = threading.Thread(target=listing)
+        client.start()  # a client retrying 503s, while the pool is still held
+        time.sleep(1.0)
+    finally:
+        holder.rollback()  # the lock goes: the uploads finish and free the pool
+        holder.close()
+    client.join(60)
+    for t in uploads:
+        t.join(60)
+    assert retried == [None]
+    assert _client(first).get_set(ES.id).training == 9 * 10  # every upload stored once

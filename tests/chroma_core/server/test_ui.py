@@ -7,8 +7,10 @@ key sees none of it. Set UI_SCREENSHOTS=DIR to keep the screenshots (docs/images
 from __future__ import annotations
 
 import io
+import json
 import os
 import shutil
+import time
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +23,8 @@ import requests
 
 from chroma_core.config import load_config
 from chroma_core.transport import transport_for
-from chroma_core.ui.projection import Projection
+from chroma_core.types import Selection
+from chroma_core.ui.projection import Projection, project
 from tests.chroma_core.drift.helpers import DAY, T0, blobs, log_window, training_set
 
 pytestmark = pytest.mark.slow
@@ -154,6 +157,88 @@ def test_the_page_draws_every_point_and_hovers_selects_and_exports(browser, watc
     assert page.inner_text("#drift").count("day") >= 1
     assert "drift" in page.inner_text("#drift").split("verdict", 1)[1]  # the shifted day is flagged
     assert page.locator("#label-next li").count() > 0
+
+    # Send the lasso to "label next": the list becomes the selection's production inputs, as `chroma select`
+    # answers them, and downloads as the JSON `chroma select --json` prints.
+    production = page.evaluate("chromaUI.selected.filter((i) => i >= 1500).length")
+    page.click("#send")
+    page.wait_for_function("chromaUI.sent != null", timeout=30_000)
+    assert f"from your selection: {production} production inputs" in page.inner_text("#label-next-from")
+    assert page.locator("#label-next li").count() == min(50, production)
+    _shot(page, "ui-selection.png")
+    with page.expect_download() as download:
+        page.click("#download-selection")
+    selection = Selection.from_dict(json.loads(Path(download.value.path()).read_text()))
+    assert selection.set_id == es.id and len(selection.picks) == selection.considered == production
+    assert selection.picks[0].preview in page.inner_text("#label-next li:first-child")
+    priorities = [p.priority for p in selection.picks]
+    assert priorities == sorted(priorities, reverse=True)
+    assert errors == []
+    page.close()
+
+
+def test_the_selection_route_answers_what_select_answers(watched):
+    alpha, beta, es = watched
+    url = f"{alpha.url}/v1/sets/{es.id}/points/select"
+    body = {"indices": [0, 1, 1500, 1501, 1799, 1799]}
+    assert requests.post(url, json=body, timeout=30).status_code == 401
+    other = requests.post(url, json=body, headers=beta.headers, timeout=30)
+    assert other.status_code == 404 and other.json()["error"]["code"] == "unknown_embedding_set"
+    answer = requests.post(url, json=body, headers=alpha.headers, timeout=30).json()
+    selection = Selection.from_dict(answer)
+    assert sorted(answer["indices"]) == [1500, 1501, 1799] and selection.considered == 3
+    assert {p.input_uri for p in selection.picks} == {"day0/0", "day0/1", "day2/99"}
+    off = requests.post(url, json={"indices": [1800]}, headers=alpha.headers, timeout=30)
+    assert off.status_code == 422 and "1800 points" in off.json()["error"]["message"]
+
+
+def _canvas_colors(page) -> np.ndarray:
+    from PIL import Image
+
+    page.wait_for_timeout(300)  # the frame after the last draw call
+    pixels = np.asarray(Image.open(io.BytesIO(page.locator("#canvas").screenshot())).convert("RGB"))
+    pixels = pixels.reshape(-1, 3).astype(int)
+    return pixels[pixels.min(axis=1) < 235]  # drawn points, not the white background
+
+
+def _near(pixels: np.ndarray, color: str, within: int = 24) -> int:
+    rgb = np.array([int(color[k : k + 2], 16) for k in (1, 3, 5)])
+    return int((np.abs(pixels - rgb).max(axis=1) <= within).sum())
+
+
+def test_switching_the_colouring_changes_the_drawn_colours(browser, watched):
+    alpha, _, _ = watched
+    page, errors = _open(browser, alpha.url, alpha.key)
+    page.wait_for_function(
+        "window.chromaUI && window.chromaUI.ready && chromaUI.colored === 'category'", timeout=60_000
+    )
+    by_answer = _canvas_colors(page)
+    assert _near(by_answer, "#dc2626") > 20  # recommended red
+
+    page.select_option("#color-by", "cluster")
+    page.wait_for_function("chromaUI.colored === 'cluster'", timeout=30_000)
+    assert page.evaluate("chromaUI.clusters") == 20 and "20 clusters" in page.inner_text("#legend")
+    by_cluster = _canvas_colors(page)
+    _shot(page, "ui-clusters.png")
+    palette = ["#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#bcbd22", "#17becf"]
+    assert sum(_near(by_cluster, c) > 20 for c in palette) >= 4  # many clusters' own colours drawn
+    assert sum(_near(by_answer, c) > 20 for c in palette) <= 1
+
+    page.select_option("#color-by", "window")
+    page.wait_for_function("chromaUI.colored === 'window'", timeout=30_000)
+    windows = page.evaluate("chromaUI.windows")
+    assert windows >= 3 and "by 6 hours" in page.inner_text("#legend")  # three logged days, 6-hour windows
+    by_window = _canvas_colors(page)
+    _shot(page, "ui-windows.png")
+    # The first window is drawn in blue, the last in red, and some between in neither.
+    assert _near(by_window, "#2563eb") > 20 and _near(by_window, "#dc2626") > 20
+    assert _near(by_window, "#8044a8", within=40) > 20  # a middle window: between blue and red
+    assert _near(by_answer, "#8044a8", within=40) < 5
+
+    page.select_option("#color-by", "category")
+    page.wait_for_function("chromaUI.colored === 'category'", timeout=30_000)
+    again = _canvas_colors(page)
+    assert abs(_near(again, "#dc2626") - _near(by_answer, "#dc2626")) <= 0.2 * _near(by_answer, "#dc2626")
     assert errors == []
     page.close()
 
@@ -167,4 +252,77 @@ def test_another_applications_key_sees_no_sets(browser, watched):
     page.click("#connect")
     page.wait_for_function("document.getElementById('status').textContent.includes('cannot load sets')", timeout=30_000)
     assert "invalid API key" in page.inner_text("#status")
+    page.close()
+
+
+@pytest.fixture
+def embedded_page(tmp_path):
+    """The page's app over an embedded engine (what `chroma-ml ui` serves), in this process on 127.0.0.1, so a test
+    can shrink the projection's chunk size and the inline limit."""
+    import threading
+
+    import uvicorn
+
+    from chroma_core.server.app import create_app
+    from tests.conftest import free_port
+
+    transport, es, known, novel = training_set(tmp_path, n=300)
+    rng = np.random.default_rng(1)
+    log_window(transport, es, np.concatenate([blobs(rng, known, 30), blobs(rng, novel, 30)]), T0, "day")
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(tmp_path / "spool", engine=transport.engine), port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    try:
+        yield url, transport, es
+    finally:
+        server.should_exit = True
+        thread.join(30)
+
+
+def test_a_set_too_large_to_project_at_once_answers_202_with_progress(embedded_page, monkeypatch):
+    from chroma_core.ui import jobs, projection
+
+    url, transport, es = embedded_page
+    monkeypatch.setattr(jobs, "INLINE_POINTS", 100)
+    monkeypatch.setattr(projection, "CHUNK", 4)
+    first = requests.get(f"{url}/v1/sets/{es.id}/map", timeout=10)
+    assert first.status_code == 202 and first.headers["retry-after"] == "1"
+    progress = first.json()
+    assert progress["status"] == "projecting" and progress["total"] == 360 and 0 <= progress["done"] <= 360
+    seen = [progress["done"]]
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        response = requests.get(f"{url}/v1/sets/{es.id}/map", timeout=10)
+        if response.status_code == 200:
+            break
+        assert response.status_code == 202
+        seen.append(response.json()["done"])
+        time.sleep(0.02)
+    assert response.headers["content-type"] == "application/x-chroma-map"
+    assert seen == sorted(seen)
+    got = Projection.from_bytes(response.content)
+    assert np.array_equal(got.xy, project(transport.engine.store, es.id).xy)
+    assert requests.get(f"{url}/v1/sets/{es.id}/map?method=tsne", timeout=10).status_code == 422
+    assert requests.get(f"{url}/v1/sets/{'f' * 40}/map", timeout=10).status_code == 404
+
+
+def test_the_page_shows_progress_while_the_map_is_computed(browser, embedded_page, monkeypatch):
+    from chroma_core.ui import jobs, projection
+
+    url, _, _ = embedded_page
+    monkeypatch.setattr(jobs, "INLINE_POINTS", 100)
+    monkeypatch.setattr(projection, "CHUNK", 1)  # 360 chunks: long enough for the page to poll
+    page = browser.new_page(viewport={"width": 1400, "height": 800})
+    page.goto(f"{url}/ui")
+    page.wait_for_function("window.chromaUI && chromaUI.ready", timeout=60_000)
+    seen = page.evaluate("chromaUI.progressSeen")
+    assert seen and all(p["status"] == "projecting" and p["total"] == 360 for p in seen)  # it polled, then drew
+    assert page.evaluate("chromaUI.points") == 360 and page.locator("#progress").is_hidden()
     page.close()

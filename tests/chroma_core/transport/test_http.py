@@ -281,3 +281,21 @@ def test_credentials_in_chroma_url_are_refused_naming_api_key():
     with pytest.raises(ConfigError, match="api_key") as info:
         load_config(chroma_url="http://me:hunter2@chroma.internal:8000", environ={})
     assert "hunter2" not in str(info.value)
+
+
+def test_the_environment_is_read_once_for_the_service_host(monkeypatch, tmp_path):
+    """Proxies and CA bundles from the environment apply as requests applies them, read when the transport is made."""
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:3129")
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(tmp_path / "ca.pem"))
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    t = HTTPTransport(load_config(chroma_url="http://chroma.internal:8000", environ={}))
+    assert not t.session.trust_env and t.session.proxies.get("http") == "http://127.0.0.1:3129"
+    assert t.session.verify == str(tmp_path / "ca.pem")
+    monkeypatch.setenv("NO_PROXY", "chroma.internal")
+    bypass = HTTPTransport(load_config(chroma_url="http://chroma.internal:8000", environ={}))
+    assert "http" not in bypass.session.proxies
+    explicit = HTTPTransport(
+        load_config(chroma_url="http://chroma.internal:8000", http_proxy="http://127.0.0.1:3128", environ={})
+    )
+    assert explicit.session.proxies == {"http": "http://127.0.0.1:3128", "https": "http://127.0.0.1:3128"}

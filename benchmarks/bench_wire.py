@@ -1,0 +1,283 @@
+"""The wire and batched queries (issue 16): each figure beside its baseline, measured in the same run.
+
+    python benchmarks/bench_wire.py [--training 10000] [--batch 1000] [--rounds 3] [--against COMMIT]
+
+0. The server's reading of a query body, binary beside JSON, in process.
+1. 1,000 vectors in one ``QuerySession.log`` call against 1,000 calls of one vector, embedded and over HTTP
+   (target: 10x the throughput).
+2. A one-vector HTTP query against a bare ``GET /v1/health`` on the same keep-alive connection: what the query
+   adds beyond the engine's own work and one round trip (target: within 1 ms); the JSON form beside the binary one.
+3. HTTP ingest against the embedded engine, 1 and 4 clients (targets 0.5x and 0.8x).
+4. With ``--against COMMIT``: the service of that git commit (e.g. before the binary wire) beside this tree's,
+   both queried by this tree's client, interleaved.
+
+Starts `python -m chroma serve` on 127.0.0.1 with a free port and stops it at the end. Each pair is measured
+interleaved, ``--rounds`` times, and the medians are printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+import timeit
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from _util import free_port, start_chroma_server, verdict, wait_until_serving
+from bench_service import ingest_section
+
+import chroma
+from chroma_core.config import load_config
+from chroma_core.embedding_set import EmbeddingSet
+from chroma_core.records import BatchHeader, Records
+from chroma_core.server.wire import encode_query
+from chroma_core.sessions import QuerySession
+from chroma_core.transport import LocalTransport, Transport
+from chroma_core.transport.http import HTTPTransport
+from chroma_core.vectors import encode_base64
+
+DIM = 384
+ROOT = Path(__file__).resolve().parents[1]
+ES = EmbeddingSet.from_dict({"model": "bench", "layer": "wire"})
+
+
+def clustered(n: int, seed: int) -> np.ndarray:
+    """Unit vectors around 100 centres: a clustered space, like real embeddings."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(100, DIM))
+    x = centres[rng.integers(0, 100, n)] + 0.35 * rng.normal(size=(n, DIM))
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+def train(transport: Transport, n: int) -> None:
+    x = clustered(n, 0)
+    records = Records(
+        x,
+        [f"t{i}" for i in range(n)],
+        [f"/t/{i}" for i in range(n)],
+        [{"label": f"c{i % 7}", "score": 0.9} for i in range(n)],
+        [None] * n,
+        [0.0] * n,
+    )
+    transport.upload(BatchHeader("wire-training", ES, "training", DIM, "t"), records)
+
+
+def timed(fn: Callable[[], object]) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def batched_vs_single(session: QuerySession, queries: np.ndarray, rounds: int) -> tuple[float, float]:
+    """(seconds for one call of all rows, seconds for one call per row), medians of ``rounds``."""
+    uris = [f"/q/{i}" for i in range(len(queries))]
+    session.log(input_uri=uris[:2], embedding=queries[:2])  # warm: the set's model is loaded, calibrated
+    batch, single = [], []
+
+    def one_each() -> None:
+        for uri, q in zip(uris, queries, strict=True):
+            session.log(input_uri=uri, embedding=q)
+
+    for _ in range(rounds):
+        batch.append(timed(lambda: session.log(input_uri=uris, embedding=queries)))
+        single.append(timed(one_each))
+    return statistics.median(batch), statistics.median(single)
+
+
+def per_call_ms(fn: Callable[[], object], n: int) -> float:
+    samples = []
+    for _ in range(n):
+        samples.append(timed(fn))
+    return statistics.median(samples) * 1e3
+
+
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a process has used (Linux /proc): a cost the machine's load does not inflate."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / _TICK
+
+
+def cost(fn: Callable[[], object], n: int, server: int) -> tuple[float, float, float]:
+    """(p50 wall ms, client CPU ms a call, server CPU ms a call) over ``n`` calls."""
+    server0, client0 = cpu_seconds(server), time.process_time()
+    wall = per_call_ms(fn, n)
+    return wall, (time.process_time() - client0) / n * 1e3, (cpu_seconds(server) - server0) / n * 1e3
+
+
+def section_parsing(queries: np.ndarray) -> None:
+    """What reading a query body costs the server, in process: the binary form beside JSON (base64 in it)."""
+    from chroma_core.server.query_body import query_request
+    from chroma_core.server.settings import Limits
+
+    limits, set_id = Limits(), ES.id
+    print("\n0. reading a query body into a QueryRequest on the server (in process; best of 5)")
+    for n in (1, len(queries)):
+        rows, uris = queries[:n], [f"/q/{i}" for i in range(n)]
+        binary = encode_query(rows, uris)
+        as_json = json.dumps({"embeddings": [encode_base64(v) for v in rows], "input_uris": uris}).encode()
+        number = max(1, 200 // n)
+        took = {}
+        for kind, body in (("binary", binary), ("json", as_json)):
+            runs = timeit.repeat(lambda b=body, k=kind: query_request(set_id, k, b, limits), number=number, repeat=5)
+            took[kind] = min(runs) / number
+        print(
+            f"  {n:5,d} x {DIM}-d: binary {took['binary'] * 1e3:7.3f} ms ({len(binary):,} bytes)   JSON "
+            f"{took['json'] * 1e3:7.3f} ms ({len(as_json):,} bytes)   {took['json'] / took['binary']:.1f}x"
+        )
+
+
+def section_batches(local: QuerySession, http: QuerySession, queries: np.ndarray, rounds: int, size: int) -> None:
+    print(f"\n1. {len(queries):,} x {DIM}-d queries in one call vs one call each ({size:,} training vectors)")
+    for name, session in (("embedded", local), ("HTTP", http)):
+        batch, single = batched_vs_single(session, queries, rounds)
+        ratio = single / batch
+        print(
+            f"  {name:8s}  one call {batch * 1e3:8.1f} ms ({len(queries) / batch:8.0f}/s)   one each "
+            f"{single * 1e3:8.1f} ms ({len(queries) / single:6.0f}/s)   ratio {ratio:5.1f}x "
+            f"(target >= 10x: {verdict(ratio >= 10)})"
+        )
+
+
+def section_overhead(local: QuerySession, http: QuerySession, queries: np.ndarray, rounds: int, server: int) -> None:
+    transport = http.transport
+    assert isinstance(transport, HTTPTransport)
+    q = queries[0]
+    n = 500
+    forms = {"binary": True, "JSON": False}
+
+    def query(session: QuerySession, binary: bool = True) -> Callable[[], object]:
+        def call() -> None:
+            transport._binary_queries = binary
+            session.log(input_uri="/one", embedding=q)
+
+        return call
+
+    runs = []
+    for _ in range(rounds):  # interleaved, so that each figure and its baseline share the machine's noise
+        runs.append(
+            [cost(transport.health, n, server), cost(query(local), n, server)]
+            + [cost(query(http, binary), n, server) for binary in forms.values()]
+        )
+    transport._binary_queries = True
+    medians = [tuple(statistics.median(v) for v in zip(*c, strict=True)) for c in zip(*runs, strict=True)]
+    health, embedded, *over_http = medians
+    print(
+        f"\n2. one {DIM}-d query per call on one keep-alive connection: p50 wall ms of {n} calls, and CPU ms a call "
+        f"(client + server), median of {rounds} runs"
+    )
+    print(f"  GET /v1/health round trip   wall {health[0]:6.3f}   CPU {health[1]:6.3f} + {health[2]:6.3f}   (baseline)")
+    print(f"  the same query embedded     wall {embedded[0]:6.3f}   CPU {embedded[1]:6.3f}            (engine)")
+    for name, (wall, client, server_cpu) in zip(forms, over_http, strict=True):
+        added = wall - embedded[0] - health[0]
+        added_cpu = client + server_cpu - embedded[1] - health[1] - health[2]
+        print(
+            f"  HTTP query, {name:6s}          wall {wall:6.3f}   CPU {client:6.3f} + {server_cpu:6.3f}   "
+            f"beyond health + engine: wall {added:6.3f}, CPU {added_cpu:6.3f} (target <= 1 ms: {verdict(added <= 1)})"
+        )
+
+
+def older_service(ref: str, root: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """``chroma serve`` from the tree of git commit ``ref`` (its own packages first on sys.path: cwd)."""
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", ref, "chroma", "chroma_core"], capture_output=True)
+    if archive.returncode:
+        raise SystemExit(f"git archive {ref}: {archive.stderr.decode().strip()}")
+    tree = root / "older-tree"
+    with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
+        tar.extractall(tree, filter="data")
+    port = free_port()
+    command = [sys.executable, "-m", "chroma", "serve", "--port", str(port), "--persist-directory", str(root / "older")]
+    proc = subprocess.Popen([*command, "--log-level", "warning"], cwd=tree)
+    url = f"http://127.0.0.1:{port}"
+    wait_until_serving(url + "/v1/health", proc, 60, f"chroma serve at {ref}")
+    return proc, url
+
+
+def section_against(ref: str, root: Path, new: QuerySession, new_pid: int, queries: np.ndarray, args: Any) -> None:
+    proc, url = older_service(ref, root)
+    try:
+        transport = HTTPTransport(load_config(chroma_url=url, environ={}))
+        train(transport, args.training)
+        old = QuerySession(ES, transport=transport, store=False)
+        q, n = queries[0], 500
+        old.log(input_uri="/one", embedding=q)  # the client learns that this service takes JSON only
+        runs = []
+        for _ in range(args.rounds):
+            runs.append(
+                [
+                    cost(lambda: new.log(input_uri="/one", embedding=q), n, new_pid),
+                    cost(lambda: old.log(input_uri="/one", embedding=q), n, proc.pid),
+                    (timed(lambda: new.log(input_uri=[f"/{i}" for i in range(len(queries))], embedding=queries)),),
+                    (timed(lambda: old.log(input_uri=[f"/{i}" for i in range(len(queries))], embedding=queries)),),
+                ]
+            )
+        (wall, client, server), (o_wall, o_client, o_server), (batch,), (o_batch,) = [
+            tuple(statistics.median(v) for v in zip(*c, strict=True)) for c in zip(*runs, strict=True)
+        ]
+        print(f"\n4. this tree's service beside the service of {ref} (the same client; interleaved, medians)")
+        print(f"  one query: this tree wall {wall:6.3f} ms, CPU {client:6.3f} + {server:6.3f} ms (binary)")
+        print(f"             {ref[:10]:10s} wall {o_wall:6.3f} ms, CPU {o_client:6.3f} + {o_server:6.3f} ms (JSON)")
+        print(
+            f"  {len(queries):,} in one call: this tree {batch * 1e3:7.1f} ms   {ref[:10]} {o_batch * 1e3:7.1f} ms   "
+            f"({o_batch / batch:.1f}x)"
+        )
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--training", type=int, default=10_000, help="training vectors (default 10,000)")
+    parser.add_argument("--batch", type=int, default=1000, help="vectors in the batched call (default 1,000)")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--skip-ingest", action="store_true")
+    parser.add_argument(
+        "--against", metavar="COMMIT", help="also measure the service of this git commit beside this one"
+    )
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as d:
+        root = Path(d)
+        proc, url = start_chroma_server(root / "server")
+        try:
+
+            def http_transport() -> Transport:
+                return HTTPTransport(load_config(chroma_url=url, environ={}))
+
+            def local_transport() -> Transport:
+                return LocalTransport(root / "embedded")
+
+            lt, ht = local_transport(), http_transport()
+            train(lt, args.training)
+            train(ht, args.training)
+            local = QuerySession(ES, transport=lt, store=False)
+            http = QuerySession(ES, transport=ht, store=False)
+            queries = clustered(args.batch, 1)
+            section_parsing(queries)
+            section_batches(local, http, queries, args.rounds, args.training)
+            section_overhead(local, http, queries, args.rounds, proc.pid)
+            if not args.skip_ingest:
+                print()
+                ingest_section(local_transport, http_transport)
+            if args.against:
+                section_against(args.against, root, http, proc.pid, queries, args)
+        finally:
+            proc.terminate()
+            proc.wait(30)
+
+
+if __name__ == "__main__":
+    print(f"chroma {chroma.__version__}")
+    main()
