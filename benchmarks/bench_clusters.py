@@ -3,8 +3,9 @@
 Data: the fortunes of benchmarks/bench_drift.py (nine categories of 600 texts, all-MiniLM-L6-v2, cached under
 benchmarks/.cache/). Each method clusters the embeddings; reported: the adjusted Rand index (ARI) and the adjusted
 mutual information (AMI) against the true categories, the share of inputs HDBSCAN calls noise (scored as one more
-cluster, as a user would see them), the clusters found, and the time (UMAP's reduction time is in its row name). Baseline in the same run: chroma's own
-spherical k-means (chroma_core/drift/kmeans.py), what ``chroma.clusters`` used so far.
+cluster, as a user would see them), the clusters found, and the time (UMAP's reduction time is in its row
+name). Baseline in the same run: chroma's own spherical k-means (chroma_core/drift/kmeans.py), what
+``chroma.clusters`` uses.
 
     PYTHONPATH=. OPENBLAS_NUM_THREADS=1 python benchmarks/bench_clusters.py [--umap]
 """
@@ -69,7 +70,9 @@ def main() -> None:
         report(
             f"HDBSCAN min_cluster_size={size}{f' min_samples={samples}' if samples else ''} "
             f"({d}-d{', PCA' if d < 384 else ''})",
-            lambda s, z=z, size=size, samples=samples: HDBSCAN(min_cluster_size=size, min_samples=samples).fit_predict(z),
+            lambda s, z=z, size=size, samples=samples: HDBSCAN(min_cluster_size=size, min_samples=samples).fit_predict(
+                z
+            ),
         )
     if args.umap:
         import umap
@@ -87,7 +90,7 @@ def main() -> None:
         report(f"k-means k={k} (10-d PCA)", lambda s, k=k: kmeans(normalized(z10), k, rng=np.random.default_rng(s))[1],
                args.seeds)  # fmt: skip
     print(f"{len(x)} fortunes in {truth.max() + 1} categories, MiniLM 384-d")
-    print(f"| method | ARI | AMI | clusters | noise | time |\n|---|---|---|---|---|---|")
+    print("| method | ARI | AMI | clusters | noise | time |\n|---|---|---|---|---|---|")
     for name, ari, ami, found, noise, seconds in rows:
         print(f"| {name} | {ari:.3f} | {ami:.3f} | {found:.0f} | {noise:.0%} | {seconds:.2f} s |")
 

@@ -11,6 +11,10 @@ The neighbours are found by the set's ordinary search (raw cosine, exact or the 
 ``max(50, 5 k)`` candidates, which are then re-ranked by centred cosine: measured on both corpora, the AUROC and
 the TPR came out the same to three decimals as a search in the whole centred space. Re-ranking a subset can only
 miss close rows, so a query's score is never lower than a full search's would be.
+
+``knn_class_centred`` measures the same distance to the k nearest of one training label, the closest label
+(class-conditional: an input between two classes is near neither), among ``max(200, 20 k)`` candidates: AUROC
+0.765 and 0.845 on the two corpora, the best measured.
 """
 
 from __future__ import annotations

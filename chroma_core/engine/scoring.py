@@ -4,8 +4,9 @@ Scores (all documented in docs/recommendations.md):
 
 - ``novelty``: by default the mean cosine distance to the k nearest training embeddings (the kNN score of Sun et
   al., 2022, averaged over the k neighbours); ``thresholds.novelty_score="knn_centred"`` measures it once the
-  training mean is taken out of every vector (:mod:`chroma_core.engine.centred`), ``"knn_kth"`` is the distance
-  to the k-th one alone (the default before issue 15). High means far from anything the model saw.
+  training mean is taken out of every vector (:mod:`chroma_core.engine.centred`), ``"knn_class_centred"`` the
+  same to the k nearest of the closest training label, ``"knn_kth"`` is the distance to the k-th one alone (the
+  default before issue 15). High means far from anything the model saw.
 - ``nearest_similarity``: cosine similarity to the nearest training embedding; near 1 means a near duplicate.
 - ``uncertainty``: ``1 - (p1 - p2)`` from the class scores in ``inferences`` (top-two margin).
 - ``label_disagreement``: the share of the k nearest training inputs whose label differs from the prediction.
@@ -70,7 +71,13 @@ class Calibration:
 
 
 def novelty_of(sims: np.ndarray, k: int, kind: str) -> np.ndarray:
-    """Novelty of each row of ``sims`` (similarities to the nearest training rows, most similar first)."""
+    """Novelty of each row of ``sims`` (similarities to the nearest training rows, most similar first).
+
+    Only the raw kinds: the centred ones need the training mean (:class:`~chroma_core.engine.centred.
+    CentredNovelty`), so asking for one here is a bug of the caller, not a k-th distance in disguise.
+    """
+    if kind in _CENTRED:
+        raise ValueError(f"novelty_of computes raw kNN scores only; {kind!r} needs SetModel (the training mean)")
     distances = 1.0 - sims[:, :k].astype(np.float64)
     out = distances.mean(axis=1) if kind == "knn_mean" else distances[:, k - 1]
     return np.clip(out, 0.0, 2.0)  # float32 rounding can leave a copy at -1e-7

@@ -24,6 +24,7 @@ SERVER_ONLY = (
     "chroma_core.server.routes",
     "chroma_core.server.metrics",
     "chroma_core.server.protocol",
+    "chroma_core.server.query_body",
     "chroma_core.server.routes_ui",
     "chroma_core.server.routes_watch",
     "chroma_core.server.run",
