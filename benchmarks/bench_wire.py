@@ -117,6 +117,19 @@ def cost(fn: Callable[[], object], n: int, server: int) -> tuple[float, float, f
     return wall, (time.process_time() - client0) / n * 1e3, (cpu_seconds(server) - server0) / n * 1e3
 
 
+def wait_for_indexes(local: Transport, log: Path, rows: int) -> None:
+    """Until the embedded engine's and the service's ANN indexes cover all ``rows`` (exact search until then)."""
+    t0 = time.perf_counter()
+    assert isinstance(local, LocalTransport)
+    if not local.engine.store.wait_for_index(ES.id, 900):  # type: ignore[attr-defined]
+        raise SystemExit("the embedded index was not ready in 900 s")
+    while f"covers all {rows} training rows" not in log.read_text(errors="replace"):
+        if time.perf_counter() - t0 > 900:
+            raise SystemExit("the service's index was not ready in 900 s")
+        time.sleep(0.5)
+    print(f"\nboth indexes cover the {rows:,} training rows after {time.perf_counter() - t0:.0f} s")
+
+
 def section_parsing(queries: np.ndarray) -> None:
     """What reading a query body costs the server, in process: the binary form beside JSON (base64 in it)."""
     from chroma_core.server.query_body import query_request
@@ -244,13 +257,15 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=1000, help="vectors in the batched call (default 1,000)")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--skip-ingest", action="store_true")
+    parser.add_argument("--wait-index", action="store_true", help="wait until both ANN indexes cover the set")
     parser.add_argument(
         "--against", metavar="COMMIT", help="also measure the service of this git commit beside this one"
     )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as d:
         root = Path(d)
-        proc, url = start_chroma_server(root / "server")
+        log = root / "server.log"
+        proc, url = start_chroma_server(root / "server", log=log, log_level="info")
         try:
 
             def http_transport() -> Transport:
@@ -262,6 +277,8 @@ def main() -> None:
             lt, ht = local_transport(), http_transport()
             train(lt, args.training)
             train(ht, args.training)
+            if args.wait_index:
+                wait_for_indexes(lt, log, args.training)
             local = QuerySession(ES, transport=lt, store=False)
             http = QuerySession(ES, transport=ht, store=False)
             queries = clustered(args.batch, 1)

@@ -12,6 +12,7 @@ from chroma_core.export_reader import ExportReader, import_export, is_export
 from chroma_core.progress import progress_bar, timed
 from chroma_core.transport import transport_for
 from chroma_core.types import QueryRequest
+from chroma_core.types.reports import CONFLICTS_NAMED
 from chroma_core.vectors import decode_base64, to_vector
 
 __all__ = ["import_exports", "inspect_file", "should_upload", "upload"]
@@ -34,7 +35,7 @@ def upload(args: argparse.Namespace, *, training_only: bool) -> int:
                 report = transport.upload_file(path)
             print_json({"file": str(path), **report.to_dict()})
             bar.update()
-            if report.problems:
+            if not report.ok:  # bad lines, or records whose ids were already stored with other vectors
                 status = EXIT_PARTIAL
     return status
 
@@ -69,6 +70,7 @@ def import_exports(args: argparse.Namespace) -> int:
     for path in args.files:
         header, reports = import_export(transport, path, progress=None if args.progress else False)
         problems = [p for r in reports for p in r.problems]
+        conflicts = sum(r.conflicts for r in reports)
         print_json(
             {
                 "file": str(path),
@@ -76,10 +78,12 @@ def import_exports(args: argparse.Namespace) -> int:
                 "read": sum(r.read for r in reports),
                 "stored": sum(r.stored for r in reports),
                 "duplicates": sum(r.duplicates for r in reports),
+                "conflicts": conflicts,
+                "conflicting_ids": [i for r in reports for i in r.conflicting_ids][:CONFLICTS_NAMED],
                 "problems": problems,
             }
         )
-        if problems:
+        if problems or conflicts:
             status = EXIT_PARTIAL
     return status
 

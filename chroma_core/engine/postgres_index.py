@@ -112,9 +112,9 @@ class Indexes:
         rebuilding the index costs (one HNSW insert cost 2-10 ms here; a build, under 1 ms a row)."""
         return covers - first > max(self.refile_at_most, covers // 5)
 
-    def drop_concurrently(self, set_id: str) -> bool:
+    def drop_concurrently(self, set_id: str, why: str) -> bool:
         """Drop the set's indexes without locking the table (``DROP INDEX CONCURRENTLY``, outside a transaction),
-        unless a build holds them (False): before a delete renumbers most of the set's rows."""
+        unless a build holds them (False). ``why`` ends the log line of a drop."""
         with self.db.errors("drop an index in"), self.db.pool.connection() as conn:
             conn.autocommit = True
             key = _lock_key(self.base(set_id))
@@ -122,19 +122,22 @@ class Indexes:
                 if not conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()[0]:
                     return False
                 try:
-                    for index in self.listed(conn, set_id):
+                    dropped = self.listed(conn, set_id)
+                    for index in dropped:
                         conn.execute(f'DROP INDEX CONCURRENTLY IF EXISTS "{index.name}"')
                 finally:
                     conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
             finally:
                 conn.autocommit = False
         self.forget(set_id)
-        logger.info("dropped the index of set %s: a delete renumbers most of its rows; it is built again", set_id[:12])
+        if dropped:
+            logger.info("dropped the index of set %s: %s", set_id[:12], why)
         return True
 
     def drop(self, conn: Any, set_id: str) -> None:
         """Drop the set's indexes inside the caller's transaction (their cast names the set's dimension, so a set
-        made anew with another dimension must not find them)."""
+        made anew with another dimension must not find them). A plain DROP INDEX locks the whole table until the
+        commit: :meth:`drop_concurrently` first leaves this nothing to drop but a build's late index."""
         self.forget(set_id)
         for index in self.listed(conn, set_id):
             conn.execute(f'DROP INDEX IF EXISTS "{index.name}"')

@@ -20,7 +20,7 @@ import numpy as np
 
 from chroma_core.embedding_set import EmbeddingSet
 from chroma_core.engine.answers import ANSWER_COLUMNS, answer_row
-from chroma_core.engine.repeats import sort_repeats
+from chroma_core.engine.repeats import note_conflicts, sort_repeats
 from chroma_core.engine.store import PutResult
 from chroma_core.json_text import json_text
 from chroma_core.records import BatchHeader, Records
@@ -122,6 +122,7 @@ def put(
         "excluded.stored, updated_at = excluded.updated_at",
         (tenant, set_id, header.batch_id, mode, bool(complete()), stored, time.time()),
     )
+    note_conflicts(header, conflicts)
     duplicates = received - stored - len(conflicts)
     return PutResult(received, stored, duplicates, conflicts=conflicts), count + stored
 

@@ -123,6 +123,7 @@ class PostgresStore:
         return info
 
     def delete_set(self, set_id: str) -> bool:
+        self.indexes.drop_concurrently(set_id, "its set is deleted")  # not under the table lock of a plain DROP
         with self._tx() as conn:
             found = conn.execute(
                 "SELECT 1 FROM chroma_sets WHERE set_id = %s AND tenant = %s FOR UPDATE", (set_id, self.tenant)
@@ -286,7 +287,8 @@ class PostgresStore:
                 covers = self.indexes.covering(conn, s)
                 if covers is not None and self.indexes.cheaper_to_rebuild(covers, int(first)):
                     wanted[s] = int(dimension)
-        return {s: d for s, d in wanted.items() if self.indexes.drop_concurrently(s)}
+        why = "a delete renumbers most of its rows; it is built again"
+        return {s: d for s, d in wanted.items() if self.indexes.drop_concurrently(s, why)}
 
     def _renumber(self, conn: Any, set_id: str, mode: str, first: int) -> None:
         """Close the gaps left from row ``first`` on, keeping the order.

@@ -11,9 +11,10 @@ from collections.abc import Callable
 
 import numpy as np
 
-from chroma_core.records import Records
+from chroma_core.logs import logger
+from chroma_core.records import BatchHeader, Records
 
-__all__ = ["same_record", "sort_repeats"]
+__all__ = ["note_conflicts", "same_record", "sort_repeats"]
 
 
 def same_record(records: Records, i: int, j: int) -> bool:
@@ -45,3 +46,16 @@ def sort_repeats(records: Records, stored: Callable[[str, int], bool | None]) ->
         else:
             conflicts.append(rid)
     return keep, conflicts, repeats
+
+
+def note_conflicts(header: BatchHeader, conflicts: tuple[str, ...]) -> None:
+    """Log a batch's conflicts (the caller learns of them from its answer; the operator from this line)."""
+    if conflicts:
+        logger.warning(
+            "batch %s of set %s: %d record(s) not stored, their id is stored with another vector or input_uri "
+            "(first: %r)",
+            header.batch_id,
+            header.set_id[:12],
+            len(conflicts),
+            conflicts[0],
+        )

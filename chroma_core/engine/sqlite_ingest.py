@@ -19,7 +19,7 @@ from chroma_core.embedding_set import EmbeddingSet
 from chroma_core.engine import sqlite_delete as deleting
 from chroma_core.engine import sqlite_files as files
 from chroma_core.engine.answers import ANSWER_COLUMNS, answer_row
-from chroma_core.engine.repeats import sort_repeats
+from chroma_core.engine.repeats import note_conflicts, sort_repeats
 from chroma_core.engine.store import PutResult
 from chroma_core.json_text import json_text
 from chroma_core.records import BatchHeader, Records
@@ -100,6 +100,7 @@ def put(
         (set_id, header.batch_id, mode, int(complete()), stored, time.time()),
     )
     conflicts = tuple(sorter.conflicts)
+    note_conflicts(header, conflicts)
     return PutResult(received, stored, received - stored - len(conflicts), conflicts=conflicts)
 
 

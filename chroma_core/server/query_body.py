@@ -10,6 +10,7 @@ all-zero row, one dimension, the server's row and dimension limits.
 
 from __future__ import annotations
 
+import binascii
 from collections.abc import Mapping
 from typing import Any
 
@@ -75,6 +76,22 @@ def _validation_message(exc: ValidationError) -> str:
     return f"invalid request: {where}: {errors[0]['msg']}"
 
 
+def _all_base64(embeddings: list[str | list[float]], max_dimension: int) -> np.ndarray | None:
+    """A body of base64 rows of one dimension decoded in one go, checked once as a matrix (42 ms -> a few for
+    1,000 x 384); None whenever the row-by-row path below must say what is wrong."""
+    texts = [e for e in embeddings if isinstance(e, str)]
+    if len(texts) != len(embeddings):
+        return None
+    try:
+        raw = [binascii.a2b_base64(e, strict_mode=True) for e in texts]
+    except (binascii.Error, ValueError):
+        return None
+    size = len(raw[0])
+    if not size or size % 4 or size // 4 > max_dimension or any(len(r) != size for r in raw):
+        return None
+    return np.frombuffer(b"".join(raw), dtype="<f4").reshape(len(raw), size // 4)
+
+
 def _json_vectors(embeddings: list[str | list[float]], limits: Limits) -> Matrix:
     if len(embeddings) > limits.max_embeddings_per_request:
         raise ApiError(
@@ -82,6 +99,9 @@ def _json_vectors(embeddings: list[str | list[float]], limits: Limits) -> Matrix
             f"{len(embeddings)} embeddings in one request; the limit is {limits.max_embeddings_per_request}. "
             "Split the batch.",
         )
+    fast = _all_base64(embeddings, limits.max_dimension)
+    if fast is not None:
+        return to_matrix(fast, batch=True)
     rows = []
     for e in embeddings:
         v = decode_base64(e) if isinstance(e, str) else to_matrix(e, batch=False)[0]

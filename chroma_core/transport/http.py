@@ -240,15 +240,7 @@ class HTTPTransport(Transport):
             payload = buffer.getvalue()
             what = f"uploading batch {header.batch_id}" + (f" (part {part + 1} of {parts})" if parts > 1 else "")
             reports.append(self._upload(part_header.batch_id, _constant(payload), what, self.compress))
-        return UploadReport(
-            header.batch_id,
-            header.set_id,
-            header.mode,
-            sum(r.read for r in reports),
-            sum(r.stored for r in reports),
-            sum(r.duplicates for r in reports),
-            tuple(p for r in reports for p in r.problems),
-        )
+        return UploadReport.combined(header.batch_id, header.set_id, header.mode, reports)
 
     def upload_file(self, path: str | os.PathLike[str]) -> UploadReport:
         with BatchReader(path) as reader:  # fail fast, locally, on a file with no usable header

@@ -8,10 +8,11 @@ use their last hidden state.
 ``boxes=True`` (DETR and Table Transformer): DETR's decoder turns each of its object queries into one state, and
 the class and box heads read each box from its query's state alone, so that state is the box's embedding. The
 pipeline keeps the queries whose best class (softmax over the classes and "no object", "no object" left out)
-scores above ``threshold``, in query order; each box the pipeline returns is matched, in that order, to its query
-by label and score, and logged with the box (score, label, coordinates) as its inferences. Other detectors
-rank (query, class) pairs with a sigmoid and top-k (Deformable and Conditional DETR, RT-DETR) or have no decoder
-queries (YOLOS): their boxes cannot be matched to a query the same way, so ``boxes=True`` refuses them.
+scores above ``threshold``, in query order; each box the pipeline returns is matched, in that order, to the
+query of its label whose score is nearest its own, and logged with the box (score, label, coordinates) as its
+inferences. Other detectors rank (query, class) pairs with a sigmoid and top-k (Deformable and Conditional DETR,
+RT-DETR) or have no decoder queries (YOLOS): their boxes cannot be matched to a query the same way, so
+``boxes=True`` refuses them.
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ class BoxKind(DetectionKind):
 
     models = ("DetrForObjectDetection", "TableTransformerForObjectDetection")
     per_box = True
-    score_tolerance = 1e-5  # the pipeline's scores are the same float32 softmax, taken image by image
+    score_tolerance = 1e-6  # the pipeline's scores are the same float32 softmax, taken image by image
 
     def check(self, pipe: Any, layer: Any, pooling: str) -> None:
         name = type(pipe.model).__name__
@@ -88,15 +89,18 @@ class BoxKind(DetectionKind):
             raise ChromaError(f"expected the pipeline's list of boxes for an image, got {type(boxes).__name__}")
         out, j = [], 0
         for box in boxes:
-            want = label2id.get(box["label"]) if isinstance(box, dict) else None
-            while j < len(found.scores) and not (
-                found.labels[j] == want and abs(float(found.scores[j]) - float(box["score"])) <= self.score_tolerance
-            ):
-                j += 1
-            if j == len(found.scores):
+            want = label2id.get(str(box.get("label"))) if isinstance(box, dict) else None
+            if want is None or not isinstance(box.get("score"), float):
+                raise ChromaError(f"cannot read a label and score from the box {box!r}; no box of this image logged")
+            # The nearest score among the later queries of that label: untrained or ambiguous detectors give
+            # queries scores closer together than the tolerance, so the first one within it is not enough.
+            gaps = np.abs(found.scores[j:].astype(np.float64) - box["score"])
+            gaps[found.labels[j:] != want] = np.inf
+            best = int(np.argmin(gaps)) if len(gaps) else -1
+            if best < 0 or gaps[best] > self.score_tolerance:
                 raise ChromaError(f"cannot match the box {box!r} to a decoder query; no box of this image logged")
-            out.append(found.states[j])
-            j += 1
+            out.append(found.states[j + best])
+            j += best + 1
         return out
 
     def box_preview(self, item: Any, box: dict[str, Any]) -> str:

@@ -3,6 +3,8 @@ state of the query that predicted it, computed here from the model; the default 
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 
@@ -14,6 +16,19 @@ from tests.chroma_integrations.test_transformers_kinds import Calls, buffered
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
+
+
+@pytest.fixture(scope="module")
+def detr(detection_pipe):
+    """The tiny DETR with query embeddings spread out: untrained, its queries otherwise give the same decoder state
+    to four decimals, and a box matched to the wrong query would go unnoticed."""
+    model = copy.deepcopy(detection_pipe.model)
+    torch.manual_seed(12)
+    with torch.no_grad():
+        model.model.query_position_embeddings.weight.normal_(std=3.0)
+    return transformers.pipeline(
+        "object-detection", model=model, image_processor=detection_pipe.image_processor, device="cpu"
+    )
 
 
 def decoder_queries(pipe, image):
@@ -32,7 +47,8 @@ def middle_threshold(pipe, inputs):
 
 
 @pytest.mark.parametrize("batch_size", [1, 3])
-def test_one_vector_per_kept_box_the_decoder_state_of_its_query(detection_pipe, batch_size):
+def test_one_vector_per_kept_box_the_decoder_state_of_its_query(detr, batch_size):
+    detection_pipe = detr
     inputs = images(3, seed=4)
     threshold = middle_threshold(detection_pipe, inputs)
     bare = detection_pipe(inputs, batch_size=batch_size, threshold=threshold)
@@ -51,6 +67,9 @@ def test_one_vector_per_kept_box_the_decoder_state_of_its_query(detection_pipe, 
         states, scores, labels = decoder_queries(detection_pipe, image)
         queries = np.flatnonzero(scores > threshold)  # the pipeline keeps these, in query order
         assert [detection_pipe.model.config.id2label[int(labels[q])] for q in queries] == [b["label"] for b in boxes]
+        assert (
+            np.abs(states[:, None] - states[None]).max(-1)[~np.eye(len(states), dtype=bool)].min() > 1e-3
+        )  # 10x the tolerance below
         want.extend(states[queries])
         uris.extend(f"{default_input_uri(image)}#box{k}" for k in range(len(boxes)))
         names.extend(boxes)

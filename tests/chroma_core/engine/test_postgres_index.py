@@ -152,3 +152,16 @@ def test_a_delete_that_would_refile_most_indexed_rows_rebuilds_the_index_instead
     assert _indexes(store) == [(f"{store.indexes.base(A.id)}_399", 399, True)]
     found = store.nearest(A.id, _unit(records.vectors[[10, 399]]), 3)
     assert found.covered == 399 and found.rows[:, 0].tolist() == [9, 398]
+
+
+def test_deleting_a_set_drops_its_index_and_the_set_made_anew_gets_its_own(store_of):
+    store = store_of(ann_threshold=100)
+    header, records = _batch(n=200)
+    store.put(header, [records], complete=lambda: True)
+    assert store.wait_for_index(A.id, 120) and len(_indexes(store)) == 1
+    assert store.delete_set(A.id)
+    assert _indexes(store) == []
+    header, records = _batch(n=150, dim=12, batch_id="anew")  # another dimension: the old index's cast would fail
+    store.put(header, [records], complete=lambda: True)
+    assert store.wait_for_index(A.id, 120)
+    assert store.nearest(A.id, _unit(records.vectors[:2]), 3).rows[:, 0].tolist() == [0, 1]

@@ -6,6 +6,7 @@ Runs over every store of ``STORES`` in ``test_store_contract.py``, with its fact
 
 from __future__ import annotations
 
+import logging
 import tempfile
 from pathlib import Path
 
@@ -36,14 +37,16 @@ def test_a_retry_under_a_new_batch_id_is_all_duplicates(store):
     assert not again.batch_already_complete
 
 
-def test_same_id_with_another_vector_or_uri_is_a_conflict_and_the_first_is_kept(store):
+def test_same_id_with_another_vector_or_uri_is_a_conflict_and_the_first_is_kept(store, caplog):
     header, records = batch(n=3)
     put(store, header, records)
     changed = vectors_of(0, 3).copy()
     changed[1, 0] += 0.5  # "r1": another vector
     later = _records([*records.ids, "new"], ["/0", "/1", "/moved", "/9"], [*changed, vectors_of(9, 1)[0]])
     later.vectors[2] = vectors_of(0, 3)[2]  # the third: its vector, another uri
-    out = put(store, BatchHeader("later", A, "training", DIM, "t"), later)
+    with caplog.at_level(logging.WARNING, logger="chroma"):
+        out = put(store, BatchHeader("later", A, "training", DIM, "t"), later)
+    assert "batch later of set" in caplog.text and "2 record(s) not stored" in caplog.text  # the operator's view
     assert (out.received, out.stored, out.duplicates) == (4, 1, 1)
     assert out.conflicts == (records.ids[1], records.ids[2])
     kept = store.records(A.id, "training")

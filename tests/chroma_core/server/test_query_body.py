@@ -150,3 +150,26 @@ def test_the_client_falls_back_to_json_against_an_older_service(tmp_path, caplog
         assert session.log(input_uri="/c", embedding=x[5]).nearest[0].input_uri == "/t/5"
     finally:
         server.stop()
+
+
+def test_json_base64_bodies_are_read_in_one_go_with_the_same_refusals(chroma_server):
+    x = train(chroma_server.url)
+    url = f"{chroma_server.url}/v1/sets/{SET_ID}/query"
+
+    def post(embeddings):
+        return requests.post(url, json={"embeddings": embeddings}, headers=chroma_server.headers, timeout=30)
+
+    rows = [encode_base64(v) for v in x[:3]]
+    mixed = post([rows[0], x[1].tolist(), rows[2]])  # a list among them: the row-by-row path
+    assert post(rows).json() == mixed.json() and mixed.status_code == 200
+    cases = [
+        ([rows[0], " " + rows[1]], 200, None),  # whitespace: only the row-by-row path takes it
+        ([rows[0], encode_base64(x[1][:8])], 422, "invalid_embedding"),  # two dimensions
+        ([encode_base64(np.full(16, np.nan, np.float32))], 422, "invalid_embedding"),
+        ([encode_base64(np.zeros(16, np.float32))], 422, "invalid_embedding"),
+        (["***"], 422, "invalid_embedding"),
+        ([encode_base64(np.ones(20000, np.float32))], 422, "invalid_request"),  # over max_dimension
+    ]
+    for embeddings, status, code in cases:
+        r = post(embeddings)
+        assert r.status_code == status and (code is None or r.json()["error"]["code"] == code), r.text

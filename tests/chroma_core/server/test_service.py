@@ -426,3 +426,39 @@ def test_production_records_select_and_export_through_the_service(chroma_server,
         timeout=10,
     )
     assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_request"
+
+
+def test_conflicting_ids_reach_the_caller_of_upload_and_the_cli_exit_code(chroma_server, tmp_path):
+    """A record id sent again with another vector is a conflict in the answer of ``upload()`` (the path
+    ``save()`` takes, which combines the parts of a batch itself) and makes the CLI exit with its "partly done" code, not 0."""
+    from chroma_core.cli.common import EXIT_PARTIAL
+    from chroma_core.config import load_config
+    from chroma_core.transport.http import HTTPTransport
+
+    es = EmbeddingSet.from_dict({"model": "conflicts", "layer": "pool"})
+    x, labels, _ = clusters(n_per=4, dim=8)
+    records = Records(
+        x,
+        [f"id{i}" for i in range(len(x))],
+        [f"/c/{i}" for i in range(len(x))],
+        [None] * len(x),
+        labels,
+        [0.0] * len(x),
+    )
+    client = HTTPTransport(load_config(chroma_url=chroma_server.url, api_key=chroma_server.key, environ={}))
+    assert client.upload(BatchHeader(new_batch_id(), es, "training", 8, "t"), records).stored == len(x)
+    records.vectors[[1, 5]] += 0.5
+    report = client.upload(BatchHeader(new_batch_id(), es, "training", 8, "t"), records)
+    assert (report.stored, report.duplicates, report.conflicts) == (0, len(x) - 2, 2)
+    assert report.conflicting_ids == ("id1", "id5") and not report.ok
+    records.vectors[[1, 5]] += 0.5
+    path = tmp_path / "again.jsonl"
+    write_batch(path, BatchHeader(new_batch_id(), es, "training", 8, "t"), records)
+    out = subprocess.run(
+        [sys.executable, "-m", "chroma", "upload-training", "--chroma-url", chroma_server.url, str(path)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    assert out.returncode == EXIT_PARTIAL, out.stderr
+    assert json.loads(out.stdout)["conflicting_ids"] == ["id1", "id5"]
