@@ -182,24 +182,38 @@ class ANNIndex:
 
     def save(self, path: Path, identity: dict[str, Any] | None = None) -> None:
         """Write the index and its sidecar atomically (temp file, fsync, rename); ``identity`` goes in the sidecar."""
-        tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
+        self.commit(self.stage(path), path, identity)
+
+    def stage(self, path: Path) -> tuple[Path, dict[str, Any]]:
+        """Write the index to a temporary file beside ``path``, not yet in its place: the slow part of a save, which
+        a store can do before it takes its write lock. Returns the file and the sidecar's fields for :meth:`commit`."""
+        tmp = path.with_name(path.name + f".tmp-{os.getpid()}-{id(self)}")  # two stores may save one set at once
         self._index.save(str(tmp))
         meta: dict[str, Any] = {"count": len(self), "dtype": self.dtype, "dimension": self.dimension}
         try:
             if self.dtype in _EXTERNAL:
                 try:
-                    meta.update(sha256=self._save_graph(tmp, path), vectors="store")
+                    graph, meta["sha256"] = self._save_graph(tmp, path)
+                    meta["vectors"] = "store"
+                    return graph, meta
                 except StorageError as exc:  # not expected; the whole file still serves
                     logger.warning("saving the index %s with its vectors (%s)", path, exc)
-            if "vectors" not in meta:
-                os.replace(tmp, path)
-                meta["sha256"] = _sha256(path)
-        finally:
+            meta["sha256"] = _sha256(tmp)
+            return tmp, meta
+        except BaseException:
             tmp.unlink(missing_ok=True)
-        meta.update(identity or {})
+            raise
+        finally:
+            if "vectors" in meta:
+                tmp.unlink(missing_ok=True)
+
+    def commit(self, staged: tuple[Path, dict[str, Any]], path: Path, identity: dict[str, Any] | None) -> None:
+        """Put a staged index (:meth:`stage`) in its place, then its sidecar with ``identity`` in it."""
+        file, meta = staged
+        os.replace(file, path)
         with atomic_write(path.with_suffix(".json")) as f:
-            f.write(json.dumps(meta).encode())
-        self._saved = len(self)
+            f.write(json.dumps({**meta, **(identity or {})}).encode())
+        self._saved = int(meta["count"])
 
     def _rows(self, keys: np.ndarray) -> np.ndarray:
         """The index's own (cast) vectors of rows ``keys``."""
@@ -207,9 +221,9 @@ class ANNIndex:
         got = self._index.get(keys, dtype=self.dtype)
         return np.ascontiguousarray(np.asarray(got, dtype=cast_to).reshape(len(keys), self.dimension))
 
-    def _save_graph(self, full: Path, path: Path) -> str:
-        """Write ``full`` (usearch's file) to ``path`` without its vectors, with the row each slot holds (module
-        docstring); return the SHA-256 of the whole of ``full``, which a put-back index must match."""
+    def _save_graph(self, full: Path, path: Path) -> tuple[Path, str]:
+        """Write ``full`` (usearch's file) beside ``path`` without its vectors, with the row each slot holds (module
+        docstring); return that file and the SHA-256 of the whole of ``full``, which a put-back index must match."""
         rows, dim, cast_to = len(self), self.dimension, _EXTERNAL[self.dtype]
         with open(full, "rb") as f:
             if _MATRIX_HEAD.unpack(f.read(_MATRIX_HEAD.size)) != (rows, dim * np.dtype(cast_to).itemsize):
@@ -232,14 +246,13 @@ class ANNIndex:
                 section = np.fromfile(f, dtype=cast_to, count=(stop - start) * dim).reshape(-1, dim)
                 if not np.array_equal(section.view(np.uint8), self._rows(order[start:stop]).view(np.uint8)):
                     raise StorageError("usearch's saved vectors are not the index's rows: cannot save it without them")
-            tmp = path.with_name(path.name + f".graph-{os.getpid()}")
+            tmp = path.with_name(path.name + f".graph-{os.getpid()}-{id(self)}")
             with open(tmp, "wb") as out:
                 out.write(_GRAPH_MAGIC + struct.pack("<Q", rows) + order.astype("<u8").tobytes())
                 shutil.copyfileobj(f, out, 1 << 20)
                 out.flush()
                 os.fsync(out.fileno())
-        os.replace(tmp, path)
-        return _sha256(full)
+        return tmp, _sha256(full)
 
     def grown(self, path: Path, fraction: float = 0.1) -> bool:
         """Whether the index has grown by more than ``fraction`` since it was saved (or was never saved)."""

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -129,6 +130,9 @@ class SetModel:
         self.calibration_sample = calibration_sample
         self._rng = np.random.default_rng(seed)
         self._calibrations: dict[tuple[float, float, int, str], Calibration] = {}
+        # One calibration at a time: a request retried after a client timeout waits for the one being computed
+        # (seconds at 100k rows) instead of computing it again beside it, which made both miss the deadline.
+        self._calibrating = threading.Lock()
         self._centred: CentredNovelty | None = None  # the training mean, for the centred novelty
 
     def __len__(self) -> int:
@@ -208,7 +212,10 @@ class SetModel:
         key = (th.percentile, th.duplicate_percentile, k, th.novelty_score)
         cached = self._calibrations.get(key)
         if cached is None:
-            cached = self._calibrations[key] = self._calibrate(th, n, k)
+            with self._calibrating:
+                cached = self._calibrations.get(key)
+                if cached is None:
+                    cached = self._calibrations[key] = self._calibrate(th, n, k)
         return cached
 
     def _calibrate(self, th: Thresholds, n: int, k: int) -> Calibration:

@@ -177,9 +177,7 @@ class SQLiteIndexes:
             path = files.index_path(self._store.directory, set_id, gen)
             if entry.index is None:
                 started = time.perf_counter()
-                logger.info(
-                    "indexing set %s (%d training vectors, %s) in the background", set_id, count, self._dtype
-                )
+                logger.info("indexing set %s (%d training vectors, %s) in the background", set_id, count, self._dtype)
                 entry.index = ann.ANNIndex.open(
                     path,
                     dim,
@@ -216,15 +214,20 @@ class SQLiteIndexes:
                 self._changed.notify_all()
 
     def _save(self, set_id: str, entry: _Entry, index: ann.ANNIndex, path: Path) -> None:
-        # Under the write lock, after checking the set is still the one indexed: a set deleted (or compacted)
-        # meanwhile must not get this index back.
-        with self._store._write_lock():
-            part = self._still(set_id, entry)
-            if part is not None:
-                started = time.perf_counter()
-                index.save(path, {"set_created": part[3]})
-                tighten(path, PRIVATE_FILE)  # usearch writes it with the umask's mode; it holds the vectors
-                logger.info("saved the index of set %s (%.1f s)", set_id, time.perf_counter() - started)
+        # Written beside its place first (seconds at 100k rows: writers are not held up), then put in place under
+        # the write lock, after checking the set is still the one indexed: a set deleted (or compacted) meanwhile
+        # must not get this index back. Only this worker adds to the index, so it does not change in between.
+        started = time.perf_counter()
+        file, meta = index.stage(path)
+        try:
+            with self._store._write_lock():
+                part = self._still(set_id, entry)
+                if part is not None:
+                    index.commit((file, meta), path, {"set_created": part[3]})
+                    tighten(path, PRIVATE_FILE)  # usearch writes it with the umask's mode; it holds the graph
+                    logger.info("saved the index of set %s (%.1f s)", set_id, time.perf_counter() - started)
+        finally:
+            file.unlink(missing_ok=True)  # still there only when it was not put in place
 
 
 def _progress_log(set_id: str, started: float, every: float = 10.0) -> Callable[[int, int], None]:

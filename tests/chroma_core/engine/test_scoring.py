@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import threading
+import time
+
 import numpy as np
 import pytest
 
@@ -182,3 +185,25 @@ def test_top_k_is_a_stable_sort_of_each_row(q, n, k):
     expected = np.argsort(-sims, axis=1, kind="stable")[:, : min(k, n)]
     assert np.array_equal(cols, expected) and cols.dtype == np.int64
     assert np.array_equal(values, np.take_along_axis(sims, expected, axis=1))
+
+
+def test_concurrent_first_queries_calibrate_once(monkeypatch):
+    # What a client's retry after a read timeout does: a second request while the first is still calibrating.
+    x, _, _ = clusters(n_per=300, dim=16, k=3)
+    model = model_of(x)
+    calls = []
+    real = SetModel._calibrate
+
+    def slow(self, th, n, k):
+        calls.append(n)
+        time.sleep(0.5)  # long enough for the other request to arrive meanwhile
+        return real(self, th, n, k)
+
+    monkeypatch.setattr(SetModel, "_calibrate", slow)
+    answers: list[object] = []
+    threads = [threading.Thread(target=lambda: answers.append(model.calibration(Thresholds()))) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert calls == [900] and len(answers) == 2 and answers[0] is answers[1]
