@@ -23,7 +23,7 @@ from chroma_core.json_text import loads
 from chroma_core.records import PREVIEW_MAX, BatchHeader, Records
 from chroma_core.types import QueryResult
 
-__all__ = ["CHUNK_ROWS", "BatchReader", "Problem", "open_stream", "read_batch"]
+__all__ = ["CHUNK_ROWS", "BatchReader", "Problem", "open_stream", "read_batch", "record_fields"]
 
 CHUNK_ROWS = 4096
 # vector, id, uri, inferences, label, time, result, preview
@@ -39,6 +39,31 @@ class Problem:
 
     def __str__(self) -> str:
         return f"line {self.line}: {self.reason}" if self.line else self.reason
+
+
+def record_fields(
+    header: BatchHeader, line: int, rid: Any, uri: Any, t: Any, answer: Any, preview: Any
+) -> tuple[str, str, float, QueryResult | None, str | None]:
+    """A record's fields beside its embedding, checked; ValueError says what is wrong. Both upload forms use it."""
+    if not isinstance(uri, str) or not uri:
+        raise ValueError("'input_uri' is missing or not a non-empty string")
+    if rid is None:
+        rid = f"{header.batch_id}:L{line}"
+    elif not isinstance(rid, str) or not rid or len(rid) > 256:
+        raise ValueError("'id' must be a non-empty string of at most 256 characters")
+    if not isinstance(t, (int, float)) or isinstance(t, bool) or not math.isfinite(t):
+        raise ValueError(f"'time' must be a number (seconds since the epoch), not {t!r}")
+    result = None
+    if answer is not None:
+        try:
+            result = QueryResult.from_dict({**answer, "input_uri": uri, "set_id": header.set_id})
+        except (TypeError, KeyError, ValueError):
+            raise ValueError(
+                "'result' must be a JSON object holding the answer Chroma gave for this input, or absent"
+            ) from None
+    if preview is not None and (not isinstance(preview, str) or len(preview) > PREVIEW_MAX):
+        raise ValueError(f"'preview' must be a string of at most {PREVIEW_MAX} characters, or absent")
+    return rid, uri, float(t), result, preview
 
 
 def _open_binary(path: Path) -> IO[bytes]:
@@ -153,27 +178,10 @@ class BatchReader:
             vector = np.asarray(emb, dtype="<f4")
         else:
             raise ValueError("'embedding' is missing; give base64 of little-endian float32, or a list of numbers")
-        rid = obj.get("id")
-        if rid is None:
-            rid = f"{self.header.batch_id}:L{line}"
-        elif not isinstance(rid, str) or not rid or len(rid) > 256:
-            raise ValueError("'id' must be a non-empty string of at most 256 characters")
-        t = obj.get("time", 0.0)
-        if not isinstance(t, (int, float)) or isinstance(t, bool) or not math.isfinite(t):
-            raise ValueError(f"'time' must be a number (seconds since the epoch), not {t!r}")
-        answer = obj.get("result")
-        result = None
-        if answer is not None:
-            try:
-                result = QueryResult.from_dict({**answer, "input_uri": uri, "set_id": self.header.set_id})
-            except (TypeError, KeyError, ValueError):
-                raise ValueError(
-                    "'result' must be a JSON object holding the answer Chroma gave for this input, or absent"
-                ) from None
-        preview = obj.get("preview")
-        if preview is not None and (not isinstance(preview, str) or len(preview) > PREVIEW_MAX):
-            raise ValueError(f"'preview' must be a string of at most {PREVIEW_MAX} characters, or absent")
-        return vector, rid, uri, obj.get("inferences"), obj.get("label"), float(t), result, preview
+        rid, uri, t, result, preview = record_fields(
+            self.header, line, obj.get("id"), uri, obj.get("time", 0.0), obj.get("result"), obj.get("preview")
+        )
+        return vector, rid, uri, obj.get("inferences"), obj.get("label"), t, result, preview
 
     def chunks(self, size: int = CHUNK_ROWS) -> Iterator[Records]:
         """Yield the good records in chunks of at most ``size``; bad lines go to ``problems``."""
