@@ -7,7 +7,8 @@
    (target: 10x the throughput).
 2. A one-vector HTTP query against a bare ``GET /v1/health`` on the same keep-alive connection: what the query
    adds beyond the engine's own work and one round trip (target: within 1 ms); the JSON form beside the binary one.
-3. HTTP ingest against the embedded engine, 1 and 4 clients (targets 0.5x and 0.8x).
+3. HTTP ingest against the embedded engine, 1 and 4 clients (targets 0.5x and 0.8x): the binary upload form
+   (the client's default) beside JSONL, with the server's CPU per 1,000 records (``--only-ingest``: this alone).
 4. With ``--against COMMIT``: the service of that git commit (e.g. before the binary wire) beside this tree's,
    both queried by this tree's client, interleaved.
 
@@ -34,7 +35,7 @@ from typing import Any
 
 import numpy as np
 from _util import free_port, start_chroma_server, verdict, wait_until_serving
-from bench_service import ingest_section
+from bench_service import ingest
 
 import chroma
 from chroma_core.config import load_config
@@ -202,6 +203,35 @@ def section_overhead(local: QuerySession, http: QuerySession, queries: np.ndarra
         )
 
 
+def section_ingest(local: Callable[[], Transport], url: str, server: int) -> None:
+    """HTTP ingest in both upload forms against the embedded engine, interleaved (issue 16: 0.5x and 0.8x)."""
+    per, n = 500, 40  # 20,000 records of 384-d per measurement
+
+    def http(binary: bool) -> Callable[[], Transport]:
+        def make() -> Transport:
+            transport = HTTPTransport(load_config(chroma_url=url, environ={}))
+            transport._binary_uploads = binary
+            return transport
+
+        return make
+
+    print(f"3. ingest of {n * per:,} x {DIM}-d records in batches of {per} (records/s; higher is better)")
+    for clients, target in ((1, 0.5), (4, 0.8)):
+        embedded = ingest(local, clients, n, per, f"local{clients}")
+        rates, cpu = {}, {}
+        for form, binary in (("binary", True), ("JSONL", False)):
+            before = cpu_seconds(server)
+            rates[form] = ingest(http(binary), clients, n, per, f"{form}{clients}")
+            cpu[form] = (cpu_seconds(server) - before) / (n * per) * 1e6
+        ratio = rates["binary"] / embedded
+        print(
+            f"  {clients} client(s): embedded {embedded:7.0f}/s   HTTP binary {rates['binary']:7.0f}/s "
+            f"({ratio:.2f}x, target >= {target}x: {verdict(ratio >= target)})   HTTP JSONL {rates['JSONL']:7.0f}/s "
+            f"({rates['JSONL'] / embedded:.2f}x)   server CPU ms/1k records: binary {cpu['binary']:.0f}, "
+            f"JSONL {cpu['JSONL']:.0f}"
+        )
+
+
 def older_service(ref: str, root: Path) -> tuple[subprocess.Popen[bytes], str]:
     """``chroma serve`` from the tree of git commit ``ref`` (its own packages first on sys.path: cwd)."""
     archive = subprocess.run(["git", "-C", str(ROOT), "archive", ref, "chroma", "chroma_core"], capture_output=True)
@@ -257,6 +287,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=1000, help="vectors in the batched call (default 1,000)")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--skip-ingest", action="store_true")
+    parser.add_argument("--only-ingest", action="store_true", help="section 3 only")
     parser.add_argument("--wait-index", action="store_true", help="wait until both ANN indexes cover the set")
     parser.add_argument(
         "--against", metavar="COMMIT", help="also measure the service of this git commit beside this one"
@@ -274,6 +305,9 @@ def main() -> None:
             def local_transport() -> Transport:
                 return LocalTransport(root / "embedded")
 
+            if args.only_ingest:
+                section_ingest(local_transport, url, proc.pid)
+                return
             lt, ht = local_transport(), http_transport()
             train(lt, args.training)
             train(ht, args.training)
@@ -287,7 +321,7 @@ def main() -> None:
             section_overhead(local, http, queries, args.rounds, proc.pid)
             if not args.skip_ingest:
                 print()
-                ingest_section(local_transport, http_transport)
+                section_ingest(local_transport, url, proc.pid)
             if args.against:
                 section_against(args.against, root, http, proc.pid, queries, args)
         finally:
