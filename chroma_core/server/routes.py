@@ -181,12 +181,20 @@ def records(
         }
     },
 )
-async def upload_batch(request: Request, engine: TenantEngine, service: ServiceDep) -> UploadOut:
+async def upload_batch(request: Request) -> Response:
+    """Store a batch (JSONL or the binary form, by Content-Type); its report is the answer."""
+    # No Depends, as on the query route: each plain-def dependency is a trip to the thread pool.
+    service: Service = request.app.state.service
     check_batch_headers(request.headers, service.limits)
     binary = request.headers.get("content-type", "").split(";")[0].strip().lower() == BATCH_BINARY_TYPE
+    application = application_of(request)
     async with spooled_body(request, service.limits, service.spool_dir) as spool:
-        report = await run_in_threadpool(_ingest, engine, spool, service.limits, binary)
-    return UploadOut(**report.to_dict())
+        report = await run_in_threadpool(_ingest_for, service, application, spool, binary)
+    return Response(json_text(report.to_dict()).encode("utf-8"), media_type="application/json")
+
+
+def _ingest_for(service: Service, application: str, spool: IO[bytes], binary: bool) -> UploadReport:
+    return _ingest(service.tenants.engine(application), spool, service.limits, binary)
 
 
 def _ingest(engine: Engine, spool: IO[bytes], limits: Limits, binary: bool = False) -> UploadReport:
