@@ -316,10 +316,14 @@ class PostgresStore:
 
     def nearest(self, set_id: str, queries: Matrix, k: int) -> Candidates | None:
         """Candidates from the set's index, which covers its first ``covered`` training rows (see
-        :mod:`~chroma_core.engine.postgres_index`); all the queries in one statement, so one round trip."""
+        :mod:`~chroma_core.engine.postgres_index`), with their stored vectors for the caller's exact re-rank.
+        All the queries in one statement, in one transaction; the engine needs no second read for its re-rank."""
         with self._tx() as conn:
+            ef = max(40, min(1000, 2 * int(k)))  # the search's breadth, set in the same round trip as the set's row
             info = conn.execute(
-                "SELECT dimension, training FROM chroma_sets WHERE set_id = %s AND tenant = %s", (set_id, self.tenant)
+                "SELECT dimension, training, set_config('hnsw.ef_search', %s, true) FROM chroma_sets "
+                "WHERE set_id = %s AND tenant = %s",
+                (str(ef), set_id, self.tenant),
             ).fetchone()
             if info is None:
                 return None
@@ -331,13 +335,18 @@ class PostgresStore:
                 return None
             covered = min(covers, training)
             if not len(queries) or k <= 0:
-                return Candidates(np.empty((len(queries), 0), dtype=np.int64), covered)
-            conn.execute(f"SET LOCAL hnsw.ef_search = {max(40, min(1000, 2 * int(k)))}")
-            found = conn.execute(
+                empty = np.empty((len(queries), 0), dtype=np.int64)
+                return Candidates(empty, covered, np.empty((len(queries), 0, dim), dtype=np.float32))
+            cursor = conn.cursor(binary=True)
+            # The vectors as raw bytes, parsed by numpy all at once (pgvector's loader makes an object per row).
+            cursor.adapters.register_loader(conn.adapters.types["vector"].oid, self.db.raw_loader)
+            cursor.execute(
                 nearest_query(dim, self.indexes.halfvec),
                 (list(np.asarray(queries, dtype=np.float32)), set_id, self.tenant, covers, int(k)),
-            ).fetchall()
+            )
+            found = cursor.fetchall()
         out = np.full((len(queries), k), -1, dtype=np.int64)
+        vectors = np.zeros((len(queries), k, dim), dtype=np.float32)
         if found:
             which = np.fromiter((f[0] for f in found), np.int64, len(found)) - 1
             rows = np.fromiter((f[1] for f in found), np.int64, len(found))
@@ -346,7 +355,10 @@ class PostgresStore:
             which, rows = which[order], rows[order]
             rank = np.arange(len(which)) - np.searchsorted(which, which)  # place within its query's run
             out[which, rank] = rows
-        return Candidates(out, covered)
+            # pgvector's binary form: int16 dimension, int16 unused, then big-endian float32s.
+            raw = np.frombuffer(b"".join(found[i][3] for i in order), dtype=">f4").reshape(len(found), dim + 1)
+            vectors[which, rank] = raw[:, 1:]
+        return Candidates(out, covered, vectors)
 
     def wait_for_index(self, set_id: str, timeout: float | None = None) -> bool:
         """Wait for the set's index build under way in this process; True when the index is ready."""
