@@ -10,7 +10,8 @@ tables' row-level security policies check (:mod:`~chroma_core.engine.postgres_sc
 - **Reads** of vectors are binary ``COPY`` parsed by numpy (:mod:`~chroma_core.engine.postgres_copy`).
 - **Nearest neighbours** come from the set's HNSW index (:mod:`~chroma_core.engine.postgres_index`), which covers
   the training rows that were there when it was built; the engine searches the newer ones exactly and re-ranks
-  the index's candidates exactly. All the query vectors of a call go in one statement.
+  the index's candidates exactly, with the vectors sent beside them. All the query vectors of a call go in one
+  statement, so a query through the engine is two transactions (see docs/scale-out.md).
 - **State** (the calibration, per set revision) lives in the database, so every replica gives the same answer.
 """
 
@@ -19,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
@@ -76,6 +78,7 @@ class PostgresStore:
         self.small_batch = small_batch
         self.indexes = Indexes(self.db, tenant, ann_threshold, halfvec)
         self._closed = False
+        self._reading = threading.local()  # the thread's open one_transaction(), if any
 
     def __repr__(self) -> str:
         return f"PostgresStore({self.db.shown!r}, tenant={self.tenant!r})"
@@ -86,6 +89,32 @@ class PostgresStore:
         with self.db.errors("use"), self.db.pool.connection() as conn, conn.transaction():
             conn.execute("SELECT set_config('chroma.tenant', %s, true)", (self.tenant,))
             yield conn
+
+    @contextlib.contextmanager
+    def _read(self) -> Iterator[Any]:
+        """A transaction for reading: the calling thread's :meth:`one_transaction` if one is open, else its own."""
+        conn = getattr(self._reading, "conn", None)
+        if conn is not None:
+            yield conn
+            return
+        with self._tx() as conn:
+            yield conn
+
+    @contextlib.contextmanager
+    def one_transaction(self) -> Iterator[None]:
+        """Run every read of the calling thread in one transaction, on one pooled connection, until the block
+        ends: the engine wraps each query in it, so that the set's revision check and the search share BEGIN,
+        tenant and COMMIT (6 round trips a query instead of 9). Writes (kept state, ingest) keep their own
+        transactions, so a write that fails cannot abort the reads'. Nested blocks join the outer one."""
+        if getattr(self._reading, "conn", None) is not None:
+            yield
+            return
+        with self._tx() as conn:
+            self._reading.conn = conn
+            try:
+                yield
+            finally:
+                self._reading.conn = None
 
     def close(self) -> None:
         if not self._closed:
@@ -100,7 +129,7 @@ class PostgresStore:
         return SetInfo(row[0], json.loads(row[1]), row[2], row[4], row[5], row[3], row[6])
 
     def get_set(self, set_id: str) -> SetInfo | None:
-        with self._tx() as conn:
+        with self._read() as conn:
             row = conn.execute(
                 f"SELECT {_SET_COLUMNS} FROM chroma_sets WHERE set_id = %s AND tenant = %s",  # noqa: S608
                 (set_id, self.tenant),
@@ -108,7 +137,7 @@ class PostgresStore:
         return None if row is None else self._info(row)
 
     def list_sets(self) -> list[SetInfo]:
-        with self._tx() as conn:
+        with self._read() as conn:
             rows = conn.execute(
                 f"SELECT {_SET_COLUMNS} FROM chroma_sets WHERE tenant = %s ORDER BY created_at, set_id",  # noqa: S608
                 (self.tenant,),
@@ -169,7 +198,7 @@ class PostgresStore:
         return parse_vectors(data, dim, with_rows=with_rows)
 
     def vectors(self, set_id: str, mode: Mode, start: int = 0, stop: int | None = None) -> Matrix:
-        with self._tx() as conn:
+        with self._read() as conn:
             dim = self._dimension(conn, set_id)
             if dim is None:
                 return np.empty((0, 0), dtype=np.float32)
@@ -182,7 +211,7 @@ class PostgresStore:
 
     def vectors_at(self, set_id: str, mode: Mode, rows: Sequence[int] | np.ndarray) -> Matrix:
         wanted = np.asarray(rows, dtype=np.int64).reshape(-1)
-        with self._tx() as conn:
+        with self._read() as conn:
             dim = self._dimension(conn, set_id)
             if dim is None:
                 if len(wanted):
@@ -200,7 +229,7 @@ class PostgresStore:
 
     def records(self, set_id: str, mode: Mode, start: int = 0, stop: int | None = None) -> list[StoredRecord]:
         columns = _RECORD if mode == "production" else _BASE  # training rows carry no answer
-        with self._tx() as conn:
+        with self._read() as conn:
             found = conn.execute(
                 f"SELECT {columns} FROM chroma_records WHERE {_WHERE} AND row >= %s AND row < %s ORDER BY row",  # noqa: S608
                 (set_id, self.tenant, mode, start, 2**62 if stop is None else stop),
@@ -209,7 +238,7 @@ class PostgresStore:
 
     def records_at(self, set_id: str, mode: Mode, rows: Sequence[int] | np.ndarray) -> list[StoredRecord]:
         wanted = [int(r) for r in rows]
-        with self._tx() as conn:
+        with self._read() as conn:
             found = {
                 r[0]: r
                 for r in conn.execute(
@@ -229,7 +258,7 @@ class PostgresStore:
             if bound is not None:
                 query += condition
                 params.append(float(bound))
-        with self._tx() as conn:
+        with self._read() as conn:
             rows = conn.execute(query + " ORDER BY row", params).fetchall()
         return Answers.from_rows(rows)
 
@@ -318,7 +347,7 @@ class PostgresStore:
         """Candidates from the set's index, which covers its first ``covered`` training rows (see
         :mod:`~chroma_core.engine.postgres_index`), with their stored vectors for the caller's exact re-rank.
         All the queries in one statement, in one transaction; the engine needs no second read for its re-rank."""
-        with self._tx() as conn:
+        with self._read() as conn:
             ef = max(40, min(1000, 2 * int(k)))  # the search's breadth, set in the same round trip as the set's row
             info = conn.execute(
                 "SELECT dimension, training, set_config('hnsw.ef_search', %s, true) FROM chroma_sets "
@@ -365,7 +394,7 @@ class PostgresStore:
         return self.indexes.wait(set_id, timeout)
 
     def read_state(self, set_id: str, key: str) -> dict[str, Any] | None:
-        with self._tx() as conn:
+        with self._read() as conn:
             row = conn.execute(
                 "SELECT value FROM chroma_state WHERE set_id = %s AND tenant = %s AND key = %s",
                 (set_id, self.tenant, key),

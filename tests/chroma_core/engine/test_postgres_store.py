@@ -2,7 +2,7 @@
 
 Store selection by URL, the errors a user meets (a wrong URL, a missing extension, the password never shown),
 row-level security between applications, the index the planner really uses, concurrent writers of one batch, and
-the schema's fitness for Citus, and how few transactions a query takes.
+the schema's fitness for Citus, and that a query is one transaction.
 """
 
 from __future__ import annotations
@@ -160,7 +160,7 @@ def test_the_index_is_built_after_the_bulk_ingest_and_the_planner_uses_it(store_
     assert f"{index_name(store.tenant, A.id)}_2000" in plan, plan
 
 
-def test_a_query_is_two_transactions_and_its_candidates_come_with_their_exact_vectors(store_of, monkeypatch):
+def test_a_query_is_one_transaction_and_its_candidates_come_with_their_exact_vectors(store_of, monkeypatch):
     import dataclasses
 
     from chroma_core.engine.engine import Engine
@@ -198,7 +198,7 @@ def test_a_query_is_two_transactions_and_its_candidates_come_with_their_exact_ve
     monkeypatch.setattr(psycopg.Connection, "execute", counted)
     monkeypatch.setattr(store, "vectors_at", lambda *a: pytest.fail("a second read for the re-rank"))
     assert engine.query(request) == expected
-    assert len(tenants) == 2  # the set's revision, then the search
+    assert len(tenants) == 1  # the set's revision and the search share one transaction
 
 
 def test_two_writers_of_the_same_batches_at_once_store_them_once(store_of):
