@@ -223,7 +223,7 @@ def main() -> None:
         server.close()
     print(f"{args.n} x {args.dim} training vectors, +{args.incremental} incremental, {args.queries} queries")
     heads = (
-        ("bulk rec/s", 11), ("index s", 8), ("incr rec/s", 11), ("p50 ms", 8), ("p99 ms", 8), ("p50 reread", 10),
+        ("bulk rec/s", 11), ("index s", 8), ("incr rec/s", 11), ("p50 ms", 8), ("p99 ms", 8), ("p50 before", 10),
         ("nn 1-by-1 ms", 12), ("nn batch ms", 11), ("recall@10", 9),
     )  # fmt: skip
     print(f"{'store':28} " + " ".join(f"{h:>{w}}" for h, w in heads))
