@@ -49,6 +49,9 @@ _SHIFT = 2**50
 #: Ingests of at least this many records are followed by ANALYZE (the planner must learn the table grew).
 ANALYZE_AFTER = 10_000
 
+#: The least ``hnsw.ef_search`` of a search (pgvector's own default); more for searches of over half as many rows.
+_EF_MIN = 40
+
 _SET_COLUMNS = "set_id, key_json, dimension, created_at, training, production, revision"
 _BASE = "row, id, input_uri, inferences, label, time, preview"
 _RECORD = f"{_BASE}, {', '.join(ANSWER_COLUMNS)}"
@@ -87,7 +90,11 @@ class PostgresStore:
     def _tx(self) -> Iterator[Any]:
         """One transaction on a pooled connection, as this tenant (committed on success, else rolled back)."""
         with self.db.errors("use"), self.db.pool.connection() as conn, conn.transaction():
-            conn.execute("SELECT set_config('chroma.tenant', %s, true)", (self.tenant,))
+            # The search breadth's default with the tenant: a search of few neighbours then needs no statement.
+            conn.execute(
+                "SELECT set_config('chroma.tenant', %s, true), set_config('hnsw.ef_search', %s, true)",
+                (self.tenant, str(_EF_MIN)),
+            )
             yield conn
 
     @contextlib.contextmanager
@@ -104,17 +111,17 @@ class PostgresStore:
     def one_transaction(self) -> Iterator[None]:
         """Run every read of the calling thread in one transaction, on one pooled connection, until the block
         ends: the engine wraps each query in it, so that the set's revision check and the search share BEGIN,
-        tenant and COMMIT (6 round trips a query instead of 9). Writes (kept state, ingest) keep their own
+        tenant and COMMIT (5 round trips a query instead of 18). Writes (kept state, ingest) keep their own
         transactions, so a write that fails cannot abort the reads'. Nested blocks join the outer one."""
         if getattr(self._reading, "conn", None) is not None:
             yield
             return
         with self._tx() as conn:
-            self._reading.conn = conn
+            self._reading.conn, self._reading.sets = conn, {}
             try:
                 yield
             finally:
-                self._reading.conn = None
+                self._reading.conn = self._reading.sets = None
 
     def close(self) -> None:
         if not self._closed:
@@ -134,7 +141,11 @@ class PostgresStore:
                 f"SELECT {_SET_COLUMNS} FROM chroma_sets WHERE set_id = %s AND tenant = %s",  # noqa: S608
                 (set_id, self.tenant),
             ).fetchone()
-        return None if row is None else self._info(row)
+        info = None if row is None else self._info(row)
+        seen = getattr(self._reading, "sets", None)
+        if seen is not None and info is not None:  # nearest() in the same transaction need not read it again
+            seen[set_id] = (info.dimension, info.training)
+        return info
 
     def list_sets(self) -> list[SetInfo]:
         with self._read() as conn:
@@ -348,14 +359,17 @@ class PostgresStore:
         :mod:`~chroma_core.engine.postgres_index`), with their stored vectors for the caller's exact re-rank.
         All the queries in one statement, in one transaction; the engine needs no second read for its re-rank."""
         with self._read() as conn:
-            ef = max(40, min(1000, 2 * int(k)))  # the search's breadth, set in the same round trip as the set's row
-            info = conn.execute(
-                "SELECT dimension, training, set_config('hnsw.ef_search', %s, true) FROM chroma_sets "
-                "WHERE set_id = %s AND tenant = %s",
-                (str(ef), set_id, self.tenant),
-            ).fetchone()
+            ef = max(_EF_MIN, min(1000, 2 * int(k)))  # the search's breadth (every transaction starts at _EF_MIN)
+            info = (getattr(self._reading, "sets", None) or {}).get(set_id)
             if info is None:
-                return None
+                info = conn.execute(
+                    "SELECT dimension, training FROM chroma_sets WHERE set_id = %s AND tenant = %s",
+                    (set_id, self.tenant),
+                ).fetchone()
+                if info is None:
+                    return None
+            if ef != _EF_MIN:
+                conn.execute("SELECT set_config('hnsw.ef_search', %s, true)", (str(ef),))
             dim, training = int(info[0]), int(info[1])
             covers = self.indexes.covering(conn, set_id)
             if self.indexes.stale(training, covers):  # e.g. a replica that did not ingest, after a restart
