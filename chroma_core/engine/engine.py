@@ -51,7 +51,8 @@ class Engine:
     def __init__(self, store: Store, *, warm_rows: int | None = 10_000, warm_delay: float = 1.0) -> None:
         self.store = store
         self._models: dict[str, SetModel] = {}
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the dictionaries below; a set's model is loaded under its own lock
+        self._set_locks: dict[str, threading.Lock] = {}
         self._warm_rows = warm_rows
         self._warmer = Warmer(self._warm, delay=warm_delay)
 
@@ -104,28 +105,37 @@ class Engine:
 
     def delete_set(self, set_id: str) -> bool:
         """Remove a set with all its records and vectors; False if there was no such set."""
-        with self._lock:
-            self._models.pop(set_id, None)
-        return self.store.delete_set(set_id)
+        with self._set_lock(set_id):  # not while its model is being loaded: that model would outlive the set
+            with self._lock:
+                self._models.pop(set_id, None)
+            return self.store.delete_set(set_id)
 
     def delete_records(self, input_uris: list[str] | tuple[str, ...], set_id: str | None = None) -> DeleteReport:
         """Remove the training and production records of these inputs, in every set (or in ``set_id`` only)."""
         report = self.store.delete_records(input_uris, set_id=set_id)
-        with self._lock:
-            for affected in report.sets:
+        for affected in report.sets:
+            with self._set_lock(affected), self._lock:
                 self._models.pop(affected, None)
         return report
 
     # ---- answering ---------------------------------------------------------------------------------------------
 
-    def _model(self, set_id: str) -> SetModel:
+    def _set_lock(self, set_id: str) -> threading.Lock:
         with self._lock:
+            return self._set_locks.setdefault(set_id, threading.Lock())
+
+    def _model(self, set_id: str) -> SetModel:
+        # One lock per set: loading a large set (seconds, often in the background after its upload) holds up the
+        # queries of that set, which would load it too, never those of the others.
+        with self._set_lock(set_id):
             info = self.store.get_set(set_id)
             if info is None or info.training == 0:
                 raise UnknownEmbeddingSetError(set_id)
             model = self._models.get(set_id)
             if model is None or model.revision != info.revision:
-                model = self._models[set_id] = self._new_model(info)
+                model = self._new_model(info)
+                with self._lock:
+                    self._models[set_id] = model
             if len(model) < info.training:
                 self._grow(model, info.training)
             return model

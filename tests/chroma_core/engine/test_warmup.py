@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import threading
 import time
 
 import numpy as np
@@ -80,3 +81,31 @@ def test_closing_the_engine_cancels_a_pending_warm_up(tmp_path):
     assert not engine.wait_for_model(ES.id, 0.05)  # pending
     engine.close()
     assert engine.wait_for_model(ES.id, 1.0) and ES.id not in engine._models
+
+
+def test_a_set_being_loaded_holds_up_only_its_own_queries(tmp_path, monkeypatch):
+    x, labels, _ = clusters(n_per=100, dim=8, k=2, noise=0.4, seed=6)
+    other = EmbeddingSet.from_dict({**SET, "layer": "other"})
+    engine = Engine(SQLiteStore(tmp_path, ann_threshold=None), warm_rows=None)
+    engine.put(*part(x, labels, 0, 200))
+    header, records = part(x, labels, 0, 200)
+    engine.put(BatchHeader("o", other, "training", 8, "t"), records)
+    entered, release = threading.Event(), threading.Event()
+    real = Engine._grow
+
+    def slow(self, model, count):
+        if model.set_id == ES.id:
+            entered.set()
+            assert release.wait(30)
+        real(self, model, count)
+
+    monkeypatch.setattr(Engine, "_grow", slow)
+    loading = threading.Thread(target=answers, args=(engine, x[:2]))
+    loading.start()
+    assert entered.wait(30)
+    results = engine.query(QueryRequest.of(other, x[:2], ["a", "b"]))  # not held up by the other set's load
+    assert len(results) == 2 and loading.is_alive()
+    release.set()
+    loading.join(30)
+    assert len(engine._models[ES.id]) == 200
+    engine.close()
