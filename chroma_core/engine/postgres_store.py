@@ -100,7 +100,10 @@ class PostgresStore:
     @contextlib.contextmanager
     def _read(self) -> Iterator[Any]:
         """A transaction for reading: the calling thread's :meth:`one_transaction` if one is open, else its own."""
-        conn = getattr(self._reading, "conn", None)
+        reading = self._reading
+        conn = getattr(reading, "conn", None)
+        if conn is None and getattr(reading, "stack", None) is not None:  # the first read of one_transaction()
+            conn = reading.conn = reading.stack.enter_context(self._tx())
         if conn is not None:
             yield conn
             return
@@ -111,17 +114,18 @@ class PostgresStore:
     def one_transaction(self) -> Iterator[None]:
         """Run every read of the calling thread in one transaction, on one pooled connection, until the block
         ends: the engine wraps each query in it, so that the set's revision check and the search share BEGIN,
-        tenant and COMMIT (5 round trips a query instead of 18). Writes (kept state, ingest) keep their own
+        tenant and COMMIT (5 round trips a query instead of 18). The connection is taken at the first read, so a
+        query waiting for a lock of the engine's holds none. Writes (kept state, ingest) keep their own
         transactions, so a write that fails cannot abort the reads'. Nested blocks join the outer one."""
-        if getattr(self._reading, "conn", None) is not None:
+        if getattr(self._reading, "stack", None) is not None:
             yield
             return
-        with self._tx() as conn:
-            self._reading.conn, self._reading.sets = conn, {}
+        with contextlib.ExitStack() as stack:  # closes the transaction: COMMIT, or ROLLBACK on an exception
+            self._reading.stack, self._reading.conn, self._reading.sets = stack, None, {}
             try:
                 yield
             finally:
-                self._reading.conn = self._reading.sets = None
+                self._reading.stack = self._reading.conn = self._reading.sets = None
 
     def close(self) -> None:
         if not self._closed:
