@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from pathlib import Path
@@ -165,9 +166,11 @@ class Engine:
         model.add(vectors, [r.input_uri for r in records], [r.label for r in records], [r.inferences for r in records])
 
     def query(self, request: QueryRequest) -> list[QueryResult]:
-        model = self._model(request.set_id)
-        check_dimension(request.vectors.shape[1], model.dimension, "query embedding")
-        return model.query(request)
+        # A store that can (PostgreSQL) reads the set's revision and searches in one transaction.
+        with getattr(self.store, "one_transaction", contextlib.nullcontext)():
+            model = self._model(request.set_id)
+            check_dimension(request.vectors.shape[1], model.dimension, "query embedding")
+            return model.query(request)
 
     def select(self, request: SelectRequest) -> Selection:
         """The ``n`` production inputs most worth labelling (see :func:`chroma_core.engine.selection.select`)."""
