@@ -22,6 +22,7 @@ from chroma_core.engine import Engine
 from chroma_core.errors import UnknownEmbeddingSetError
 from chroma_core.json_text import json_text
 from chroma_core.server.auth import Keys, Tenants
+from chroma_core.server.batch_binary import BinaryBatchReader
 from chroma_core.server.body import BoundedLines, check_batch_headers, spooled_body
 from chroma_core.server.gate import GuardedRoute, application_of
 from chroma_core.server.query_body import QUERY_REQUEST_BODY, query_kind, query_request, read_query_body
@@ -40,7 +41,7 @@ from chroma_core.server.schema import (
     UploadOut,
 )
 from chroma_core.server.settings import Limits
-from chroma_core.server.wire import API_PREFIX, BATCH_CONTENT_TYPES, ApiError
+from chroma_core.server.wire import API_PREFIX, BATCH_BINARY_TYPE, BATCH_CONTENT_TYPES, ApiError
 from chroma_core.types import SelectRequest, SetInfo, Thresholds, UploadReport
 from chroma_core.version import __version__
 
@@ -180,14 +181,27 @@ def records(
         }
     },
 )
-async def upload_batch(request: Request, engine: TenantEngine, service: ServiceDep) -> UploadOut:
+async def upload_batch(request: Request) -> Response:
+    """Store a batch (JSONL or the binary form, by Content-Type); its report is the answer."""
+    # No Depends, as on the query route: each plain-def dependency is a trip to the thread pool.
+    service: Service = request.app.state.service
     check_batch_headers(request.headers, service.limits)
+    binary = request.headers.get("content-type", "").split(";")[0].strip().lower() == BATCH_BINARY_TYPE
+    application = application_of(request)
     async with spooled_body(request, service.limits, service.spool_dir) as spool:
-        report = await run_in_threadpool(_ingest, engine, spool, service.limits)
-    return UploadOut(**report.to_dict())
+        report = await run_in_threadpool(_ingest_for, service, application, spool, binary)
+    return Response(json_text(report.to_dict()).encode("utf-8"), media_type="application/json")
 
 
-def _ingest(engine: Engine, spool: IO[bytes], limits: Limits) -> UploadReport:
+def _ingest_for(service: Service, application: str, spool: IO[bytes], binary: bool) -> UploadReport:
+    return _ingest(service.tenants.engine(application), spool, service.limits, binary)
+
+
+def _ingest(engine: Engine, spool: IO[bytes], limits: Limits, binary: bool = False) -> UploadReport:
+    if binary:
+        # The reader bounds what gzip may expand to: it checks each size against the limits before reading it.
+        with BinaryBatchReader(open_stream(spool), limits) as binary_reader:
+            return engine.ingest(binary_reader)
     lines = BoundedLines(open_stream(spool), limits)
     with BatchReader(
         lines,  # type: ignore[arg-type]

@@ -7,18 +7,22 @@ A query's vectors may cross as raw little-endian float32 (:data:`QUERY_CONTENT_T
 8-byte prefix (the magic ``CHQ1`` and the header's length as a little-endian uint32), a small JSON header
 (``count``, ``dimension``, and optionally ``input_uris``, ``inferences``, ``thresholds``), then the
 ``count x dimension`` matrix, row by row. :func:`encode_query` and :func:`decode_query` are its one codec.
+A batch upload may take the same shape (:data:`BATCH_BINARY_TYPE`, magic ``CHB1``): :func:`encode_batch` writes it,
+``server/batch_binary.py`` reads it.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import json
+import math
 import struct
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
+from chroma_core.batch_header import header_json
 from chroma_core.errors import (
     BatchFormatError,
     ChromaError,
@@ -30,11 +34,14 @@ from chroma_core.errors import (
     TransportError,
     UnknownEmbeddingSetError,
 )
+from chroma_core.json_text import json_text
+from chroma_core.records import BatchHeader, Records
 
 __all__ = [
     "DELETE_PAGE",
     "API_PREFIX",
     "APPLICATION_HEADER",
+    "BATCH_BINARY_TYPE",
     "BATCH_CONTENT_TYPES",
     "ERRORS",
     "IDEMPOTENCY_HEADER",
@@ -44,6 +51,7 @@ __all__ = [
     "QueryBody",
     "code_for",
     "decode_query",
+    "encode_batch",
     "encode_query",
     "is_loopback",
 ]
@@ -54,7 +62,9 @@ DELETE_PAGE = 10_000
 KEY_HEADER = "X-Chroma-Api-Key"
 APPLICATION_HEADER = "X-Chroma-Application-Id"
 IDEMPOTENCY_HEADER = "Idempotency-Key"
-BATCH_CONTENT_TYPES = ("application/x-ndjson", "application/jsonl", "application/octet-stream")
+#: A batch upload whose vectors are raw little-endian float32 beside a JSON header of columns (docs/batch-format.md).
+BATCH_BINARY_TYPE = "application/x-chroma-batch"
+BATCH_CONTENT_TYPES = ("application/x-ndjson", "application/jsonl", "application/octet-stream", BATCH_BINARY_TYPE)
 #: A query whose vectors are raw little-endian float32 (the module docstring); JSON is ``application/json``.
 QUERY_CONTENT_TYPE = "application/x-chroma-query"
 
@@ -154,9 +164,7 @@ def encode_query(
         header["inferences"] = list(inferences)
     if thresholds:
         header["thresholds"] = thresholds
-    text = json.dumps(header, separators=(",", ":"), default=str).encode("utf-8")
-    # Padded with spaces (still JSON) so that the matrix starts on a 4-byte boundary of the body.
-    text += b" " * (-(len(text) + _PREFIX.size) % 4)
+    text = _padded(json.dumps(header, separators=(",", ":"), default=str).encode("utf-8"))
     return b"".join((_PREFIX.pack(_QUERY_MAGIC, len(text)), text, matrix.tobytes()))
 
 
@@ -242,3 +250,39 @@ def decode_query(body: bytes, *, max_rows: int, max_dimension: int) -> QueryBody
         raise ApiError("invalid_request", "invalid request: input_uris: every input_uri must be a string.")
     vectors = np.frombuffer(body, dtype=_F32, count=count * dimension, offset=start).reshape(count, dimension)
     return QueryBody(vectors, uris, _optional(header, "inferences", list), _optional(header, "thresholds", dict))
+
+
+# ---- the binary batch body -------------------------------------------------------------------------------------
+
+BATCH_MAGIC = b"CHB1"
+
+
+def _padded(text: bytes) -> bytes:
+    # Padded with spaces (still JSON) so that the matrix starts on a 4-byte boundary of the body.
+    return text + b" " * (-(len(text) + _PREFIX.size) % 4)
+
+
+def encode_batch(header: BatchHeader, records: Records) -> bytes:
+    """The :data:`BATCH_BINARY_TYPE` body of a batch: the prefix, the JSON header with the records' columns, the matrix.
+
+    The header is the JSONL header line's object plus ``count`` and one list per column: ``ids``, ``input_uris``,
+    ``inferences``, ``times``, and ``labels``, ``results``, ``previews`` when any record has one.
+    """
+    n = len(records)
+    columns: dict[str, Any] = {
+        **header_json(header),
+        "count": n,
+        "ids": list(records.ids),
+        "input_uris": list(records.input_uris),
+        "inferences": list(records.inferences),
+        "times": [t if math.isfinite(t) else 0.0 for t in records.times],
+    }
+    if any(label is not None for label in records.labels):
+        columns["labels"] = list(records.labels)
+    if records.results:
+        columns["results"] = [None if r is None else r.stored() for r in records.results]
+    if records.previews:
+        columns["previews"] = list(records.previews)
+    matrix = np.ascontiguousarray(records.vectors, dtype=_F32).reshape(n, header.dimension)
+    text = _padded(json_text(columns).encode("utf-8"))
+    return b"".join((_PREFIX.pack(BATCH_MAGIC, len(text)), text, matrix.tobytes()))

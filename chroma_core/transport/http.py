@@ -33,10 +33,12 @@ from chroma_core.records import BatchHeader, Mode, Records
 from chroma_core.secret import Secret
 from chroma_core.server.wire import (
     APPLICATION_HEADER,
+    BATCH_BINARY_TYPE,
     BATCH_CONTENT_TYPES,
     DELETE_PAGE,
     IDEMPOTENCY_HEADER,
     QUERY_CONTENT_TYPE,
+    encode_batch,
     is_loopback,
 )
 from chroma_core.transport import http_query
@@ -135,6 +137,8 @@ class HTTPTransport(Transport):
         self._warned_retry = False
         #: Queries go as raw float32 until the service says it takes only JSON (an older service).
         self._binary_queries = True
+        #: Batches go in the binary form until the service answers 415 (an older service); then as JSONL.
+        self._binary_uploads = True
 
     def __repr__(self) -> str:
         return f"<HTTPTransport {self.base}>"  # never the headers: they hold the key
@@ -227,20 +231,44 @@ class HTTPTransport(Transport):
     # ---- Transport ----------------------------------------------------------------------------------------------
 
     def upload(self, header: BatchHeader, records: Records) -> UploadReport:
-        # A line holds its embedding in base64 (4/3 of its bytes) and its uri, id and JSON fields.
-        per_part = max(1, UPLOAD_PART_BYTES // (header.dimension * 4 * 4 // 3 + 256))
+        binary = self._binary_uploads
+        # A JSONL line holds its embedding in base64 (4/3 of its bytes); the binary form, the raw bytes. Both carry
+        # the uri, id and JSON fields.
+        row_bytes = header.dimension * 4 if binary else header.dimension * 4 * 4 // 3
+        per_part = max(1, UPLOAD_PART_BYTES // (row_bytes + 256))
         parts = max(1, -(-len(records) // per_part))
         reports = []
         for part in range(parts):
             start = part * per_part
             rows = records if parts == 1 else records.subset(range(start, min(start + per_part, len(records))))
             part_header = dataclasses.replace(header, batch_id=part_id(header.batch_id, part, parts))
+            what = f"uploading batch {header.batch_id}" + (f" (part {part + 1} of {parts})" if parts > 1 else "")
+            if binary:
+                report = self._upload_binary(part_header, rows, what)
+                if report is None:
+                    # A 415 comes on the first part; were it later, records are stored once by id anyway.
+                    return self.upload(header, records)
+                reports.append(report)
+                continue
             buffer = io.BytesIO()
             write_batch_to(buffer, part_header, rows, compress=self.compress)
-            payload = buffer.getvalue()
-            what = f"uploading batch {header.batch_id}" + (f" (part {part + 1} of {parts})" if parts > 1 else "")
-            reports.append(self._upload(part_header.batch_id, _constant(payload), what, self.compress))
+            reports.append(self._upload(part_header.batch_id, _constant(buffer.getvalue()), what, self.compress))
         return UploadReport.combined(header.batch_id, header.set_id, header.mode, reports)
+
+    def _upload_binary(self, header: BatchHeader, records: Records, what: str) -> UploadReport | None:
+        """Send one part in the binary form; None when the service takes only JSONL (then it gets JSONL from now)."""
+        payload = encode_batch(header, records)
+        headers = {"Content-Type": BATCH_BINARY_TYPE, IDEMPOTENCY_HEADER: header.batch_id}
+        if self.compress:
+            payload = gzip.compress(payload, compresslevel=1)
+            headers["Content-Encoding"] = "gzip"
+        response = self._request("POST", "/batches", what, check=False, data=payload, headers=headers)
+        if response.status_code == 415:
+            logger.info("the service at %s takes no binary batches; sending it JSONL", self.base)
+            self._binary_uploads = False
+            return None
+        raise_for_status(response)
+        return UploadReport.from_dict(response.json())
 
     def upload_file(self, path: str | os.PathLike[str]) -> UploadReport:
         with BatchReader(path) as reader:  # fail fast, locally, on a file with no usable header

@@ -13,22 +13,26 @@ from tests.conftest import SET, ChromaServer, clusters
 pytestmark = pytest.mark.slow
 
 
-def test_a_large_upload_goes_in_idempotent_parts(tmp_path, monkeypatch):
-    monkeypatch.setattr(http, "UPLOAD_PART_BYTES", 16 * 1024)  # 16 dims: 48 rows a part, 7 parts for 300 rows
+@pytest.mark.parametrize(("binary", "expected_parts"), [(True, 6), (False, 7)])
+def test_a_large_upload_goes_in_idempotent_parts(tmp_path, monkeypatch, binary, expected_parts):
+    # 16 dims: 51 rows a part (6 parts for 300 rows) in the binary form, 48 (7 parts) as JSONL.
+    monkeypatch.setattr(http, "UPLOAD_PART_BYTES", 16 * 1024)
     x, _, _ = clusters(n_per=100, dim=16, k=3)
     n = len(x)
     header = BatchHeader(new_batch_id(), EmbeddingSet.from_dict(SET), "training", 16, "t")
     records = Records(x, [f"r{i}" for i in range(n)], [f"/{i}" for i in range(n)], [None] * n, [None] * n, [0.0] * n)
     server = ChromaServer(tmp_path / "data").start()
     transport = http.HTTPTransport(load_config(chroma_url=server.url, environ={}))
+    transport._binary_uploads = binary
     sizes: list[int] = []
-    send = transport._upload
+    request = transport.session.request
 
-    def counting(batch_id, body, what, gzipped):
-        sizes.append(len(body()))
-        return send(batch_id, body, what, gzipped)
+    def counting(method, url, **kwargs):
+        if url.endswith("/batches"):
+            sizes.append(len(kwargs["data"]() if callable(kwargs["data"]) else kwargs["data"]))
+        return request(method, url, **kwargs)
 
-    monkeypatch.setattr(transport, "_upload", counting)
+    monkeypatch.setattr(transport.session, "request", counting)
     try:
         first = transport.upload(header, records)
         assert (first.batch_id, first.read, first.stored, first.duplicates, first.ok) == (
@@ -38,7 +42,7 @@ def test_a_large_upload_goes_in_idempotent_parts(tmp_path, monkeypatch):
             0,
             True,
         )
-        assert len(sizes) == 7 and max(sizes) <= 16 * 1024
+        assert len(sizes) == expected_parts and max(sizes) <= 16 * 1024
         again = transport.upload(header, records)  # a retry of the whole upload stores nothing twice
         assert (again.read, again.stored, again.duplicates) == (n, 0, n)
         assert transport.get_set(header.set_id).training == n

@@ -1,0 +1,194 @@
+"""Reading a :data:`~chroma_core.server.wire.BATCH_BINARY_TYPE` upload within the server's :class:`Limits`.
+
+The body (docs/batch-format.md, "The binary upload form"): ``CHB1``, the header's length as a little-endian uint32,
+the JSON header (the JSONL header line's object, ``count``, and one list per column), then ``count x dimension``
+little-endian float32. :class:`BinaryBatchReader` gives the engine what :class:`BatchReader` gives it: the header,
+then the good records in chunks, each bad record a problem that never costs its neighbours. A record's problem
+names the line it would have in the JSONL form of the same batch (record ``i``, from 0, is line ``i + 2``).
+
+A body whose bytes do not add up (the prefix, the header's JSON, a column's length, the matrix's length) is refused
+whole (``batch_format``, 400); sizes are checked before what they describe is read (``payload_too_large``, 413).
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Iterator
+from typing import IO, Any
+
+import numpy as np
+
+from chroma_core.batch_header import parse_header
+from chroma_core.batch_reader import CHUNK_ROWS, BatchReader, Problem, record_fields
+from chroma_core.errors import BatchFormatError
+from chroma_core.json_text import loads
+from chroma_core.records import Records
+from chroma_core.server.settings import Limits
+from chroma_core.server.wire import _PREFIX, BATCH_BINARY_TYPE, BATCH_MAGIC, ApiError
+
+__all__ = ["BinaryBatchReader"]
+
+# id, uri, inferences, label, time, result, preview
+_Meta = tuple[str, str, Any, Any, float, Any, "str | None"]
+_COLUMNS = ("ids", "input_uris", "inferences", "times", "labels", "results", "previews")
+_REQUIRED = frozenset({"input_uris"})
+
+
+def _malformed(message: str) -> BatchFormatError:
+    return BatchFormatError(f"the uploaded batch: {message} (docs/batch-format.md describes {BATCH_BINARY_TYPE}).")
+
+
+class BinaryBatchReader(BatchReader):
+    """The records of a binary upload, read from ``stream`` (gzip already undone) within ``limits``."""
+
+    def __init__(self, stream: IO[bytes], limits: Limits) -> None:
+        self.name = "the uploaded batch"
+        self._handle = stream
+        self.problems: list[Problem] = []
+        self.problem_count = 0
+        self._first_problem: Problem | None = None
+        self._max_problems = limits.problems_reported
+        self._max_bad_lines = limits.max_bad_lines
+        self._limits = limits
+        columns = self._read_columns()
+        self.header = parse_header(columns)
+        self._count = self._whole_count(columns)
+        self._check_size()
+        self._check_columns(columns)
+        self._meta = self._metadata(columns)
+
+    def _more_bytes(self) -> bool:
+        try:
+            return bool(self._handle.read(1))
+        except (OSError, EOFError, zlib.error) as exc:
+            raise _malformed(f"the gzipped body is corrupt or truncated ({exc})") from None
+
+    # ---- the header ----------------------------------------------------------------------------------------------
+
+    def _exactly(self, size: int, what: str) -> bytes:
+        try:
+            data = self._handle.read(size)
+        except (OSError, EOFError, zlib.error) as exc:  # gzip.BadGzipFile is an OSError
+            raise _malformed(f"the gzipped body is corrupt or truncated ({exc})") from None
+        if len(data) != size:
+            raise _malformed(f"the body ends inside {what}: {size} bytes were due, {len(data)} came")
+        return data
+
+    def _read_columns(self) -> dict[str, Any]:
+        magic, length = _PREFIX.unpack(self._exactly(_PREFIX.size, "its 8-byte prefix"))
+        if magic != BATCH_MAGIC:
+            raise _malformed(f"a binary batch starts with {BATCH_MAGIC!r}, not {magic!r}")
+        if _PREFIX.size + length > self._limits.max_decompressed_bytes:
+            raise ApiError(
+                "payload_too_large",
+                f"the batch's header is {length} bytes, over the limit of {self._limits.max_decompressed_bytes}. "
+                "Split the batch.",
+            )
+        try:
+            columns = loads(self._exactly(length, "its header"))
+        except (ValueError, RecursionError):
+            raise _malformed("the header is not valid UTF-8 JSON") from None
+        if not isinstance(columns, dict):
+            raise _malformed("the header must be a JSON object")
+        return columns
+
+    def _whole_count(self, columns: dict[str, Any]) -> int:
+        count = columns.get("count")
+        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+            raise _malformed(f"the header's 'count' must be a whole number, not {count!r}")
+        return count
+
+    def _check_columns(self, columns: dict[str, Any]) -> None:
+        count = self._count
+        for name in _COLUMNS:
+            column = columns.get(name)
+            if column is None and name not in _REQUIRED:
+                continue
+            if not isinstance(column, list) or len(column) != count:
+                got = f"{len(column)} entries" if isinstance(column, list) else repr(type(column).__name__)
+                raise _malformed(f"the header's {name!r} must be a list of {count} entries (one per record), not {got}")
+
+    def _check_size(self) -> None:
+        dimension = self.header.dimension
+        if dimension > self._limits.max_dimension:
+            raise ApiError(
+                "invalid_request",
+                f"the batch's dimension {dimension} is over this server's limit of {self._limits.max_dimension}.",
+            )
+        matrix = self._count * dimension * 4
+        if matrix > self._limits.max_decompressed_bytes:
+            raise ApiError(
+                "payload_too_large",
+                f"the batch's {self._count} x {dimension} vectors are {matrix} bytes, over the limit of "
+                f"{self._limits.max_decompressed_bytes}. Split the batch.",
+            )
+
+    # ---- the columns ---------------------------------------------------------------------------------------------
+
+    def _metadata(self, columns: dict[str, Any]) -> list[_Meta | None]:
+        """Each record's fields checked as the JSONL reader checks a line's, or None (and a problem) when bad."""
+        n = self._count
+        none: list[Any] = [None] * n
+        ids, uris = columns.get("ids") or none, columns["input_uris"]
+        inferences, labels = columns.get("inferences") or none, columns.get("labels") or none
+        times, results = columns.get("times") or [0.0] * n, columns.get("results") or none
+        previews = columns.get("previews") or none
+        rows: list[_Meta | None] = []
+        for i in range(n):
+            try:
+                rid, uri, t, result, preview = record_fields(
+                    self.header, i + 2, ids[i], uris[i], times[i], results[i], previews[i]
+                )
+            except ValueError as exc:
+                self._problem(Problem(i + 2, str(exc)))
+                rows.append(None)
+                continue
+            rows.append((rid, uri, inferences[i], labels[i], t, result, preview))
+        return rows
+
+    # ---- the matrix ----------------------------------------------------------------------------------------------
+
+    def chunks(self, size: int = CHUNK_ROWS) -> Iterator[Records]:
+        """Yield the good records in chunks of at most ``size``; bad ones go to ``problems``."""
+        dim = self.header.dimension
+        for start in range(0, self._count, size):
+            stop = min(start + size, self._count)
+            data = bytearray(self._exactly((stop - start) * dim * 4, f"the vectors of records {start}-{stop - 1}"))
+            vectors = np.frombuffer(data, dtype="<f4").reshape(stop - start, dim)
+            chunk = self._chunk(start, vectors)
+            if len(chunk):
+                yield chunk
+        if self._more_bytes():
+            raise _malformed(f"bytes follow the {self._count} x {dim} vectors the header announces")
+        if self.problem_count > len(self.problems):
+            self.problems.append(Problem(0, f"... and {self.problem_count - len(self.problems)} more problems"))
+
+    def _chunk(self, start: int, vectors: np.ndarray) -> Records:
+        finite = np.asarray(np.isfinite(vectors).all(axis=1))
+        nonzero = np.asarray(vectors.any(axis=1))
+        meta = self._meta[start : start + len(vectors)]
+        keep: list[int] = []
+        for i in range(len(vectors)):
+            if meta[i] is None:
+                continue
+            if finite[i] and nonzero[i]:
+                keep.append(i)
+                continue
+            reason = "holds NaN or infinite values" if not finite[i] else "is all zeros (it has no direction)"
+            self._problem(Problem(start + i + 2, f"'embedding' {reason}"))
+        if self.problems:
+            self.problems.sort(key=lambda p: (p.line == 0, p.line))
+        rows: list[_Meta] = [m for i in keep if (m := meta[i]) is not None]
+        if len(keep) < len(vectors):
+            vectors = vectors[keep]
+        return Records(
+            vectors=vectors,
+            ids=[r[0] for r in rows],
+            input_uris=[r[1] for r in rows],
+            inferences=[r[2] for r in rows],
+            labels=[r[3] for r in rows],
+            times=[r[4] for r in rows],
+            lines=[start + i + 2 for i in keep],
+            results=[r[5] for r in rows] if any(r[5] is not None for r in rows) else [],
+            previews=[r[6] for r in rows] if any(r[6] is not None for r in rows) else [],
+        )
