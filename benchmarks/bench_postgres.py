@@ -20,6 +20,8 @@ store dropping the index first and building it again after the delete.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import dataclasses
 import statistics
 import sys
 import tempfile
@@ -57,6 +59,24 @@ def records(x: np.ndarray, start: int) -> Records:
     return Records(x, ids, [f"/x/{start + i}" for i in range(n)], [None] * n, labels, [0.0] * n)
 
 
+class _RowsOnly:
+    """A store as the engine saw it before: ``nearest`` sends candidate rows without their vectors, and every
+    read is a transaction of its own (three a query: the revision check, the search, the re-rank's vectors)."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    def one_transaction(self) -> contextlib.AbstractContextManager[None]:
+        return contextlib.nullcontext()
+
+    def nearest(self, set_id: str, queries: np.ndarray, k: int) -> Any:
+        found = self._store.nearest(set_id, queries, k)
+        return None if found is None else dataclasses.replace(found, vectors=None)
+
+
 def run(
     store: Store, x: np.ndarray, extra: np.ndarray, qs: np.ndarray, every_row: str | None = None
 ) -> dict[str, float]:
@@ -85,11 +105,17 @@ def run(
 
     engine = Engine(store)
     engine.query(QueryRequest(ES.id, qs[:1], ("/warm",)))  # loads the set and calibrates once
-    latencies = []
+    # The same queries also through an engine that sees the store as before (three transactions a query, the
+    # re-rank's vectors read apart): this branch's before/after, taken in turns so that the machine's noise falls
+    # on both alike. Only the pool's check of recently used connections cannot be put back here.
+    reread = Engine(_RowsOnly(store))
+    reread.query(QueryRequest(ES.id, qs[:1], ("/warm",)))
+    latencies, apart = [], []
     for i, q in enumerate(qs):
-        t0 = time.perf_counter()
-        engine.query(QueryRequest(ES.id, q[None, :], (f"/q/{i}",)))
-        latencies.append(time.perf_counter() - t0)
+        for which, times in ((engine, latencies), (reread, apart)):
+            t0 = time.perf_counter()
+            which.query(QueryRequest(ES.id, q[None, :], (f"/q/{i}",)))
+            times.append(time.perf_counter() - t0)
     store.nearest(ES.id, qs[:1], 20)
     t0 = time.perf_counter()
     for q in qs:
@@ -121,6 +147,7 @@ def run(
         "incremental_rate": len(extra) / incremental,
         "p50_ms": statistics.median(latencies) * 1e3,
         "p99_ms": ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))] * 1e3,
+        "p50_reread_ms": statistics.median(apart) * 1e3,
         "nearest_single_ms": one_by_one / len(qs) * 1e3,
         "nearest_batched_ms": batched / len(qs) * 1e3,
         "recall": recall,
@@ -145,6 +172,9 @@ def main() -> None:
     parser.add_argument("--incremental", type=int, default=2000)
     parser.add_argument("--halfvec", action="store_true", help="index halfvec(dim) in PostgreSQL")
     parser.add_argument("--delete-rows", type=int, default=3000, help="indexed rows of the delete measurement")
+    parser.add_argument(
+        "--quick", action="store_true", help="SQLite and the direct PostgreSQL way only, no delete measurement"
+    )
     args = parser.parse_args()
     from tests.postgres_server import PostgresServer, pg_bin
 
@@ -170,36 +200,46 @@ def main() -> None:
             f"postgres staged ({kind})": (0, None),
             f"postgres before ({kind})": (0, _every_row(args.dim, args.halfvec)),
         }
+        if args.quick:
+            ways = dict(list(ways.items())[:1])
         for name, (small, every_row) in ways.items():
             pg = PostgresStore(server.new_database(), ann_threshold=20_000, halfvec=args.halfvec, small_batch=small)
             results[name] = run(pg, x, extra, qs, every_row)
             pg.close()
-        deletes = {
-            way: delete_row_zero(
-                PostgresStore(server.new_database(), ann_threshold=args.delete_rows // 2), args, refile
-            )
-            for way, refile in (("re-filing every renumbered row", 10**12), ("dropping and rebuilding the index", None))
-        }
+        deletes = (
+            {}
+            if args.quick
+            else {
+                way: delete_row_zero(
+                    PostgresStore(server.new_database(), ann_threshold=args.delete_rows // 2), args, refile
+                )
+                for way, refile in (
+                    ("re-filing every renumbered row", 10**12),
+                    ("dropping and rebuilding the index", None),
+                )
+            }
+        )
     finally:
         server.close()
     print(f"{args.n} x {args.dim} training vectors, +{args.incremental} incremental, {args.queries} queries")
     heads = (
-        ("bulk rec/s", 11), ("index s", 8), ("incr rec/s", 11), ("p50 ms", 8), ("p99 ms", 8),
+        ("bulk rec/s", 11), ("index s", 8), ("incr rec/s", 11), ("p50 ms", 8), ("p99 ms", 8), ("p50 before", 10),
         ("nn 1-by-1 ms", 12), ("nn batch ms", 11), ("recall@10", 9),
     )  # fmt: skip
     print(f"{'store':28} " + " ".join(f"{h:>{w}}" for h, w in heads))
     for name, r in results.items():
         print(
             f"{name:28} {r['ingest_rate']:11.0f} {r['index_s']:8.1f} {r['incremental_rate']:11.0f} "
-            f"{r['p50_ms']:8.2f} {r['p99_ms']:8.2f} {r['nearest_single_ms']:12.3f} {r['nearest_batched_ms']:11.3f} "
+            f"{r['p50_ms']:8.2f} {r['p99_ms']:8.2f} {r['p50_reread_ms']:10.2f} "
+            f"{r['nearest_single_ms']:12.3f} {r['nearest_batched_ms']:11.3f} "
             f"{r['recall']:9.3f}"
         )
     base = results["sqlite (usearch f16)"]
-    before = results[f"postgres before ({kind})"]
+    before = results.get(f"postgres before ({kind})")
     for name, r in results.items():
         if r is not base:
             ratio = r["incremental_rate"] / base["incremental_rate"]
-            gain = r["incremental_rate"] / before["incremental_rate"]
+            gain = r["incremental_rate"] / before["incremental_rate"] if before else float("nan")
             print(
                 f"{name} / sqlite: bulk ingest x{r['ingest_rate'] / base['ingest_rate']:.2f}, incremental "
                 f"x{ratio:.2f} (x{gain:.1f} of before), query p50 x{r['p50_ms'] / base['p50_ms']:.2f}, nearest "

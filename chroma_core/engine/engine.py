@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from pathlib import Path
@@ -15,6 +16,7 @@ from chroma_core.engine.scoring import SetModel
 from chroma_core.engine.search import Neighbours
 from chroma_core.engine.store import DeleteReport, PutResult, Store
 from chroma_core.engine.stores import open_store
+from chroma_core.engine.warmup import Warmer
 from chroma_core.errors import DimensionMismatchError, UnknownEmbeddingSetError
 from chroma_core.records import BatchHeader, Mode, Records, utc_timestamp
 from chroma_core.types import (
@@ -41,21 +43,45 @@ class Engine:
     or processes add rows and read again when the set's ``revision`` says rows were deleted. Where the store has
     its own index of a set (the SQLite store builds one for large sets), only the rows it does not cover yet are
     searched here.
+
+    A training write that leaves a set with at least ``warm_rows`` rows loads its model and calibrates it in the
+    background, ``warm_delay`` seconds after the set's last write (:mod:`chroma_core.engine.warmup`), so the first
+    query after a large upload finds both ready (``warm_rows=None``: never).
     """
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, *, warm_rows: int | None = 10_000, warm_delay: float = 1.0) -> None:
         self.store = store
         self._models: dict[str, SetModel] = {}
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the dictionaries below; a set's model is loaded under its own lock
+        self._set_locks: dict[str, threading.Lock] = {}
+        self._warm_rows = warm_rows
+        self._warmer = Warmer(self._warm, delay=warm_delay)
 
     def close(self) -> None:
+        self._warmer.close()
         self.store.close()
+
+    def _stored(self, header: BatchHeader, result: PutResult) -> PutResult:
+        if header.mode == "training" and result.stored and self._warm_rows is not None:
+            info = self.store.get_set(header.set_id)
+            if info is not None and info.training >= self._warm_rows:
+                self._warmer.schedule(header.set_id)
+        return result
+
+    def _warm(self, set_id: str) -> None:
+        model = self._model(set_id)
+        if len(model) >= DEFAULT_THRESHOLDS.min_training:
+            model.calibration(DEFAULT_THRESHOLDS)
+
+    def wait_for_model(self, set_id: str, timeout: float | None = None) -> bool:
+        """Until no background load or calibration of the set is pending or running (True), or ``timeout``."""
+        return self._warmer.wait(set_id, timeout)
 
     # ---- writing -----------------------------------------------------------------------------------------------
 
     def put(self, header: BatchHeader, records: Records, *, complete: bool = True) -> PutResult:
         """Store one in-memory batch (see :meth:`Store.put`)."""
-        return self.store.put(header, [records], complete=lambda: complete)
+        return self._stored(header, self.store.put(header, [records], complete=lambda: complete))
 
     def ingest(self, reader: BatchReader) -> UploadReport:
         """Store every good record of a batch stream, in one transaction (the whole batch or none of it).
@@ -65,7 +91,7 @@ class Engine:
         """
         header = reader.header
         result = self.store.put(header, reader.chunks(), complete=lambda: not reader.problems)
-        return result.report(header, reader.problems)
+        return self._stored(header, result).report(header, reader.problems)
 
     def create_set(self, embedding_set: EmbeddingSet, dimension: int) -> SetInfo:
         return self.store.create_set(embedding_set, dimension)
@@ -80,28 +106,37 @@ class Engine:
 
     def delete_set(self, set_id: str) -> bool:
         """Remove a set with all its records and vectors; False if there was no such set."""
-        with self._lock:
-            self._models.pop(set_id, None)
-        return self.store.delete_set(set_id)
+        with self._set_lock(set_id):  # not while its model is being loaded: that model would outlive the set
+            with self._lock:
+                self._models.pop(set_id, None)
+            return self.store.delete_set(set_id)
 
     def delete_records(self, input_uris: list[str] | tuple[str, ...], set_id: str | None = None) -> DeleteReport:
         """Remove the training and production records of these inputs, in every set (or in ``set_id`` only)."""
         report = self.store.delete_records(input_uris, set_id=set_id)
-        with self._lock:
-            for affected in report.sets:
+        for affected in report.sets:
+            with self._set_lock(affected), self._lock:
                 self._models.pop(affected, None)
         return report
 
     # ---- answering ---------------------------------------------------------------------------------------------
 
-    def _model(self, set_id: str) -> SetModel:
+    def _set_lock(self, set_id: str) -> threading.Lock:
         with self._lock:
+            return self._set_locks.setdefault(set_id, threading.Lock())
+
+    def _model(self, set_id: str) -> SetModel:
+        # One lock per set: loading a large set (seconds, often in the background after its upload) holds up the
+        # queries of that set, which would load it too, never those of the others.
+        with self._set_lock(set_id):
             info = self.store.get_set(set_id)
             if info is None or info.training == 0:
                 raise UnknownEmbeddingSetError(set_id)
             model = self._models.get(set_id)
             if model is None or model.revision != info.revision:
-                model = self._models[set_id] = self._new_model(info)
+                model = self._new_model(info)
+                with self._lock:
+                    self._models[set_id] = model
             if len(model) < info.training:
                 self._grow(model, info.training)
             return model
@@ -131,9 +166,11 @@ class Engine:
         model.add(vectors, [r.input_uri for r in records], [r.label for r in records], [r.inferences for r in records])
 
     def query(self, request: QueryRequest) -> list[QueryResult]:
-        model = self._model(request.set_id)
-        check_dimension(request.vectors.shape[1], model.dimension, "query embedding")
-        return model.query(request)
+        # A store that can (PostgreSQL) reads the set's revision and searches in one transaction.
+        with getattr(self.store, "one_transaction", contextlib.nullcontext)():
+            model = self._model(request.set_id)
+            check_dimension(request.vectors.shape[1], model.dimension, "query embedding")
+            return model.query(request)
 
     def select(self, request: SelectRequest) -> Selection:
         """The ``n`` production inputs most worth labelling (see :func:`chroma_core.engine.selection.select`)."""

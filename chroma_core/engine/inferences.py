@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["class_scores", "predicted_label", "uncertainty_of"]
+__all__ = ["class_scores", "label_and_uncertainty", "predicted_label", "uncertainty_of"]
 
 
 def class_scores(inferences: Any) -> list[tuple[Any, float]]:
@@ -39,8 +39,7 @@ def class_scores(inferences: Any) -> list[tuple[Any, float]]:
     return pairs
 
 
-def uncertainty_of(inferences: Any) -> float | None:
-    pairs = class_scores(inferences)
+def _margin(pairs: list[tuple[Any, float]]) -> float | None:
     if not pairs:
         return None
     p1 = pairs[0][1]
@@ -48,10 +47,28 @@ def uncertainty_of(inferences: Any) -> float | None:
     return float(min(1.0, max(0.0, 1.0 - (p1 - p2))))
 
 
-def predicted_label(inferences: Any) -> Any:
-    pairs = class_scores(inferences)
+def _label(pairs: list[tuple[Any, float]], inferences: Any) -> Any:
     if pairs:
         return pairs[0][0]
     if isinstance(inferences, dict) and "label" in inferences:
         return inferences["label"]
     return None
+
+
+def uncertainty_of(inferences: Any) -> float | None:
+    """``1 - (p1 - p2)`` of the two highest class scores (None: no class scores)."""
+    return _margin(class_scores(inferences))
+
+
+def predicted_label(inferences: Any) -> Any:
+    """The label of the highest class score, else an inference's own ``label`` (None: neither)."""
+    return _label(class_scores(inferences), inferences)
+
+
+def label_and_uncertainty(inferences: Any) -> tuple[Any, float | None]:
+    """:func:`predicted_label` and :func:`uncertainty_of` at once: the class scores are parsed once (a set's model
+    load does this for every training record)."""
+    if inferences is None:
+        return None, None
+    pairs = class_scores(inferences)
+    return _label(pairs, inferences), _margin(pairs)

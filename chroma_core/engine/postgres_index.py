@@ -256,11 +256,13 @@ def _literal(text: str) -> str:
 
 def nearest_query(dim: int, halfvec: bool) -> str:
     """The ``k`` nearest rows of each query, with their distances: a LATERAL join over the unnested queries in
-    which each side is an index scan (its ``row < covers`` matches the index's predicate). Parameters: the
+    which each side is an index scan (its ``row < covers`` matches the index's predicate); each row comes with its
+    stored float32 vector, for the exact re-rank. Parameters: the
     queries, the set id, the tenant, ``covers`` and ``k``."""
     expression, _ = vector_cast(dim, halfvec)
     distance = f"{expression} <=> q.v::{'halfvec' if halfvec else 'vector'}({dim})"
     where = "set_id = %s AND tenant = %s AND mode = 'training' AND row < %s"
-    lateral = f"SELECT row, {distance} AS d FROM chroma_records WHERE {where} ORDER BY {distance} LIMIT %s"  # noqa: S608
+    lateral = f"SELECT row, {distance} AS d, embedding FROM chroma_records WHERE {where}"  # noqa: S608
+    lateral += f" ORDER BY {distance} LIMIT %s"
     queries = "unnest(%b::vector[]) WITH ORDINALITY AS q(v, i)"  # binary: the text form is slow to write
-    return f"SELECT q.i, n.row, n.d FROM {queries} CROSS JOIN LATERAL ({lateral}) n"  # noqa: S608
+    return f"SELECT q.i, n.row, n.d, n.embedding FROM {queries} CROSS JOIN LATERAL ({lateral}) n"  # noqa: S608

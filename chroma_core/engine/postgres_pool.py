@@ -11,6 +11,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import time
+import weakref
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -22,6 +24,9 @@ from chroma_core.secret import redact_url
 __all__ = ["Database", "DatabaseUnavailableError", "open_database", "release"]
 
 logger = logging.getLogger("chroma.engine")
+
+#: A pooled connection idle for less than this is handed out without a check (see ``Database._check``).
+CHECK_IDLE_S = 1.0
 
 _SCHEMA_LOCK = 0x6368726F6D61  # pg_advisory_xact_lock key ("chroma")
 
@@ -55,6 +60,8 @@ class Database:
         self.shown = redact_url(url)
         self._password = unquote(urlsplit(url).password or "")
         self.psycopg, pool_mod, self._pgvector = _modules()
+        self._pool_mod = pool_mod
+        self._last_used: weakref.WeakKeyDictionary[Any, float] = weakref.WeakKeyDictionary()
         with self.errors("connect to"):
             with self.psycopg.connect(url, autocommit=True, connect_timeout=10) as conn:
                 self._prepare(conn)
@@ -65,12 +72,24 @@ class Database:
                 timeout=timeout,
                 kwargs={"connect_timeout": 10},
                 configure=self._configure,
-                # A connection is checked as it is handed out: after a database restart, no request gets a dead one.
-                check=pool_mod.ConnectionPool.check_connection,
+                reset=self._returned,
+                check=self._check,
                 open=True,
             )
         self.timeout_error: type[Exception] = pool_mod.PoolTimeout
+        #: A binary loader that keeps a value's bytes as they came (for numpy to parse many at once).
+        self.raw_loader: type[Any] = self.psycopg.types.string.ByteaBinaryLoader
         self.refs = 0
+
+    def _returned(self, conn: Any) -> None:
+        self._last_used[conn] = time.monotonic()
+
+    def _check(self, conn: Any) -> None:
+        """Check a connection as it is handed out, unless it came back within :data:`CHECK_IDLE_S` (a check is
+        a round trip, a fifth of a query's). After a database restart, a connection checked so is never dead;
+        one used just before the restart may be, and its request is answered as unavailable (503, retried)."""
+        if time.monotonic() - self._last_used.get(conn, -CHECK_IDLE_S) >= CHECK_IDLE_S:
+            self._pool_mod.ConnectionPool.check_connection(conn)
 
     def _configure(self, conn: Any) -> None:
         self._pgvector.register_vector(conn)

@@ -10,7 +10,8 @@ tables' row-level security policies check (:mod:`~chroma_core.engine.postgres_sc
 - **Reads** of vectors are binary ``COPY`` parsed by numpy (:mod:`~chroma_core.engine.postgres_copy`).
 - **Nearest neighbours** come from the set's HNSW index (:mod:`~chroma_core.engine.postgres_index`), which covers
   the training rows that were there when it was built; the engine searches the newer ones exactly and re-ranks
-  the index's candidates exactly. All the query vectors of a call go in one statement.
+  the index's candidates exactly, with the vectors sent beside them. All the query vectors of a call go in one
+  statement, so a query through the engine is two transactions (see docs/scale-out.md).
 - **State** (the calibration, per set revision) lives in the database, so every replica gives the same answer.
 """
 
@@ -19,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
@@ -46,6 +48,9 @@ _SHIFT = 2**50
 
 #: Ingests of at least this many records are followed by ANALYZE (the planner must learn the table grew).
 ANALYZE_AFTER = 10_000
+
+#: The least ``hnsw.ef_search`` of a search (pgvector's own default); more for searches of over half as many rows.
+_EF_MIN = 40
 
 _SET_COLUMNS = "set_id, key_json, dimension, created_at, training, production, revision"
 _BASE = "row, id, input_uri, inferences, label, time, preview"
@@ -76,6 +81,7 @@ class PostgresStore:
         self.small_batch = small_batch
         self.indexes = Indexes(self.db, tenant, ann_threshold, halfvec)
         self._closed = False
+        self._reading = threading.local()  # the thread's open one_transaction(), if any
 
     def __repr__(self) -> str:
         return f"PostgresStore({self.db.shown!r}, tenant={self.tenant!r})"
@@ -84,8 +90,42 @@ class PostgresStore:
     def _tx(self) -> Iterator[Any]:
         """One transaction on a pooled connection, as this tenant (committed on success, else rolled back)."""
         with self.db.errors("use"), self.db.pool.connection() as conn, conn.transaction():
-            conn.execute("SELECT set_config('chroma.tenant', %s, true)", (self.tenant,))
+            # The search breadth's default with the tenant: a search of few neighbours then needs no statement.
+            conn.execute(
+                "SELECT set_config('chroma.tenant', %s, true), set_config('hnsw.ef_search', %s, true)",
+                (self.tenant, str(_EF_MIN)),
+            )
             yield conn
+
+    @contextlib.contextmanager
+    def _read(self) -> Iterator[Any]:
+        """A transaction for reading: the calling thread's :meth:`one_transaction` if one is open, else its own."""
+        reading = self._reading
+        conn = getattr(reading, "conn", None)
+        if conn is None and getattr(reading, "stack", None) is not None:  # the first read of one_transaction()
+            conn = reading.conn = reading.stack.enter_context(self._tx())
+        if conn is not None:
+            yield conn
+            return
+        with self._tx() as conn:
+            yield conn
+
+    @contextlib.contextmanager
+    def one_transaction(self) -> Iterator[None]:
+        """Run every read of the calling thread in one transaction, on one pooled connection, until the block
+        ends: the engine wraps each query in it, so that the set's revision check and the search share BEGIN,
+        tenant and COMMIT (5 round trips a query instead of 18). The connection is taken at the first read, so a
+        query waiting for a lock of the engine's holds none. Writes (kept state, ingest) keep their own
+        transactions, so a write that fails cannot abort the reads'. Nested blocks join the outer one."""
+        if getattr(self._reading, "stack", None) is not None:
+            yield
+            return
+        with contextlib.ExitStack() as stack:  # closes the transaction: COMMIT, or ROLLBACK on an exception
+            self._reading.stack, self._reading.conn, self._reading.sets = stack, None, {}
+            try:
+                yield
+            finally:
+                self._reading.stack = self._reading.conn = self._reading.sets = None
 
     def close(self) -> None:
         if not self._closed:
@@ -100,15 +140,19 @@ class PostgresStore:
         return SetInfo(row[0], json.loads(row[1]), row[2], row[4], row[5], row[3], row[6])
 
     def get_set(self, set_id: str) -> SetInfo | None:
-        with self._tx() as conn:
+        with self._read() as conn:
             row = conn.execute(
                 f"SELECT {_SET_COLUMNS} FROM chroma_sets WHERE set_id = %s AND tenant = %s",  # noqa: S608
                 (set_id, self.tenant),
             ).fetchone()
-        return None if row is None else self._info(row)
+        info = None if row is None else self._info(row)
+        seen = getattr(self._reading, "sets", None)
+        if seen is not None and info is not None:  # nearest() in the same transaction need not read it again
+            seen[set_id] = (info.dimension, info.training)
+        return info
 
     def list_sets(self) -> list[SetInfo]:
-        with self._tx() as conn:
+        with self._read() as conn:
             rows = conn.execute(
                 f"SELECT {_SET_COLUMNS} FROM chroma_sets WHERE tenant = %s ORDER BY created_at, set_id",  # noqa: S608
                 (self.tenant,),
@@ -169,7 +213,7 @@ class PostgresStore:
         return parse_vectors(data, dim, with_rows=with_rows)
 
     def vectors(self, set_id: str, mode: Mode, start: int = 0, stop: int | None = None) -> Matrix:
-        with self._tx() as conn:
+        with self._read() as conn:
             dim = self._dimension(conn, set_id)
             if dim is None:
                 return np.empty((0, 0), dtype=np.float32)
@@ -182,7 +226,7 @@ class PostgresStore:
 
     def vectors_at(self, set_id: str, mode: Mode, rows: Sequence[int] | np.ndarray) -> Matrix:
         wanted = np.asarray(rows, dtype=np.int64).reshape(-1)
-        with self._tx() as conn:
+        with self._read() as conn:
             dim = self._dimension(conn, set_id)
             if dim is None:
                 if len(wanted):
@@ -200,7 +244,7 @@ class PostgresStore:
 
     def records(self, set_id: str, mode: Mode, start: int = 0, stop: int | None = None) -> list[StoredRecord]:
         columns = _RECORD if mode == "production" else _BASE  # training rows carry no answer
-        with self._tx() as conn:
+        with self._read() as conn:
             found = conn.execute(
                 f"SELECT {columns} FROM chroma_records WHERE {_WHERE} AND row >= %s AND row < %s ORDER BY row",  # noqa: S608
                 (set_id, self.tenant, mode, start, 2**62 if stop is None else stop),
@@ -209,7 +253,7 @@ class PostgresStore:
 
     def records_at(self, set_id: str, mode: Mode, rows: Sequence[int] | np.ndarray) -> list[StoredRecord]:
         wanted = [int(r) for r in rows]
-        with self._tx() as conn:
+        with self._read() as conn:
             found = {
                 r[0]: r
                 for r in conn.execute(
@@ -229,7 +273,7 @@ class PostgresStore:
             if bound is not None:
                 query += condition
                 params.append(float(bound))
-        with self._tx() as conn:
+        with self._read() as conn:
             rows = conn.execute(query + " ORDER BY row", params).fetchall()
         return Answers.from_rows(rows)
 
@@ -316,13 +360,20 @@ class PostgresStore:
 
     def nearest(self, set_id: str, queries: Matrix, k: int) -> Candidates | None:
         """Candidates from the set's index, which covers its first ``covered`` training rows (see
-        :mod:`~chroma_core.engine.postgres_index`); all the queries in one statement, so one round trip."""
-        with self._tx() as conn:
-            info = conn.execute(
-                "SELECT dimension, training FROM chroma_sets WHERE set_id = %s AND tenant = %s", (set_id, self.tenant)
-            ).fetchone()
+        :mod:`~chroma_core.engine.postgres_index`), with their stored vectors for the caller's exact re-rank.
+        All the queries in one statement, in one transaction; the engine needs no second read for its re-rank."""
+        with self._read() as conn:
+            ef = max(_EF_MIN, min(1000, 2 * int(k)))  # the search's breadth (every transaction starts at _EF_MIN)
+            info = (getattr(self._reading, "sets", None) or {}).get(set_id)
             if info is None:
-                return None
+                info = conn.execute(
+                    "SELECT dimension, training FROM chroma_sets WHERE set_id = %s AND tenant = %s",
+                    (set_id, self.tenant),
+                ).fetchone()
+                if info is None:
+                    return None
+            if ef != _EF_MIN:
+                conn.execute("SELECT set_config('hnsw.ef_search', %s, true)", (str(ef),))
             dim, training = int(info[0]), int(info[1])
             covers = self.indexes.covering(conn, set_id)
             if self.indexes.stale(training, covers):  # e.g. a replica that did not ingest, after a restart
@@ -331,13 +382,18 @@ class PostgresStore:
                 return None
             covered = min(covers, training)
             if not len(queries) or k <= 0:
-                return Candidates(np.empty((len(queries), 0), dtype=np.int64), covered)
-            conn.execute(f"SET LOCAL hnsw.ef_search = {max(40, min(1000, 2 * int(k)))}")
-            found = conn.execute(
+                empty = np.empty((len(queries), 0), dtype=np.int64)
+                return Candidates(empty, covered, np.empty((len(queries), 0, dim), dtype=np.float32))
+            cursor = conn.cursor(binary=True)
+            # The vectors as raw bytes, parsed by numpy all at once (pgvector's loader makes an object per row).
+            cursor.adapters.register_loader(conn.adapters.types["vector"].oid, self.db.raw_loader)
+            cursor.execute(
                 nearest_query(dim, self.indexes.halfvec),
                 (list(np.asarray(queries, dtype=np.float32)), set_id, self.tenant, covers, int(k)),
-            ).fetchall()
+            )
+            found = cursor.fetchall()
         out = np.full((len(queries), k), -1, dtype=np.int64)
+        vectors = np.zeros((len(queries), k, dim), dtype=np.float32)
         if found:
             which = np.fromiter((f[0] for f in found), np.int64, len(found)) - 1
             rows = np.fromiter((f[1] for f in found), np.int64, len(found))
@@ -346,14 +402,17 @@ class PostgresStore:
             which, rows = which[order], rows[order]
             rank = np.arange(len(which)) - np.searchsorted(which, which)  # place within its query's run
             out[which, rank] = rows
-        return Candidates(out, covered)
+            # pgvector's binary form: int16 dimension, int16 unused, then big-endian float32s.
+            raw = np.frombuffer(b"".join(found[i][3] for i in order), dtype=">f4").reshape(len(found), dim + 1)
+            vectors[which, rank] = raw[:, 1:]
+        return Candidates(out, covered, vectors)
 
     def wait_for_index(self, set_id: str, timeout: float | None = None) -> bool:
         """Wait for the set's index build under way in this process; True when the index is ready."""
         return self.indexes.wait(set_id, timeout)
 
     def read_state(self, set_id: str, key: str) -> dict[str, Any] | None:
-        with self._tx() as conn:
+        with self._read() as conn:
             row = conn.execute(
                 "SELECT value FROM chroma_state WHERE set_id = %s AND tenant = %s AND key = %s",
                 (set_id, self.tenant, key),

@@ -33,12 +33,20 @@ import numpy as np
 
 from chroma_core.engine.centred import CentredNovelty, candidates_for
 from chroma_core.engine.index import normalize
-from chroma_core.engine.inferences import class_scores, predicted_label, uncertainty_of
+from chroma_core.engine.inferences import class_scores, label_and_uncertainty, predicted_label, uncertainty_of
 from chroma_core.engine.search import Neighbours
 from chroma_core.types import Neighbor, QueryRequest, QueryResult, Thresholds
 from chroma_core.vectors import Matrix
 
-__all__ = ["Calibration", "SetModel", "class_scores", "cosine_distance", "predicted_label", "uncertainty_of"]
+__all__ = [
+    "Calibration",
+    "SetModel",
+    "calibration_key",
+    "class_scores",
+    "cosine_distance",
+    "predicted_label",
+    "uncertainty_of",
+]
 
 # Absolute bounds on the calibrated near-duplicate distance: a sparse set must not make far inputs "duplicates",
 # and a set of nothing but copies must still call exact copies duplicates.
@@ -54,6 +62,12 @@ _COPY = 1e-4
 _ROUNDING = 1e-5
 _CENTRED = ("knn_centred", "knn_class_centred")
 _DEFAULT_UNCERTAINTY = 0.5  # margin under 0.5 when training records carry no class scores to calibrate from
+
+
+def calibration_key(th: Thresholds, k: int) -> str:
+    """Where a calibration for ``th`` with ``k`` neighbours is kept in a store's state (per set)."""
+    # "v2": the near-duplicate rule of issue 15; calibrations kept under the old key are not reused.
+    return f"calibration/v2/{th.novelty_score}/{th.percentile:g}/{th.duplicate_percentile:g}/{k}/{th.min_training}"
 
 
 def _label_key(label: Any) -> str | None:
@@ -153,11 +167,19 @@ class SetModel:
             self.search.add(normalize(vectors))
         self.uris.extend(uris)
         start = len(self.labels)
+        keys: dict[str, str] = {}  # most labels are a few strings: their JSON key is computed once each
         for label, inf in zip(labels, inferences, strict=False):
-            lab = label if label is not None else predicted_label(inf)
+            guessed, unc = label_and_uncertainty(inf)
+            lab = label if label is not None else guessed
             self.raw_labels.append(lab)
-            self.labels.append(_label_key(lab))
-            self.uncertainties.append(uncertainty_of(inf))
+            if isinstance(lab, str):
+                key = keys.get(lab)
+                if key is None:
+                    key = keys[lab] = json.dumps(lab)
+                self.labels.append(key)
+            else:
+                self.labels.append(_label_key(lab))
+            self.uncertainties.append(unc)
         fresh = [-1 if key is None else self._codes.setdefault(key, len(self._codes)) for key in self.labels[start:]]
         self._label_codes = np.concatenate([self._label_codes, np.asarray(fresh, dtype=np.int32)])
         self._calibrations.clear()
@@ -219,8 +241,7 @@ class SetModel:
         return cached
 
     def _calibrate(self, th: Thresholds, n: int, k: int) -> Calibration:
-        # "v2": the near-duplicate rule of issue 15; calibrations kept under the old key are not reused.
-        key = f"calibration/v2/{th.novelty_score}/{th.percentile:g}/{th.duplicate_percentile:g}/{k}/{th.min_training}"
+        key = calibration_key(th, k)
         kept = self._state[0](key) if self._state is not None else None
         if kept is not None and (kept.get("revision"), kept.get("n_training")) == (self.revision, n):
             return Calibration(**{f.name: kept[f.name] for f in dataclasses.fields(Calibration)})

@@ -128,7 +128,10 @@ class Neighbours:
         cand = found.rows
         valid = (cand >= 0) & (cand < start)
         cand = np.where(valid, cand, 0)
-        vecs = self.row_vectors(cand.ravel()).reshape(len(queries), cand.shape[1], -1)
+        if found.vectors is not None:  # sent with the rows: no second read
+            vecs = normalize(found.vectors.reshape(-1, self.dimension)).reshape(len(queries), cand.shape[1], -1)
+        else:
+            vecs = self.row_vectors(cand.ravel()).reshape(len(queries), cand.shape[1], -1)
         cand_sims = np.einsum("qd,qkd->qk", queries, vecs)
         cand_sims[~valid] = -np.inf
         cand_sims[_repeats(cand)] = -np.inf  # a candidate listed twice (padding) must not take two places

@@ -13,6 +13,7 @@ import contextlib
 import os
 import re
 import shutil
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from chroma_core.atomic import private_dir, private_file
 from chroma_core.errors import StorageError
 from chroma_core.vectors import Matrix
 
-__all__ = ["appending", "compact", "index_path", "read_range", "read_rows", "sweep", "vector_path"]
+__all__ = ["RowMaps", "appending", "compact", "index_path", "read_range", "read_rows", "sweep", "vector_path"]
 
 _F32 = np.dtype("<f4")
 _COPY_ROWS = 65_536  # rows copied per step while compacting: bounded memory whatever the set's size
@@ -95,6 +96,47 @@ def read_rows(path: Path, dimension: int, count: int, rows: np.ndarray) -> Matri
         raise IndexError(f"rows must lie in 0..{count - 1}")
     view = np.memmap(path, dtype=_F32, mode="r", shape=(count, dimension))
     return np.array(view[rows], dtype=np.float32)
+
+
+class RowMaps:
+    """:func:`read_rows` with one memory map kept open per vector file, rather than one opened per call.
+
+    A map covers the committed rows it was opened for (never the uncommitted tail a crash may leave, which the next
+    write cuts off: a page past the end of a file would be a SIGBUS). It is opened again when more rows are
+    committed, or when the (set, mode) names another file: a new generation, or the same path of a set deleted and
+    made again (another inode). Thread-safe: maps are only read.
+    """
+
+    def __init__(self) -> None:
+        self._maps: dict[tuple[str, str], tuple[Path, tuple[int, int], int, np.memmap]] = {}
+        self._lock = threading.Lock()
+
+    def read(self, key: tuple[str, str], path: Path, dimension: int, count: int, rows: np.ndarray) -> Matrix:
+        """The given rows (each below ``count``) of ``path``, the vector file of ``key`` = (set id, mode)."""
+        info = path.stat()
+        if info.st_size < count * dimension * 4:
+            raise _short(path, info.st_size // (dimension * 4), count)
+        if rows.size and (rows.min() < 0 or rows.max() >= count):
+            raise IndexError(f"rows must lie in 0..{count - 1}")
+        if not rows.size or not count:
+            return np.empty((rows.size, dimension), dtype=np.float32)
+        inode = (info.st_dev, info.st_ino)
+        with self._lock:
+            held = self._maps.get(key)
+            if held is None or held[0] != path or held[1] != inode or held[2] < count:
+                view = np.memmap(path, dtype=_F32, mode="r", shape=(count, dimension))
+                held = self._maps[key] = (path, inode, count, view)
+        return np.array(held[3][rows], dtype=np.float32)
+
+    def forget(self, set_id: str) -> None:
+        """Close the set's maps (its files are being deleted or replaced: a map would keep their disk space)."""
+        with self._lock:
+            for key in [k for k in self._maps if k[0] == set_id]:
+                del self._maps[key]
+
+    def close(self) -> None:
+        with self._lock:
+            self._maps.clear()
 
 
 def compact(old: Path, new: Path, dimension: int, count: int, gone: np.ndarray) -> None:

@@ -90,6 +90,7 @@ class SQLiteStore:
             if locked:
                 self._sweep()
         self.indexes = SQLiteIndexes(self, ann_threshold, index_dtype)
+        self._row_maps = files.RowMaps()  # vectors_at is called per query (candidates re-ranked): no map per call
 
     # ---- connections and locks ---------------------------------------------------------------------------------
 
@@ -160,6 +161,7 @@ class SQLiteStore:
 
     def close(self) -> None:
         self.indexes.close()
+        self._row_maps.close()
         db = getattr(self._local, "db", None)
         if db is not None:
             db.close()
@@ -199,6 +201,7 @@ class SQLiteStore:
                     return False
                 # The index goes before the commit: a crash may then cost a rebuild, never serve deleted rows.
                 self.indexes.forget(set_id, remove_files=True)
+                self._row_maps.forget(set_id)
                 for table, column in (
                     ("records", "set_id"),
                     ("batches", "set_id"),
@@ -256,7 +259,8 @@ class SQLiteStore:
 
     def vectors_at(self, set_id: str, mode: Mode, rows: Sequence[int] | np.ndarray) -> Matrix:
         index = np.asarray(rows, dtype=np.int64).reshape(-1)
-        return self._read(set_id, mode, lambda path, dim, count: files.read_rows(path, dim, count, index))
+        key = (set_id, mode)
+        return self._read(set_id, mode, lambda path, dim, count: self._row_maps.read(key, path, dim, count, index))
 
     def records(self, set_id: str, mode: Mode, start: int = 0, stop: int | None = None) -> list[StoredRecord]:
         # Training records carry no answer: not reading its columns makes a set's model load a third faster.
@@ -303,6 +307,7 @@ class SQLiteStore:
                     deleting.compact(db, self.directory, s, mode, rows)
                     if mode == "training":
                         self.indexes.forget(s, remove_files=False)  # its rows are renumbered: a new index is built
+                    self._row_maps.forget(s)
                 sets = sorted({s for s, _ in gone})
                 for s in sets:
                     db.execute("UPDATE sets SET revision = revision + 1 WHERE id=?", (s,))

@@ -91,11 +91,14 @@ class Candidates:
     """Candidate training rows for each query from a store's own index, to be re-ranked exactly by the caller.
 
     ``rows`` is ``(queries, k)`` int64, most similar first, ``-1`` where the index found fewer. The index covers
-    the set's first ``covered`` training rows; rows after those are the caller's to search.
+    the set's first ``covered`` training rows; rows after those are the caller's to search. ``vectors``, when a
+    store sends them with the rows (saving the caller a second read for its exact re-rank), are the rows' stored
+    float32 vectors, ``(queries, k, dimension)``, zeros where ``rows`` is ``-1``.
     """
 
     rows: np.ndarray
     covered: int
+    vectors: np.ndarray | None = None
 
 
 class Store(Protocol):

@@ -42,6 +42,15 @@ def fill(store: SQLiteStore, x: np.ndarray, start: int = 0, batch: str = "b") ->
     )
 
 
+@pytest.fixture(autouse=True)
+def _one_build_thread(monkeypatch):
+    # usearch's parallel build inserts rows in whatever order its threads reach them: two builds of the same rows
+    # give different graphs (6 different answer sets in 25 two-thread builds of the data below, 1 in 25 on one
+    # thread), so tests that compare an index's answers with another build's, or with a fixed share of exact
+    # answers, failed by chance. One thread makes every build here the same graph.
+    monkeypatch.setenv("CHROMA_INDEX_THREADS", "1")
+
+
 @pytest.fixture
 def data():
     x, _, _ = clusters(n_per=400, dim=32, k=5, noise=0.4, seed=3)  # 2,000 rows
@@ -158,10 +167,10 @@ def test_corrupt_index_is_detected_and_rebuilt_never_a_wrong_answer(tmp_path, da
     with caplog.at_level(logging.WARNING, logger="chroma"):
         again = answers(Engine(indexed(tmp_path)), q)
     assert "checksum mismatch" in caplog.text and "rebuilding" in caplog.text
-    assert [a[0] for a in again] == [g[0] for g in good]
+    assert again == good  # the rebuilt index is the same graph: the same neighbours, scores and recommendations
     path.write_bytes(b"garbage")
     with caplog.at_level(logging.WARNING, logger="chroma"):
-        assert [a[0] for a in answers(Engine(indexed(tmp_path)), q)] == [g[0] for g in good]
+        assert answers(Engine(indexed(tmp_path)), q) == good
 
 
 def test_reduced_precision_and_memory_refusal():

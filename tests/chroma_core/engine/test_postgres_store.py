@@ -2,7 +2,7 @@
 
 Store selection by URL, the errors a user meets (a wrong URL, a missing extension, the password never shown),
 row-level security between applications, the index the planner really uses, concurrent writers of one batch, and
-the schema's fitness for Citus.
+the schema's fitness for Citus, and that a query is one transaction.
 """
 
 from __future__ import annotations
@@ -158,6 +158,47 @@ def test_the_index_is_built_after_the_bulk_ingest_and_the_planner_uses_it(store_
             )
         )
     assert f"{index_name(store.tenant, A.id)}_2000" in plan, plan
+
+
+def test_a_query_is_one_transaction_and_its_candidates_come_with_their_exact_vectors(store_of, monkeypatch):
+    import dataclasses
+
+    from chroma_core.engine.engine import Engine
+    from chroma_core.types import QueryRequest
+
+    store = store_of(ann_threshold=500, halfvec=True)
+    header, records = _batch(n=2000, dim=32)
+    store.put(header, [records], complete=lambda: True)
+    assert store.wait_for_index(A.id, 120)
+    queries = records.vectors[:4] / np.linalg.norm(records.vectors[:4], axis=1, keepdims=True)
+    found = store.nearest(A.id, queries, 10)
+    assert found is not None and found.vectors is not None and found.vectors.shape == (4, 10, 32)
+    # The stored float32 vectors, not the index's halfvec ones: the re-rank's scores are exact.
+    assert np.array_equal(found.vectors, records.vectors[found.rows])
+
+    class RowsOnly:  # candidates without their vectors: the engine reads them apart, as it did before
+        def __getattr__(self, name):
+            return getattr(store, name)
+
+        def nearest(self, set_id, q, k):
+            return dataclasses.replace(store.nearest(set_id, q, k), vectors=None)
+
+    engine, apart = Engine(store), Engine(RowsOnly())
+    request = QueryRequest(A.id, records.vectors[10:13] + 0.01, ("/q/0", "/q/1", "/q/2"))
+    engine.query(request)  # loads the set and calibrates
+    expected = apart.query(request)
+    tenants = []
+    execute = psycopg.Connection.execute
+
+    def counted(conn, query, *args, **kwargs):
+        if "chroma.tenant" in str(query):  # each transaction names its tenant once
+            tenants.append(query)
+        return execute(conn, query, *args, **kwargs)
+
+    monkeypatch.setattr(psycopg.Connection, "execute", counted)
+    monkeypatch.setattr(store, "vectors_at", lambda *a: pytest.fail("a second read for the re-rank"))
+    assert engine.query(request) == expected
+    assert len(tenants) == 1  # the set's revision and the search share one transaction
 
 
 def test_two_writers_of_the_same_batches_at_once_store_them_once(store_of):
