@@ -34,7 +34,7 @@ def _ensure_chromium(session: nox.Session) -> None:
 def tests(session: nox.Session) -> None:
     """Run the test suite (real servers started by the tests on 127.0.0.1)."""
     _install_torch(session)
-    session.install("-e", ".[test]")
+    session.install("-e", ".[test,umap]")  # umap: the UMAP projection test runs, not skipped
     _ensure_chromium(session)
     session.env.setdefault("HF_HUB_OFFLINE", "1")
     session.env.setdefault("TRANSFORMERS_OFFLINE", "1")
