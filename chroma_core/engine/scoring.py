@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from chroma_core.engine.centred import CENTRED as _CENTRED
 from chroma_core.engine.centred import CentredNovelty, candidates_for
 from chroma_core.engine.index import normalize
 from chroma_core.engine.inferences import class_scores, label_and_uncertainty, predicted_label, uncertainty_of
@@ -60,7 +61,6 @@ _COPY = 1e-4
 #: exact copies can come out 1e-7 apart; at a near-duplicate threshold of 0 some copies of one input would be called
 #: duplicates and others not. A distance under this is rounding, taken as 0; it is far under _DUP_MIN.
 _ROUNDING = 1e-5
-_CENTRED = ("knn_centred", "knn_class_centred")
 _DEFAULT_UNCERTAINTY = 0.5  # margin under 0.5 when training records carry no class scores to calibrate from
 
 
