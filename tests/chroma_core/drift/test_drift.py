@@ -152,3 +152,15 @@ def test_the_reference_is_unbiased_over_fresh_training_draws(tmp_path, kind, lab
     # Each gap's standard error is about 1.9 points (400 inputs against a 200-row reference): 6 sets give 0.8.
     assert abs(float(np.mean(gaps))) < 0.025, gaps
     assert flagged <= 1, gaps
+
+
+def test_windows_answered_before_an_upgrade_keep_their_reference(tmp_path):
+    """A set answered under ``knn_mean`` (the default before) and then under the new default: each window's share
+    is compared with a reference scored as its own answers were, found from the calibration its threshold is."""
+    transport, es, known, _ = training_set(tmp_path, labelled=True)
+    rng = np.random.default_rng(8)
+    log_window(transport, es, blobs(rng, known, 400), T0, "old", thresholds={"novelty_score": "knn_mean"})
+    log_window(transport, es, blobs(rng, known, 400), T0 + DAY, "new")
+    old, new = chroma.drift(dict(es.key), "1d", since=T0, until=T0 + 2 * DAY, transport=transport).windows
+    for w in (old, new):
+        assert w.verdict == "no_drift" and abs(w.ood_share - w.reference_share) < 0.06, (w.ood_share, w.reference_share)
