@@ -30,7 +30,7 @@ import numpy as np
 from chroma_core.drift.stats import normalized
 from chroma_core.engine.centred import CENTRED, CentredNovelty, candidates_for, label_codes
 from chroma_core.engine.scoring import calibration_key, novelty_of
-from chroma_core.types import Thresholds
+from chroma_core.types import DEFAULT_THRESHOLDS, Thresholds
 from chroma_core.types.thresholds import NOVELTY_SCORES
 
 __all__ = ["FOLDS", "REFERENCE_SIZE", "Reference", "References", "reference_of"]
@@ -114,7 +114,7 @@ def _training_labels(store: _Reads, set_id: str, n_training: int) -> np.ndarray 
 def _cross_fitted_novelty(
     store: _Reads, set_id: str, n_training: int, rows: np.ndarray, queries: np.ndarray, k: int, kind: str
 ) -> np.ndarray:
-    available = n_training - len(rows) // FOLDS  # the rows outside the smallest fold, at the least
+    available = n_training - -(-len(rows) // FOLDS)  # the rows outside the largest fold, at the least
     wanted = max(k, candidates_for(k, available, per_label=kind == "knn_class_centred")) if kind in CENTRED else k
     sims, near = _nearest_outside_fold(store, set_id, n_training, rows, queries, min(wanted, available))
     if kind not in CENTRED:
@@ -126,7 +126,13 @@ def _cross_fitted_novelty(
 
 
 def reference_of(
-    store: _Reads, set_id: str, n_training: int, revision: int, *, k: int = 10, novelty_score: str = "knn_mean"
+    store: _Reads,
+    set_id: str,
+    n_training: int,
+    revision: int,
+    *,
+    k: int = 10,
+    novelty_score: str = DEFAULT_THRESHOLDS.novelty_score,
 ) -> Reference | None:
     """The set's held-out reference (None when training is too small to hold one out), its novelty scored with
     ``k`` neighbours by ``novelty_score`` (:class:`~chroma_core.types.Thresholds`' own, as the answers were)."""
