@@ -11,7 +11,9 @@ tables' row-level security policies check (:mod:`~chroma_core.engine.postgres_sc
 - **Nearest neighbours** come from the set's HNSW index (:mod:`~chroma_core.engine.postgres_index`), which covers
   the training rows that were there when it was built; the engine searches the newer ones exactly and re-ranks
   the index's candidates exactly, with the vectors sent beside them. All the query vectors of a call go in one
-  statement, so a query through the engine is two transactions (see docs/scale-out.md).
+  statement, and a query through the engine is one transaction (:meth:`PostgresStore.one_transaction`, see
+  docs/scale-out.md).
+- **Deletes** renumber the rows after the deleted ones (:mod:`~chroma_core.engine.postgres_delete`).
 - **State** (the calibration, per set revision) lives in the database, so every replica gives the same answer.
 """
 
@@ -27,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from chroma_core.embedding_set import EmbeddingSet
+from chroma_core.engine import postgres_delete
 from chroma_core.engine import postgres_ingest as ingest
 from chroma_core.engine.answers import ANSWER_COLUMNS, Answers
 from chroma_core.engine.postgres_copy import parse_vectors
@@ -42,9 +45,6 @@ from chroma_core.vectors import Matrix
 __all__ = ["PostgresStore"]
 
 logger = logging.getLogger("chroma.engine")
-
-#: Where a delete parks the rows it renumbers (past any row a set can have, and any index's ``row < covers``).
-_SHIFT = 2**50
 
 #: Ingests of at least this many records are followed by ANALYZE (the planner must learn the table grew).
 ANALYZE_AFTER = 10_000
@@ -87,8 +87,9 @@ class PostgresStore:
         return f"PostgresStore({self.db.shown!r}, tenant={self.tenant!r})"
 
     @contextlib.contextmanager
-    def _tx(self) -> Iterator[Any]:
-        """One transaction on a pooled connection, as this tenant (committed on success, else rolled back)."""
+    def transaction(self) -> Iterator[Any]:
+        """One transaction on a pooled connection, as this tenant (committed on success, else rolled back); the
+        store's writes and its helper modules' (:mod:`~chroma_core.engine.postgres_delete`) run in these."""
         with self.db.errors("use"), self.db.pool.connection() as conn, conn.transaction():
             # The search breadth's default with the tenant: a search of few neighbours then needs no statement.
             conn.execute(
@@ -103,11 +104,11 @@ class PostgresStore:
         reading = self._reading
         conn = getattr(reading, "conn", None)
         if conn is None and getattr(reading, "stack", None) is not None:  # the first read of one_transaction()
-            conn = reading.conn = reading.stack.enter_context(self._tx())
+            conn = reading.conn = reading.stack.enter_context(self.transaction())
         if conn is not None:
             yield conn
             return
-        with self._tx() as conn:
+        with self.transaction() as conn:
             yield conn
 
     @contextlib.contextmanager
@@ -160,7 +161,7 @@ class PostgresStore:
         return [self._info(r) for r in rows]
 
     def create_set(self, embedding_set: EmbeddingSet, dimension: int) -> SetInfo:
-        with self._tx() as conn:
+        with self.transaction() as conn:
             ingest.lock_set(conn, self.tenant, embedding_set, dimension, "this embedding set")
         info = self.get_set(embedding_set.id)
         assert info is not None
@@ -168,7 +169,7 @@ class PostgresStore:
 
     def delete_set(self, set_id: str) -> bool:
         self.indexes.drop_concurrently(set_id, "its set is deleted")  # not under the table lock of a plain DROP
-        with self._tx() as conn:
+        with self.transaction() as conn:
             found = conn.execute(
                 "SELECT 1 FROM chroma_sets WHERE set_id = %s AND tenant = %s FOR UPDATE", (set_id, self.tenant)
             ).fetchone()
@@ -183,7 +184,7 @@ class PostgresStore:
 
     def put(self, header: BatchHeader, chunks: Iterable[Records], *, complete: Callable[[], bool]) -> PutResult:
         """Store the chunks of one batch in one transaction: all of it, or none (see the module docstring)."""
-        with self._tx() as conn:
+        with self.transaction() as conn:
             result, total = ingest.put(conn, self.tenant, header, chunks, complete, small=self.small_batch)
             stale = (
                 header.mode == "training"
@@ -280,81 +281,7 @@ class PostgresStore:
     # ---- deleting ----------------------------------------------------------------------------------------------
 
     def delete_records(self, input_uris: Iterable[str], *, set_id: str | None = None) -> DeleteReport:
-        if isinstance(input_uris, str):
-            raise TypeError("input_uris must be a list of input_uri values, not one string")
-        uris = list(dict.fromkeys(input_uris))
-        gone: dict[tuple[str, str], list[int]] = {}
-        rebuild = self._unindex_before_renumbering(uris, set_id)
-        with self._tx() as conn:
-            # Lock the sets first, in one order, so that concurrent deletes and puts cannot deadlock.
-            sets = conn.execute(
-                "SELECT set_id FROM chroma_sets WHERE tenant = %s AND (%s::text IS NULL OR set_id = %s) "
-                "ORDER BY set_id FOR UPDATE",
-                (self.tenant, set_id, set_id),
-            ).fetchall()
-            for (s,) in sets:
-                deleted = conn.execute(
-                    "DELETE FROM chroma_records WHERE set_id = %s AND tenant = %s AND input_uri = ANY(%s) "
-                    "RETURNING mode, row",
-                    (s, self.tenant, uris),
-                ).fetchall()
-                for mode, row in deleted:
-                    gone.setdefault((s, mode), []).append(int(row))
-            for (s, mode), rows in gone.items():
-                self._renumber(conn, s, mode, min(rows))
-            for s in sorted({s for s, _ in gone}):
-                training = len(gone.get((s, "training"), ()))
-                production = len(gone.get((s, "production"), ()))
-                conn.execute(
-                    "UPDATE chroma_sets SET training = training - %s, production = production - %s, "
-                    "revision = revision + 1 WHERE set_id = %s AND tenant = %s",
-                    (training, production, s, self.tenant),
-                )
-        for s, dimension in rebuild.items():
-            self.indexes.build_soon(s, dimension)
-        counts = {m: sum(len(r) for (_, mode), r in gone.items() if mode == m) for m in ("training", "production")}
-        return DeleteReport(counts["training"], counts["production"], tuple(sorted({s for s, _ in gone})))
-
-    def _unindex_before_renumbering(self, uris: list[str], set_id: str | None) -> dict[str, int]:
-        """Drop the indexes of sets in which the delete would renumber most indexed rows (re-filing each in the
-        HNSW index costs more than building it anew, and would hold the set's lock meanwhile); set -> dimension
-        of those dropped, to build again after the delete."""
-        with self._tx() as conn:
-            firsts = conn.execute(
-                "SELECT r.set_id, min(r.row), min(s.dimension) FROM chroma_records r JOIN chroma_sets s ON "
-                "s.set_id = r.set_id AND s.tenant = r.tenant WHERE r.tenant = %s AND r.mode = 'training' AND "
-                "r.input_uri = ANY(%s) AND (%s::text IS NULL OR r.set_id = %s) GROUP BY r.set_id",
-                (self.tenant, uris, set_id, set_id),
-            ).fetchall()
-            wanted = {}
-            for s, first, dimension in firsts:
-                covers = self.indexes.covering(conn, s)
-                if covers is not None and self.indexes.cheaper_to_rebuild(covers, int(first)):
-                    wanted[s] = int(dimension)
-        why = "a delete renumbers most of its rows; it is built again"
-        return {s: d for s, d in wanted.items() if self.indexes.drop_concurrently(s, why)}
-
-    def _renumber(self, conn: Any, set_id: str, mode: str, first: int) -> None:
-        """Close the gaps left from row ``first`` on, keeping the order.
-
-        In two passes, since the unique (set, mode, row) key is checked row by row during an UPDATE: first to
-        ``_SHIFT`` + the new number, then down by ``_SHIFT``. The parked numbers lie past every index's
-        ``row < covers``, so each renumbered row costs one HNSW insert, not two (parking them at negative
-        numbers, as before, re-filed each row in the index twice).
-        """
-        args = {"set": set_id, "tenant": self.tenant, "mode": mode, "first": first, "shift": _SHIFT}
-        conn.execute(
-            "UPDATE chroma_records r SET row = %(shift)s + n.new FROM (SELECT id, %(first)s + row_number() OVER "
-            "(ORDER BY row) - 1 AS new FROM chroma_records WHERE set_id = %(set)s AND tenant = %(tenant)s AND "
-            "mode = %(mode)s AND row >= %(first)s) n WHERE r.set_id = %(set)s AND r.tenant = %(tenant)s AND "
-            "r.mode = %(mode)s AND r.id = n.id",
-            args,
-        )
-        conn.execute(
-            "UPDATE chroma_records SET row = row - %(shift)s WHERE set_id = %(set)s AND tenant = %(tenant)s AND "
-            "mode = %(mode)s AND row >= %(shift)s",
-            args,
-        )
+        return postgres_delete.delete_records(self, input_uris, set_id)
 
     # ---- nearest neighbours and state --------------------------------------------------------------------------
 
@@ -422,7 +349,7 @@ class PostgresStore:
     def write_state(self, set_id: str, key: str, value: dict[str, Any]) -> bool:
         """Keep ``value`` (only for a set that exists); False when the database cannot take it now."""
         try:
-            with self._tx() as conn:
+            with self.transaction() as conn:
                 conn.execute("SET LOCAL lock_timeout = '200ms'")  # state is an optimisation: never wait long
                 conn.execute(
                     "INSERT INTO chroma_state (tenant, set_id, key, value) SELECT %s, %s, %s, %s WHERE EXISTS ("

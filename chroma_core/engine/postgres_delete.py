@@ -1,0 +1,103 @@
+"""Deleting records from the PostgreSQL store: by ``input_uri``, in one transaction, the rows after them renumbered.
+
+The Store contract keeps each partition's rows numbered 0, 1, 2, ... in the order stored, so a delete closes the
+gaps it leaves. PostgreSQL writes a new version of every renumbered record, and files it in every index of the
+table, the set's HNSW index included (see :mod:`~chroma_core.engine.postgres_index`); a delete that would re-file
+most of the indexed rows drops the index concurrently first and builds it again after.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from chroma_core.engine.store import DeleteReport
+
+if TYPE_CHECKING:
+    from chroma_core.engine.postgres_store import PostgresStore
+
+__all__ = ["delete_records"]
+
+#: Where a delete parks the rows it renumbers (past any row a set can have, and any index's ``row < covers``).
+_SHIFT = 2**50
+
+
+def delete_records(store: PostgresStore, input_uris: Iterable[str], set_id: str | None) -> DeleteReport:
+    """Delete the records of ``input_uris`` (in ``set_id`` only, unless None) from ``store``'s tenant."""
+    if isinstance(input_uris, str):
+        raise TypeError("input_uris must be a list of input_uri values, not one string")
+    uris = list(dict.fromkeys(input_uris))
+    gone: dict[tuple[str, str], list[int]] = {}
+    rebuild = _unindex_before_renumbering(store, uris, set_id)
+    with store.transaction() as conn:
+        # Lock the sets first, in one order, so that concurrent deletes and puts cannot deadlock.
+        sets = conn.execute(
+            "SELECT set_id FROM chroma_sets WHERE tenant = %s AND (%s::text IS NULL OR set_id = %s) "
+            "ORDER BY set_id FOR UPDATE",
+            (store.tenant, set_id, set_id),
+        ).fetchall()
+        for (s,) in sets:
+            deleted = conn.execute(
+                "DELETE FROM chroma_records WHERE set_id = %s AND tenant = %s AND input_uri = ANY(%s) "
+                "RETURNING mode, row",
+                (s, store.tenant, uris),
+            ).fetchall()
+            for mode, row in deleted:
+                gone.setdefault((s, mode), []).append(int(row))
+        for (s, mode), rows in gone.items():
+            _renumber(conn, store.tenant, s, mode, min(rows))
+        for s in sorted({s for s, _ in gone}):
+            training = len(gone.get((s, "training"), ()))
+            production = len(gone.get((s, "production"), ()))
+            conn.execute(
+                "UPDATE chroma_sets SET training = training - %s, production = production - %s, "
+                "revision = revision + 1 WHERE set_id = %s AND tenant = %s",
+                (training, production, s, store.tenant),
+            )
+    for s, dimension in rebuild.items():
+        store.indexes.build_soon(s, dimension)
+    counts = {m: sum(len(r) for (_, mode), r in gone.items() if mode == m) for m in ("training", "production")}
+    return DeleteReport(counts["training"], counts["production"], tuple(sorted({s for s, _ in gone})))
+
+
+def _unindex_before_renumbering(store: PostgresStore, uris: list[str], set_id: str | None) -> dict[str, int]:
+    """Drop the indexes of sets in which the delete would renumber most indexed rows (re-filing each in the
+    HNSW index costs more than building it anew, and would hold the set's lock meanwhile); set -> dimension
+    of those dropped, to build again after the delete."""
+    with store.transaction() as conn:
+        firsts = conn.execute(
+            "SELECT r.set_id, min(r.row), min(s.dimension) FROM chroma_records r JOIN chroma_sets s ON "
+            "s.set_id = r.set_id AND s.tenant = r.tenant WHERE r.tenant = %s AND r.mode = 'training' AND "
+            "r.input_uri = ANY(%s) AND (%s::text IS NULL OR r.set_id = %s) GROUP BY r.set_id",
+            (store.tenant, uris, set_id, set_id),
+        ).fetchall()
+        wanted = {}
+        for s, first, dimension in firsts:
+            covers = store.indexes.covering(conn, s)
+            if covers is not None and store.indexes.cheaper_to_rebuild(covers, int(first)):
+                wanted[s] = int(dimension)
+    why = "a delete renumbers most of its rows; it is built again"
+    return {s: d for s, d in wanted.items() if store.indexes.drop_concurrently(s, why)}
+
+
+def _renumber(conn: Any, tenant: str, set_id: str, mode: str, first: int) -> None:
+    """Close the gaps left from row ``first`` on, keeping the order.
+
+    In two passes, since the unique (set, mode, row) key is checked row by row during an UPDATE: first to
+    ``_SHIFT`` + the new number, then down by ``_SHIFT``. The parked numbers lie past every index's
+    ``row < covers``, so each renumbered row costs one HNSW insert, not two (parking them at negative
+    numbers, as before, re-filed each row in the index twice).
+    """
+    args = {"set": set_id, "tenant": tenant, "mode": mode, "first": first, "shift": _SHIFT}
+    conn.execute(
+        "UPDATE chroma_records r SET row = %(shift)s + n.new FROM (SELECT id, %(first)s + row_number() OVER "
+        "(ORDER BY row) - 1 AS new FROM chroma_records WHERE set_id = %(set)s AND tenant = %(tenant)s AND "
+        "mode = %(mode)s AND row >= %(first)s) n WHERE r.set_id = %(set)s AND r.tenant = %(tenant)s AND "
+        "r.mode = %(mode)s AND r.id = n.id",
+        args,
+    )
+    conn.execute(
+        "UPDATE chroma_records SET row = row - %(shift)s WHERE set_id = %(set)s AND tenant = %(tenant)s AND "
+        "mode = %(mode)s AND row >= %(shift)s",
+        args,
+    )
