@@ -198,7 +198,8 @@ class Indexes:
         conn.execute("SELECT set_config('chroma.tenant', %s, false)", (self.tenant,))
         try:
             row = conn.execute(
-                "SELECT training FROM chroma_sets WHERE set_id = %s AND tenant = %s", (set_id, self.tenant)
+                "SELECT training + cardinality(training_holes) FROM chroma_sets WHERE set_id = %s AND tenant = %s",
+                (set_id, self.tenant),
             ).fetchone()
         finally:
             conn.execute("RESET chroma.tenant")

@@ -20,6 +20,7 @@ tables' row-level security policies check (:mod:`~chroma_core.engine.postgres_sc
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import threading
@@ -30,6 +31,7 @@ import numpy as np
 
 from chroma_core.embedding_set import EmbeddingSet
 from chroma_core.engine import postgres_delete
+from chroma_core.engine import postgres_holes as holes
 from chroma_core.engine import postgres_ingest as ingest
 from chroma_core.engine.answers import ANSWER_COLUMNS, Answers
 from chroma_core.engine.postgres_copy import parse_vectors
@@ -53,6 +55,7 @@ ANALYZE_AFTER = 10_000
 _EF_MIN = 40
 
 _SET_COLUMNS = "set_id, key_json, dimension, created_at, training, production, revision"
+_HOLES = "training_holes, production_holes"  # see postgres_holes: rows over slots
 _BASE = "row, id, input_uri, inferences, label, time, preview"
 _RECORD = f"{_BASE}, {', '.join(ANSWER_COLUMNS)}"
 _WHERE = "set_id = %s AND tenant = %s AND mode = %s"  # the key's leading columns, in order
@@ -64,7 +67,9 @@ class PostgresStore:
     ``tenant``: the application whose rows this store reads and writes. ``ann_threshold``: sets with at least this
     many training rows get an HNSW index (``None``: never). ``halfvec``: index half-precision vectors (half the
     index's memory; the stored vectors, and so every score, stay float32). ``small_batch``: batches of one chunk of
-    at most this many records skip the staging table (0: none do).
+    at most this many records skip the staging table (0: none do). ``holes_at_most``: how many deleted rows a
+    partition keeps as holes before a delete renumbers it (:mod:`~chroma_core.engine.postgres_holes`; 0: every
+    delete renumbers, as before).
     """
 
     def __init__(
@@ -75,10 +80,12 @@ class PostgresStore:
         ann_threshold: int | None = 20_000,
         halfvec: bool = False,
         small_batch: int = ingest.SMALL_BATCH,
+        holes_at_most: int = holes.HOLES_AT_MOST,
     ) -> None:
         self.db: Database = open_database(url)
         self.tenant = tenant
         self.small_batch = small_batch
+        self.holes_at_most = holes_at_most
         self.indexes = Indexes(self.db, tenant, ann_threshold, halfvec)
         self._closed = False
         self._reading = threading.local()  # the thread's open one_transaction(), if any
@@ -143,13 +150,13 @@ class PostgresStore:
     def get_set(self, set_id: str) -> SetInfo | None:
         with self._read() as conn:
             row = conn.execute(
-                f"SELECT {_SET_COLUMNS} FROM chroma_sets WHERE set_id = %s AND tenant = %s",  # noqa: S608
+                f"SELECT {_SET_COLUMNS}, {_HOLES} FROM chroma_sets WHERE set_id = %s AND tenant = %s",  # noqa: S608
                 (set_id, self.tenant),
             ).fetchone()
         info = None if row is None else self._info(row)
         seen = getattr(self._reading, "sets", None)
-        if seen is not None and info is not None:  # nearest() in the same transaction need not read it again
-            seen[set_id] = (info.dimension, info.training)
+        if seen is not None and info is not None:  # the other reads of the same transaction need not read it again
+            seen[set_id] = (info.dimension, info.training, holes.holes_of(row[7]), holes.holes_of(row[8]))
         return info
 
     def list_sets(self) -> list[SetInfo]:
@@ -200,11 +207,25 @@ class PostgresStore:
 
     # ---- reading by row ----------------------------------------------------------------------------------------
 
-    def _dimension(self, conn: Any, set_id: str) -> int | None:
+    def _set(self, conn: Any, set_id: str) -> tuple[int, int, np.ndarray, np.ndarray] | None:
+        """(dimension, training rows, training holes, production holes), read once per :meth:`one_transaction`."""
+        seen = getattr(self._reading, "sets", None)
+        if seen is not None and set_id in seen:
+            return seen[set_id]  # type: ignore[no-any-return]
         row = conn.execute(
-            "SELECT dimension FROM chroma_sets WHERE set_id = %s AND tenant = %s", (set_id, self.tenant)
+            f"SELECT dimension, training, {_HOLES} FROM chroma_sets WHERE set_id = %s AND tenant = %s",  # noqa: S608
+            (set_id, self.tenant),
         ).fetchone()
-        return None if row is None else int(row[0])
+        if row is None:
+            return None
+        found = (int(row[0]), int(row[1]), holes.holes_of(row[2]), holes.holes_of(row[3]))
+        if seen is not None:
+            seen[set_id] = found
+        return found
+
+    def _holes(self, conn: Any, set_id: str, mode: Mode) -> np.ndarray:
+        found = self._set(conn, set_id)
+        return holes.NONE if found is None else _gaps(found, mode)
 
     def _copy_vectors(self, conn: Any, where: str, params: Sequence[Any], dim: int, with_rows: bool) -> Any:
         select = ("row, " if with_rows else "") + "embedding"
@@ -215,57 +236,66 @@ class PostgresStore:
 
     def vectors(self, set_id: str, mode: Mode, start: int = 0, stop: int | None = None) -> Matrix:
         with self._read() as conn:
-            dim = self._dimension(conn, set_id)
-            if dim is None:
+            found = self._set(conn, set_id)
+            if found is None:
                 return np.empty((0, 0), dtype=np.float32)
+            dim, gaps = found[0], _gaps(found, mode)
             if stop is not None and stop <= start:
                 return np.empty((0, dim), dtype=np.float32)
             where = f"{_WHERE} AND row >= %s AND row < %s"
-            params = (set_id, self.tenant, mode, start, 2**62 if stop is None else stop)
+            first, last = holes.slot_of(start, gaps), 2**62 if stop is None else holes.slot_of(stop, gaps)
+            params = (set_id, self.tenant, mode, first, last)
             _, vectors = self._copy_vectors(conn, where, params, dim, False)
         return vectors  # type: ignore[no-any-return]
 
     def vectors_at(self, set_id: str, mode: Mode, rows: Sequence[int] | np.ndarray) -> Matrix:
         wanted = np.asarray(rows, dtype=np.int64).reshape(-1)
         with self._read() as conn:
-            dim = self._dimension(conn, set_id)
-            if dim is None:
+            known = self._set(conn, set_id)
+            if known is None:
                 if len(wanted):
                     raise IndexError(f"set {set_id!r} has no {mode} row {int(wanted[0])}")
                 return np.empty((0, 0), dtype=np.float32)
-            unique = np.unique(wanted)
+            dim, gaps = known[0], _gaps(known, mode)
+            slots = holes.slots_of(wanted, gaps)
+            unique = np.unique(slots)
             found, vectors = self._copy_vectors(
                 conn, f"{_WHERE} AND row = ANY(%s)", (set_id, self.tenant, mode, unique.tolist()), dim, True
             )
-        if len(found) != len(unique):
-            missing = sorted(set(unique.tolist()) - set(found.tolist()))
+        if len(found) != len(unique) or (len(wanted) and wanted.min() < 0):
+            missing = sorted(set(wanted.tolist()) - set(holes.rows_of(found, gaps).tolist()))
             raise IndexError(f"set {set_id!r} has no {mode} row {missing[0]}")
-        # ``found`` is sorted like ``unique`` (ORDER BY row), so each wanted row's place is a binary search.
-        return vectors[np.searchsorted(found, wanted)]  # type: ignore[no-any-return]
+        # ``found`` is sorted like ``unique`` (ORDER BY row), so each wanted slot's place is a binary search.
+        return vectors[np.searchsorted(found, slots)]  # type: ignore[no-any-return]
 
     def records(self, set_id: str, mode: Mode, start: int = 0, stop: int | None = None) -> list[StoredRecord]:
         columns = _RECORD if mode == "production" else _BASE  # training rows carry no answer
         with self._read() as conn:
+            gaps = self._holes(conn, set_id, mode)
+            last = 2**62 if stop is None else holes.slot_of(stop, gaps)
             found = conn.execute(
                 f"SELECT {columns} FROM chroma_records WHERE {_WHERE} AND row >= %s AND row < %s ORDER BY row",  # noqa: S608
-                (set_id, self.tenant, mode, start, 2**62 if stop is None else stop),
+                (set_id, self.tenant, mode, holes.slot_of(start, gaps), last),
             ).fetchall()
-        return [stored_record(r, set_id) for r in found]
+        rows = holes.rows_of(np.fromiter((r[0] for r in found), np.int64, len(found)), gaps).tolist()
+        return [stored_record((row, *r[1:]), set_id) for row, r in zip(rows, found, strict=True)]
 
     def records_at(self, set_id: str, mode: Mode, rows: Sequence[int] | np.ndarray) -> list[StoredRecord]:
         wanted = [int(r) for r in rows]
         with self._read() as conn:
+            gaps = self._holes(conn, set_id, mode)
+            slots = holes.slots_of(np.asarray(wanted, dtype=np.int64), gaps).tolist()
             found = {
                 r[0]: r
                 for r in conn.execute(
                     f"SELECT {_RECORD} FROM chroma_records WHERE {_WHERE} AND row = ANY(%s)",  # noqa: S608
-                    (set_id, self.tenant, mode, sorted(set(wanted))),
+                    (set_id, self.tenant, mode, sorted(set(slots))),
                 )
             }
-        missing = [r for r in wanted if r not in found]
+        missing = [r for r, s in zip(wanted, slots, strict=True) if r < 0 or s not in found]
         if missing:
             raise IndexError(f"set {set_id!r} has no {mode} row {missing[0]}")
-        return [stored_record(found[r], set_id) for r in wanted]
+        return [stored_record((r, *found[s][1:]), set_id) for r, s in zip(wanted, slots, strict=True)]
 
     def answers(self, set_id: str, *, since: float | None = None, until: float | None = None) -> Answers:
         query = f"SELECT row, time, {', '.join(ANSWER_COLUMNS[:-1])} FROM chroma_records WHERE {_WHERE}"  # noqa: S608
@@ -275,8 +305,10 @@ class PostgresStore:
                 query += condition
                 params.append(float(bound))
         with self._read() as conn:
+            gaps = self._holes(conn, set_id, "production")
             rows = conn.execute(query + " ORDER BY row", params).fetchall()
-        return Answers.from_rows(rows)
+        answers = Answers.from_rows(rows)
+        return dataclasses.replace(answers, rows=holes.rows_of(answers.rows, gaps)) if len(gaps) else answers
 
     # ---- deleting ----------------------------------------------------------------------------------------------
 
@@ -291,23 +323,18 @@ class PostgresStore:
         All the queries in one statement, in one transaction; the engine needs no second read for its re-rank."""
         with self._read() as conn:
             ef = max(_EF_MIN, min(1000, 2 * int(k)))  # the search's breadth (every transaction starts at _EF_MIN)
-            info = (getattr(self._reading, "sets", None) or {}).get(set_id)
+            info = self._set(conn, set_id)
             if info is None:
-                info = conn.execute(
-                    "SELECT dimension, training FROM chroma_sets WHERE set_id = %s AND tenant = %s",
-                    (set_id, self.tenant),
-                ).fetchone()
-                if info is None:
-                    return None
+                return None
             if ef != _EF_MIN:
                 conn.execute("SELECT set_config('hnsw.ef_search', %s, true)", (str(ef),))
-            dim, training = int(info[0]), int(info[1])
-            covers = self.indexes.covering(conn, set_id)
-            if self.indexes.stale(training, covers):  # e.g. a replica that did not ingest, after a restart
+            dim, training, gaps = info[0], info[1], info[2]
+            covers = self.indexes.covering(conn, set_id)  # a slot: the index holds the slots below it
+            if self.indexes.stale(training + len(gaps), covers):  # e.g. a replica that did not ingest
                 self.indexes.build_soon(set_id, dim)
             if covers is None:
                 return None
-            covered = min(covers, training)
+            covered = min(int(holes.rows_of(np.asarray([covers]), gaps)[0]), training)
             if not len(queries) or k <= 0:
                 empty = np.empty((len(queries), 0), dtype=np.int64)
                 return Candidates(empty, covered, np.empty((len(queries), 0, dim), dtype=np.float32))
@@ -323,7 +350,7 @@ class PostgresStore:
         vectors = np.zeros((len(queries), k, dim), dtype=np.float32)
         if found:
             which = np.fromiter((f[0] for f in found), np.int64, len(found)) - 1
-            rows = np.fromiter((f[1] for f in found), np.int64, len(found))
+            rows = holes.rows_of(np.fromiter((f[1] for f in found), np.int64, len(found)), gaps)
             distances = np.fromiter((f[2] for f in found), np.float64, len(found))
             order = np.lexsort((distances, which))  # by query, then nearest first
             which, rows = which[order], rows[order]
@@ -361,3 +388,7 @@ class PostgresStore:
         except OSError as exc:  # StorageError
             logger.warning("could not keep state %r of set %s: %s", key, set_id[:12], exc)
             return False
+
+
+def _gaps(found: tuple[int, int, np.ndarray, np.ndarray], mode: Mode) -> np.ndarray:
+    return found[2] if mode == "training" else found[3]
