@@ -107,6 +107,10 @@ def _renumber(conn: Any, tenant: str, set_id: str, mode: str, first: int) -> Non
     numbers, as before, re-filed each row in the index twice).
     """
     args = {"set": set_id, "tenant": tenant, "mode": mode, "first": first, "shift": _SHIFT}
+    # Without fresh statistics of the set (a set smaller than ANALYZE_AFTER, or new since the last ANALYZE) the
+    # planner expects one row and runs the numbering subquery once per record: 7.6 s for 1,500 rows of a 3,000-row
+    # set (EXPLAIN ANALYZE), against 0.1 s as a hash join.
+    conn.execute("SET LOCAL enable_nestloop = off")
     conn.execute(
         "UPDATE chroma_records r SET row = %(shift)s + n.new FROM (SELECT id, %(first)s + row_number() OVER "
         "(ORDER BY row) - 1 AS new FROM chroma_records WHERE set_id = %(set)s AND tenant = %(tenant)s AND "
@@ -114,6 +118,7 @@ def _renumber(conn: Any, tenant: str, set_id: str, mode: str, first: int) -> Non
         "r.mode = %(mode)s AND r.id = n.id",
         args,
     )
+    conn.execute("SET LOCAL enable_nestloop = on")
     conn.execute(
         "UPDATE chroma_records SET row = row - %(shift)s WHERE set_id = %(set)s AND tenant = %(tenant)s AND "
         "mode = %(mode)s AND row >= %(shift)s",
