@@ -3,9 +3,10 @@
     python benchmarks/bench_postgres.py [--n 50000] [--dim 384] [--queries 200] [--halfvec] [--delete-rows 3000]
                                         [--variants all|current] [--quick]
 
-The issue's size, SQLite beside the current PostgreSQL way only (about 15 minutes on 2 shared cores):
+The issue's size, SQLite beside the current PostgreSQL way only (about 6 minutes on 2 shared cores):
 
-    python benchmarks/bench_postgres.py --n 200000 --incremental 2000 --queries 200 --variants current --delete-rows 0
+    python benchmarks/bench_postgres.py --n 200000 --incremental 2000 --queries 200 --variants current --delete-rows 0 \
+        --duplicates-runs 0
 
 Small deletes (1 and 100 records of an indexed 50k set), the store now (holes) beside before (renumbering):
 
@@ -89,7 +90,12 @@ class _RowsOnly:
 
 
 def run(
-    store: Store, x: np.ndarray, extra: np.ndarray, qs: np.ndarray, every_row: str | None = None
+    store: Store,
+    x: np.ndarray,
+    extra: np.ndarray,
+    qs: np.ndarray,
+    every_row: str | None = None,
+    duplicates_runs: int = DUPLICATES_RUNS,
 ) -> dict[str, float]:
     """``every_row``: a SQL statement run after the bulk ingest that adds an index over every training row."""
     n, dim = x.shape
@@ -132,7 +138,7 @@ def run(
             times.append(time.perf_counter() - t0)
     # ``duplicates`` the same way: in one transaction (now) and with each read in its own (before), in turns.
     dup_now, dup_before = [], []
-    for _ in range(DUPLICATES_RUNS):
+    for _ in range(duplicates_runs):
         for which, times in ((engine, dup_now), (reread, dup_before)):
             t0 = time.perf_counter()
             which.duplicates(DuplicatesRequest(ES.id))
@@ -173,8 +179,8 @@ def run(
         "nearest_batched_ms": batched / len(qs) * 1e3,
         "recall": recall,
         "covered": float(covered),
-        "dup_s": statistics.median(dup_now),
-        "dup_before_s": statistics.median(dup_before),
+        "dup_s": statistics.median(dup_now) if dup_now else float("nan"),
+        "dup_before_s": statistics.median(dup_before) if dup_before else float("nan"),
     }
 
 
@@ -213,6 +219,9 @@ def main() -> None:
         default="all",
         help="PostgreSQL ways beside SQLite: all three, or only the current one (the issue's 200k in sane time)",
     )
+    parser.add_argument(
+        "--duplicates-runs", type=int, default=DUPLICATES_RUNS, help="duplicates timed this often per engine (0: not)"
+    )
     parser.add_argument("--quick", action="store_true", help="short for --variants current --delete-rows 0")
     args = parser.parse_args()
     if args.quick:
@@ -235,7 +244,7 @@ def main() -> None:
     try:
         with tempfile.TemporaryDirectory() as folder:
             lite = SQLiteStore(folder)
-            results["sqlite (usearch f16)"] = run(lite, x, extra, qs)
+            results["sqlite (usearch f16)"] = run(lite, x, extra, qs, None, args.duplicates_runs)
             lite.close()
         ways = {  # name: (largest batch inserted directly, an extra index over every row)
             f"postgres ({kind})": (SMALL_BATCH, None),
@@ -246,7 +255,7 @@ def main() -> None:
             ways = dict(list(ways.items())[:1])
         for name, (small, every_row) in ways.items():
             pg = PostgresStore(server.new_database(), ann_threshold=20_000, halfvec=args.halfvec, small_batch=small)
-            results[name] = run(pg, x, extra, qs, every_row)
+            results[name] = run(pg, x, extra, qs, every_row, args.duplicates_runs)
             pg.close()
         deletes = (
             {}
