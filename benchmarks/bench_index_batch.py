@@ -84,15 +84,20 @@ def main() -> None:
 
         batch = session.log(input_uri=uris, embedding=queries)
         same = all(
-            batch[i].to_dict() == session.log(input_uri=uris[i], embedding=queries[i]).to_dict() for i in range(0, n, 50)
+            batch[i].to_dict() == session.log(input_uri=uris[i], embedding=queries[i]).to_dict()
+            for i in range(0, n, 50)
         )
         training = clustered(args.training, 0)
         truth = np.argsort(-(normed @ training.T), axis=1)[:, :10]
         model = local.engine._model(ES.id)  # the engine's own search: an answer lists only 5 neighbours
         _, found = model.search.search(normed.astype(np.float32), 10)
-        recall = float(np.mean([len(set(f) & set(t)) / 10 for f, t in zip(found.tolist(), truth.tolist(), strict=True)]))
+        recall = float(
+            np.mean([len(set(f) & set(t)) / 10 for f, t in zip(found.tolist(), truth.tolist(), strict=True)])
+        )
         print(f"  batch rows equal to their single-call answers (every 50th): {same}")
-        print(f"  recall@10 of the engine's neighbours (candidates re-ranked exactly) against exact search: {recall:.3f}")
+        print(
+            f"  recall@10 of the engine's neighbours (candidates re-ranked exactly) against exact search: {recall:.3f}"
+        )
         session.close()
         local.close()
 
