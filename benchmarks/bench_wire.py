@@ -312,30 +312,48 @@ def older_service(ref: str, root: Path) -> tuple[subprocess.Popen[bytes], str]:
     return proc, url
 
 
-def section_against(ref: str, root: Path, new: QuerySession, new_pid: int, queries: np.ndarray, args: Any) -> None:
+def section_against(
+    ref: str, root: Path, sessions: tuple[QuerySession, QuerySession], new_pid: int, queries: np.ndarray, args: Any
+) -> None:
+    """The service of ``ref`` beside this tree's, interleaved: a one-vector query beyond a health round trip and
+    the embedded engine's own work (section 2's figure, for both), and a batch in one call."""
+    local, new = sessions
     proc, url = older_service(ref, root)
     try:
         transport = HTTPTransport(load_config(chroma_url=url, environ={}))
         train(transport, args.training)
         old = QuerySession(ES, transport=transport, store=False)
+        new_transport = new.transport
+        assert isinstance(new_transport, HTTPTransport)
         q, n = queries[0], 500
         old.log(input_uri="/one", embedding=q)  # the client learns that this service takes JSON only
+        uris = [f"/{i}" for i in range(len(queries))]
         runs = []
         for _ in range(args.rounds):
             runs.append(
                 [
+                    cost(lambda: local.log(input_uri="/one", embedding=q), n, new_pid),
+                    cost(new_transport.health, n, new_pid),
                     cost(lambda: new.log(input_uri="/one", embedding=q), n, new_pid),
+                    cost(transport.health, n, proc.pid),
                     cost(lambda: old.log(input_uri="/one", embedding=q), n, proc.pid),
-                    (timed(lambda: new.log(input_uri=[f"/{i}" for i in range(len(queries))], embedding=queries)),),
-                    (timed(lambda: old.log(input_uri=[f"/{i}" for i in range(len(queries))], embedding=queries)),),
+                    (timed(lambda: new.log(input_uri=uris, embedding=queries)),),
+                    (timed(lambda: old.log(input_uri=uris, embedding=queries)),),
                 ]
             )
-        (wall, client, server), (o_wall, o_client, o_server), (batch,), (o_batch,) = [
+        embedded, health, one, o_health, o_one, (batch,), (o_batch,) = [
             tuple(statistics.median(v) for v in zip(*c, strict=True)) for c in zip(*runs, strict=True)
         ]
         print(f"\n4. this tree's service beside the service of {ref} (the same client; interleaved, medians)")
-        print(f"  one query: this tree wall {wall:6.3f} ms, CPU {client:6.3f} + {server:6.3f} ms (binary)")
-        print(f"             {ref[:10]:10s} wall {o_wall:6.3f} ms, CPU {o_client:6.3f} + {o_server:6.3f} ms (JSON)")
+        print(f"  the same query embedded: wall {embedded[0]:6.3f} ms, CPU {embedded[1]:6.3f} ms")
+        for name, h, o, form in (("this tree", health, one, "binary"), (ref[:10], o_health, o_one, "as it takes")):
+            beyond_wall = o[0] - h[0] - embedded[0]
+            beyond_cpu = o[1] + o[2] - h[1] - h[2] - embedded[1]
+            print(
+                f"  {name:10s} health wall {h[0]:6.3f}, CPU {h[1]:6.3f} + {h[2]:6.3f};  one query ({form}) wall "
+                f"{o[0]:6.3f}, CPU {o[1]:6.3f} + {o[2]:6.3f};  beyond health + engine: wall {beyond_wall:6.3f}, "
+                f"CPU {beyond_cpu:6.3f}"
+            )
         print(
             f"  {len(queries):,} in one call: this tree {batch * 1e3:7.1f} ms   {ref[:10]} {o_batch * 1e3:7.1f} ms   "
             f"({o_batch / batch:.1f}x)"
@@ -352,6 +370,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--skip-ingest", action="store_true")
     parser.add_argument("--only-ingest", action="store_true", help="section 3 only")
+    parser.add_argument("--only-overhead", action="store_true", help="section 2 only (and 4 with --against)")
     parser.add_argument("--wait-index", action="store_true", help="wait until both ANN indexes cover the set")
     parser.add_argument(
         "--against", metavar="COMMIT", help="also measure the service of this git commit beside this one"
@@ -380,14 +399,15 @@ def main() -> None:
             local = QuerySession(ES, transport=lt, store=False)
             http = QuerySession(ES, transport=ht, store=False)
             queries = clustered(args.batch, 1)
-            section_parsing(queries)
-            section_batches(local, http, queries, args.rounds, args.training)
+            if not args.only_overhead:
+                section_parsing(queries)
+                section_batches(local, http, queries, args.rounds, args.training)
             section_overhead(local, http, queries, args.rounds, proc.pid)
-            if not args.skip_ingest:
+            if not (args.skip_ingest or args.only_overhead):
                 print()
                 section_ingest(lt, url, proc.pid)  # type: ignore[arg-type]
             if args.against:
-                section_against(args.against, root, http, proc.pid, queries, args)
+                section_against(args.against, root, (local, http), proc.pid, queries, args)
         finally:
             proc.terminate()
             proc.wait(30)
