@@ -21,13 +21,11 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import os
 import statistics
 import subprocess
 import sys
 import tarfile
 import tempfile
-import threading
 import time
 import timeit
 from collections.abc import Callable
@@ -36,6 +34,7 @@ from typing import Any
 
 import numpy as np
 from _util import free_port, start_chroma_server, verdict, wait_until_serving
+from _wire_ingest import cpu_seconds, section_ingest
 
 import chroma
 from chroma_core.config import load_config
@@ -100,15 +99,6 @@ def per_call_ms(fn: Callable[[], object], n: int) -> float:
     for _ in range(n):
         samples.append(timed(fn))
     return statistics.median(samples) * 1e3
-
-
-_TICK = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds a process has used (Linux /proc): a cost the machine's load does not inflate."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / _TICK
 
 
 def cost(fn: Callable[[], object], n: int, server: int) -> tuple[float, float, float]:
@@ -241,99 +231,6 @@ def section_overhead(
     )
 
 
-def ingest_batches(clients: int, n: int, per: int, tag: str) -> list[list[tuple[BatchHeader, Records]]]:
-    """``n`` batches of ``per`` 384-d records for a set of their own, split among ``clients``, made beforehand."""
-    es = EmbeddingSet.from_dict({"model": "bench", "layer": "ingest", "tag": tag})
-    rng = np.random.default_rng(7)
-    work: list[list[tuple[BatchHeader, Records]]] = [[] for _ in range(clients)]
-    for b in range(n):
-        bid = f"{tag}-{b}"
-        x = rng.normal(size=(per, DIM)).astype(np.float32)
-        uris = [f"/{bid}/{i}" for i in range(per)]
-        records = Records(
-            x, [f"{bid}:{i}" for i in range(per)], uris, [{"label": "a", "score": 0.9}] * per, [None] * per, [0.0] * per
-        )
-        work[b % clients].append((BatchHeader(bid, es, "training", DIM, "t"), records))
-    return work
-
-
-def ingest_rate(make: Callable[[], Transport], work: list[list[tuple[BatchHeader, Records]]]) -> float:
-    """Records per second, one thread (with its own transport) per list of batches."""
-
-    def run(items: list[tuple[BatchHeader, Records]], transport: Transport) -> None:
-        for header, records in items:
-            transport.upload(header, records)
-
-    threads = [threading.Thread(target=run, args=(w, make())) for w in work]
-    t0 = time.perf_counter()
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join()
-    return sum(len(r) for w in work for _, r in w) / (time.perf_counter() - t0)
-
-
-def settle(local: LocalTransport, server: int) -> None:
-    """Until the background index builds that the last ingest started are done, here and in the service."""
-    for info in local.list_sets():
-        local.engine.store.wait_for_index(info.id, 900)  # type: ignore[attr-defined]
-    # The embedded engine's background work after an ingest runs in this process: measured, it added 20-40 ms of
-    # CPU per 1,000 records to whichever form came next. Wait until this process is idle too.
-    while True:
-        before, own = cpu_seconds(server), time.process_time()
-        time.sleep(0.5)
-        if cpu_seconds(server) - before < 0.03 and time.process_time() - own < 0.03:
-            return
-
-
-def section_ingest(local: LocalTransport, url: str, server: int) -> None:
-    """HTTP ingest in both upload forms against the embedded engine, interleaved (issue 16: 0.5x and 0.8x).
-
-    Each measurement stores a set of its own, and starts once the index builds the previous one set off are done
-    (they run in the background, after the upload has returned, in the embedded engine as in the service).
-    """
-    # 19,000 records of 384-d per measurement: under the store's ANN threshold (20,000), so that no index build
-    # (seconds of CPU, in the background) starts inside one measurement and runs on into the next.
-    per, n = 500, 38
-
-    def http(binary: bool) -> Callable[[], Transport]:
-        def make() -> Transport:
-            transport = HTTPTransport(load_config(chroma_url=url, environ={}))
-            transport._binary_uploads = binary
-            return transport
-
-        return make
-
-    # The service's first uploads pay for what it sets up once (measured: 31 ms of CPU per 1,000 records in the
-    # first batches, 12 after): warm it, and the embedded engine, in every form first.
-    for form, make in (("embedded", lambda: local), ("binary", http(True)), ("JSONL", http(False))):
-        ingest_rate(make, ingest_batches(1, 4, per, f"warm-{form}"))
-    print(f"3. ingest of {n * per:,} x {DIM}-d records in batches of {per} (records/s; higher is better)")
-    for clients, target in ((1, 0.5), (4, 0.8)):
-        rates, cpu = {}, {}
-        for form, make in (("embedded", lambda: local), ("binary", http(True)), ("JSONL", http(False))):
-            work = ingest_batches(clients, n, per, f"{form}{clients}")
-            settle(local, server)
-            before, client = cpu_seconds(server), time.process_time()
-            rates[form] = ingest_rate(make, work)
-            cpu[form] = (
-                (time.process_time() - client) / (n * per) * 1e6,
-                (cpu_seconds(server) - before) / (n * per) * 1e6,
-            )
-        embedded = rates["embedded"]
-        ratio = rates["binary"] / embedded
-        print(
-            f"  {clients} client(s): embedded {embedded:7.0f}/s   HTTP binary {rates['binary']:7.0f}/s "
-            f"({ratio:.2f}x, target >= {target}x: {verdict(ratio >= target)})   HTTP JSONL {rates['JSONL']:7.0f}/s "
-            f"({rates['JSONL'] / embedded:.2f}x)"
-        )
-        print(
-            f"      CPU ms per 1,000 records, client + server: embedded {cpu['embedded'][0]:.0f}   "
-            f"binary {cpu['binary'][0]:.0f} + {cpu['binary'][1]:.0f}   "
-            f"JSONL {cpu['JSONL'][0]:.0f} + {cpu['JSONL'][1]:.0f}"
-        )
-
-
 def older_service(ref: str, root: Path) -> tuple[subprocess.Popen[bytes], str]:
     """``chroma serve`` from the tree of git commit ``ref`` (its own packages first on sys.path: cwd)."""
     archive = subprocess.run(["git", "-C", str(ROOT), "archive", ref, "chroma", "chroma_core"], capture_output=True)
@@ -427,7 +324,7 @@ def main() -> None:
                 return LocalTransport(root / "embedded")
 
             if args.only_ingest:
-                section_ingest(LocalTransport(root / "embedded"), url, proc.pid)
+                section_ingest(root, url, proc.pid)
                 return
             lt, ht = local_transport(), http_transport()
             train(lt, args.training)
@@ -447,7 +344,7 @@ def main() -> None:
             section_overhead(overhead_sets, queries[0], args.rounds, proc.pid, args.training)
             if not (args.skip_ingest or args.only_overhead):
                 print()
-                section_ingest(lt, url, proc.pid)  # type: ignore[arg-type]
+                section_ingest(root, url, proc.pid)
             if args.against:
                 section_against(args.against, root, (local, http), proc.pid, queries, args)
         finally:
