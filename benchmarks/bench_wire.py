@@ -19,6 +19,7 @@ interleaved, ``--rounds`` times, and the medians are printed.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import json
 import statistics
@@ -28,12 +29,12 @@ import tarfile
 import tempfile
 import time
 import timeit
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from _util import free_port, start_chroma_server, verdict, wait_until_serving
+from _util import free_port, serving, stop, verdict, wait_until_serving
 from _wire_ingest import cpu_seconds, section_ingest
 
 import chroma
@@ -231,8 +232,10 @@ def section_overhead(
     )
 
 
-def older_service(ref: str, root: Path) -> tuple[subprocess.Popen[bytes], str]:
-    """``chroma serve`` from the tree of git commit ``ref`` (its own packages first on sys.path: cwd)."""
+@contextlib.contextmanager
+def older_service(ref: str, root: Path) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    """``chroma serve`` from the tree of git commit ``ref`` (its own packages first on sys.path: cwd), stopped
+    after the block."""
     archive = subprocess.run(["git", "-C", str(ROOT), "archive", ref, "chroma", "chroma_core"], capture_output=True)
     if archive.returncode:
         raise SystemExit(f"git archive {ref}: {archive.stderr.decode().strip()}")
@@ -243,8 +246,11 @@ def older_service(ref: str, root: Path) -> tuple[subprocess.Popen[bytes], str]:
     command = [sys.executable, "-m", "chroma", "serve", "--port", str(port), "--persist-directory", str(root / "older")]
     proc = subprocess.Popen([*command, "--log-level", "warning"], cwd=tree)
     url = f"http://127.0.0.1:{port}"
-    wait_until_serving(url + "/v1/health", proc, 60, f"chroma serve at {ref}")
-    return proc, url
+    try:
+        wait_until_serving(url + "/v1/health", proc, 60, f"chroma serve at {ref}")
+        yield proc, url
+    finally:
+        stop(proc)
 
 
 def section_against(
@@ -253,15 +259,14 @@ def section_against(
     """The service of ``ref`` beside this tree's, interleaved: a one-vector query beyond a health round trip and
     the embedded engine's own work (section 2's figure, for both), and a batch in one call."""
     local, new = sessions
-    proc, url = older_service(ref, root)
-    try:
+    with older_service(ref, root) as (proc, url):
         transport = HTTPTransport(load_config(chroma_url=url, environ={}))
         train(transport, args.training)
         old = QuerySession(ES, transport=transport, store=False)
         new_transport = new.transport
         assert isinstance(new_transport, HTTPTransport)
         q, n = queries[0], 500
-        old.log(input_uri="/one", embedding=q)  # the client learns that this service takes JSON only
+        old.log(input_uri="/one", embedding=q)  # a service older than the binary form teaches the client JSON here
         uris = [f"/{i}" for i in range(len(queries))]
         runs = []
         for _ in range(args.rounds):
@@ -293,9 +298,6 @@ def section_against(
             f"  {len(queries):,} in one call: this tree {batch * 1e3:7.1f} ms   {ref[:10]} {o_batch * 1e3:7.1f} ms   "
             f"({o_batch / batch:.1f}x)"
         )
-    finally:
-        proc.terminate()
-        proc.wait(30)
 
 
 def main() -> None:
@@ -314,8 +316,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as d:
         root = Path(d)
         log = root / "server.log"
-        proc, url = start_chroma_server(root / "server", log=log, log_level="info")
-        try:
+        with serving(root / "server", log=log, log_level="info") as (proc, url):
 
             def http_transport() -> Transport:
                 return HTTPTransport(load_config(chroma_url=url, environ={}))
@@ -347,9 +348,6 @@ def main() -> None:
                 section_ingest(root, url, proc.pid)
             if args.against:
                 section_against(args.against, root, (local, http), proc.pid, queries, args)
-        finally:
-            proc.terminate()
-            proc.wait(30)
 
 
 if __name__ == "__main__":
