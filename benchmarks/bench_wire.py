@@ -7,6 +7,7 @@
    (target: 10x the throughput).
 2. A one-vector HTTP query against a bare ``GET /v1/health`` on the same keep-alive connection: what the query
    adds beyond the engine's own work and one round trip (target: within 1 ms); the JSON form beside the binary one.
+   2b: the service's application alone, in process (``_app_cost.py``), this tree's and ``--against``'s.
 3. HTTP ingest against the embedded engine, 1 and 4 clients (targets 0.5x and 0.8x): the binary upload form
    (the client's default) beside JSONL, with the server's CPU per 1,000 records (``--only-ingest``: this alone).
 4. With ``--against COMMIT``: the service of that git commit (e.g. before the binary wire) beside this tree's,
@@ -22,6 +23,7 @@ import argparse
 import contextlib
 import io
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -164,9 +166,10 @@ def search_gap(rows: int, q: np.ndarray) -> tuple[float, float]:
     """CPU ms of the exact search's matrix product over ``rows`` training vectors, back to back and with ~0.5 ms of
     other Python work between two of them.
 
-    On this machine the same matrix product costs several times more once anything runs between two of them,
-    which any server does (measured: 0.3 ms back to back, 1.1-1.4 ms with a thread handoff or a Python loop
-    between); so "beyond the engine" on a large set holds some engine work that the embedded loop does not pay.
+    On this machine, when it was lightly loaded, the same product cost several times more once anything ran between
+    two of them, as it does in any server (0.3 ms back to back, 1.1-1.4 ms with a thread handoff or a Python loop
+    between; under heavy load both are slow). Then "beyond the engine" on a large set holds engine work that the
+    embedded loop does not pay, which is why section 2 also measures a small set.
     """
     training, row = clustered(rows, 0), q[None, :].astype(np.float32)
     out = []
@@ -232,16 +235,24 @@ def section_overhead(
     )
 
 
+def older_tree(ref: str, root: Path) -> Path:
+    """The ``chroma`` and ``chroma_core`` packages of git commit ``ref``, extracted under ``root`` once."""
+    tree = root / "older-tree"
+    if tree.exists():
+        return tree
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", ref, "chroma", "chroma_core"], capture_output=True)
+    if archive.returncode:
+        raise SystemExit(f"git archive {ref}: {archive.stderr.decode().strip()}")
+    with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
+        tar.extractall(tree, filter="data")
+    return tree
+
+
 @contextlib.contextmanager
 def older_service(ref: str, root: Path) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
     """``chroma serve`` from the tree of git commit ``ref`` (its own packages first on sys.path: cwd), stopped
     after the block."""
-    archive = subprocess.run(["git", "-C", str(ROOT), "archive", ref, "chroma", "chroma_core"], capture_output=True)
-    if archive.returncode:
-        raise SystemExit(f"git archive {ref}: {archive.stderr.decode().strip()}")
-    tree = root / "older-tree"
-    with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
-        tar.extractall(tree, filter="data")
+    tree = older_tree(ref, root)
     port = free_port()
     command = [sys.executable, "-m", "chroma", "serve", "--port", str(port), "--persist-directory", str(root / "older")]
     proc = subprocess.Popen([*command, "--log-level", "warning"], cwd=tree)
@@ -251,6 +262,29 @@ def older_service(ref: str, root: Path) -> Iterator[tuple[subprocess.Popen[bytes
         yield proc, url
     finally:
         stop(proc)
+
+
+def section_app(root: Path, ref: str | None, rounds: int) -> None:
+    """The service's application alone, in process (``_app_cost.py``): this tree's, and ``ref``'s, in turn."""
+    trees = {"this tree": ROOT} | ({ref[:10]: older_tree(ref, root)} if ref else {})
+    script = str(ROOT / "benchmarks" / "_app_cost.py")
+    runs: dict[str, list[dict[str, float]]] = {name: [] for name in trees}
+    for _ in range(rounds):
+        for name, tree in trees.items():
+            env = {**os.environ, "PYTHONPATH": str(tree)}
+            out = subprocess.run([sys.executable, script, "1000", "1000"], cwd=tree, env=env, capture_output=True)
+            if out.returncode:
+                raise SystemExit(f"_app_cost.py on {name}: {out.stderr.decode().strip()[-400:]}")
+            runs[name].append(json.loads(out.stdout.decode().strip().splitlines()[-1]))
+    print(
+        "\n2b. the service's application alone, in process (no socket, parser or client; 1,000 training vectors): "
+        f"CPU ms a call, median of {rounds} runs (each a median of 3 x 1,000 calls)"
+    )
+    for name, results in runs.items():
+        health = statistics.median(r["health"] for r in results)
+        query = statistics.median(r["query"] for r in results)
+        added = query - health
+        print(f"  {name:10s} GET /v1/health {health:6.3f}   one binary query {query:6.3f}  query - health {added:.3f}")
 
 
 def section_against(
@@ -307,7 +341,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--skip-ingest", action="store_true")
     parser.add_argument("--only-ingest", action="store_true", help="section 3 only")
-    parser.add_argument("--only-overhead", action="store_true", help="section 2 only (and 4 with --against)")
+    parser.add_argument("--only-overhead", action="store_true", help="sections 2 and 2b only (and 4 with --against)")
     parser.add_argument("--wait-index", action="store_true", help="wait until both ANN indexes cover the set")
     parser.add_argument(
         "--against", metavar="COMMIT", help="also measure the service of this git commit beside this one"
@@ -343,6 +377,7 @@ def main() -> None:
             small = (QuerySession(SMALL, transport=lt, store=False), QuerySession(SMALL, transport=ht, store=False))
             overhead_sets = {f"{args.training:,} training vectors": (local, http), "1,000 training vectors": small}
             section_overhead(overhead_sets, queries[0], args.rounds, proc.pid, args.training)
+            section_app(root, args.against, args.rounds)
             if not (args.skip_ingest or args.only_overhead):
                 print()
                 section_ingest(root, url, proc.pid)
