@@ -31,14 +31,7 @@ from _util import free_port, wait_until_serving
 from chroma_core.embedding_set import EmbeddingSet
 from chroma_core.records import new_batch
 from chroma_core.transport.local import LocalTransport
-
-ARGS = [
-    "--use-angle=swiftshader",
-    "--enable-unsafe-swiftshader",
-    "--ignore-gpu-blocklist",
-    "--enable-webgl",
-    "--no-sandbox",
-]
+from tests.ui_page import CHROMIUM_ARGS, lasso_middle
 
 
 def build(root: Path, points: int, dim: int, training: int) -> str:
@@ -71,7 +64,7 @@ def browse(url: str, set_id: str) -> dict[str, float]:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=shutil.which("chromium"), args=ARGS)
+        browser = p.chromium.launch(executable_path=shutil.which("chromium"), args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 800})
         t0 = time.perf_counter()
         page.goto(f"{url}/ui?set={set_id}")
@@ -112,19 +105,9 @@ def browse(url: str, set_id: str) -> dict[str, float]:
             page.wait_for_timeout(100)
         out["hover_s_median"] = statistics.median(hovers) if hovers else float("nan")
         # Lasso around the middle quarter of the canvas.
-        page.evaluate("document.activeElement && document.activeElement.blur(); chromaUI.selected = []")
-        w, h = box["width"] / 4, box["height"] / 4
+        page.evaluate("chromaUI.selected = []")
         t3 = time.perf_counter()
-        page.keyboard.down("Shift")
-        page.mouse.move(cx - w, cy - h)
-        page.mouse.down()
-        for px, py in [(cx + w, cy - h), (cx + w, cy + h), (cx - w, cy + h), (cx - w, cy - h)]:
-            page.mouse.move(px, py, steps=12)
-        # The drag above is 48 mouse moves, each answered by a redraw of every point: in software WebGL that is
-        # the renderer's time, not the page's. What the page itself costs is from the release to the list shown.
-        t4 = time.perf_counter()
-        page.mouse.up()
-        page.keyboard.up("Shift")
+        t4 = lasso_middle(page, box)
         page.wait_for_function("chromaUI.selected.length > 1", timeout=600_000)
         done = time.perf_counter()
         out["lasso_s"] = done - t3

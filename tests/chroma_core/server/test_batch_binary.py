@@ -19,7 +19,6 @@ from chroma_core.embedding_set import EmbeddingSet
 from chroma_core.records import BatchHeader, Records, new_batch_id
 from chroma_core.server.wire import BATCH_BINARY_TYPE, encode_batch
 from chroma_core.transport.http import HTTPTransport
-from tests.chroma_core.server.test_query_body import _older_service
 from tests.conftest import SET, clusters
 
 pytestmark = pytest.mark.slow
@@ -66,16 +65,9 @@ def _stored(transport: HTTPTransport, set_id: str) -> tuple[np.ndarray, list]:
     return page.vectors[order], rows
 
 
-def test_a_binary_upload_stores_what_the_jsonl_path_stores(chroma_server, monkeypatch):
+def test_a_binary_upload_stores_what_the_jsonl_path_stores(chroma_server, content_types):
     transport = _transport(chroma_server)
-    sent: list[str] = []
-    request = transport.session.request
-
-    def recording(method, url, **kwargs):
-        sent.append(kwargs.get("headers", {}).get("Content-Type", ""))
-        return request(method, url, **kwargs)
-
-    monkeypatch.setattr(transport.session, "request", recording)
+    sent = content_types(transport)
     header, records = _batch()
     binary = transport.upload(header, records)
     assert sent == [BATCH_BINARY_TYPE]
@@ -155,16 +147,13 @@ def test_sizes_are_checked_before_what_they_describe_is_read(chroma_server):
     assert unkeyed.status_code == 401
 
 
-def test_the_client_falls_back_to_jsonl_against_an_older_service(tmp_path, caplog, monkeypatch):
-    server = _older_service(tmp_path, monkeypatch)
-    try:
-        transport = HTTPTransport(load_config(chroma_url=server.url, environ={}))
-        header, records = _batch()
-        with caplog.at_level(logging.INFO, logger="chroma"):
-            report = transport.upload(header, records)
-        assert report.stored == len(records) and not transport._binary_uploads
-        assert "takes no binary batches" in caplog.text
-        assert transport.get_set(header.set_id).training == len(records)
-        transport.close()
-    finally:
-        server.stop()
+def test_the_client_falls_back_to_jsonl_against_an_older_service(older_service, caplog):
+    server = older_service
+    transport = HTTPTransport(load_config(chroma_url=server.url, environ={}))
+    header, records = _batch()
+    with caplog.at_level(logging.INFO, logger="chroma"):
+        report = transport.upload(header, records)
+    assert report.stored == len(records) and not transport._binary_uploads
+    assert "takes no binary batches" in caplog.text
+    assert transport.get_set(header.set_id).training == len(records)
+    transport.close()

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import io
 import logging
 import subprocess
 import sys
-import tarfile
 
 import numpy as np
 import pytest
@@ -22,15 +20,12 @@ from chroma_core.server.wire import QUERY_CONTENT_TYPE, encode_query
 from chroma_core.transport.http import HTTPTransport
 from chroma_core.types import QueryRequest
 from chroma_core.vectors import encode_base64
-from tests import conftest
 from tests.chroma_core.server.test_service import SET_ID, train
-from tests.conftest import ROOT, SET, ChromaServer
+from tests.conftest import SET
 
 pytestmark = pytest.mark.slow
 
 BINARY = {"Content-Type": QUERY_CONTENT_TYPE}
-#: main just before the binary form existed: a real older service, to fall back against.
-OLDER_SERVICE = "14c0d289678c0964a27e3973616233afdbbb3c5c"
 
 
 def _post(server, body: bytes, headers: dict[str, str]) -> requests.Response:
@@ -98,17 +93,10 @@ def test_binary_bodies_are_bounded_and_keyed_before_they_are_read(chroma_server)
     assert nokey.status_code == 401
 
 
-def test_the_client_sends_binary_and_splits_large_batches(chroma_server, monkeypatch):
+def test_the_client_sends_binary_and_splits_large_batches(chroma_server, content_types):
     x = train(chroma_server.url)
     transport = HTTPTransport(load_config(chroma_url=chroma_server.url, environ={"CHROMA_API_KEY": chroma_server.key}))
-    sent: list[str] = []
-    request = transport.session.request
-
-    def recording(method, url, **kwargs):
-        sent.append(kwargs.get("headers", {}).get("Content-Type", ""))
-        return request(method, url, **kwargs)
-
-    monkeypatch.setattr(transport.session, "request", recording)
+    sent = content_types(transport)
     rng = np.random.default_rng(1)
     q = (x[rng.integers(0, len(x), 2500)] + 0.01 * rng.normal(size=(2500, 16))).astype(np.float32)
     results = transport.query(QueryRequest.of(SET, q, [f"/b/{i}" for i in range(len(q))]))
@@ -118,38 +106,19 @@ def test_the_client_sends_binary_and_splits_large_batches(chroma_server, monkeyp
     assert one.scores == pytest.approx(results[1500].scores, abs=1e-5)  # float32 sums batched or not
 
 
-def _older_service(tmp_path, monkeypatch) -> ChromaServer:
-    """``chroma serve`` from the tree of :data:`OLDER_SERVICE`, a real service that knows only JSON queries."""
-    archive = subprocess.run(
-        ["git", "-C", str(ROOT), "archive", OLDER_SERVICE, "chroma", "chroma_core"], capture_output=True
-    )
-    if archive.returncode:
-        pytest.skip(f"the older service's commit is not in this checkout: {archive.stderr.decode()[:200]}")
-    tree = tmp_path / "older"
-    with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
-        tar.extractall(tree, filter="data")
-    # The server runs in ROOT: there, `python -m chroma` imports the older tree's packages before any installed.
-    with monkeypatch.context() as patch:
-        patch.setattr(conftest, "ROOT", tree)
-        return ChromaServer(tmp_path / "older-data").start()
-
-
-def test_the_client_falls_back_to_json_against_an_older_service(tmp_path, caplog, monkeypatch):
-    server = _older_service(tmp_path, monkeypatch)
-    try:
-        code = "import chroma_core, sys; print(chroma_core.__file__)"
-        where = subprocess.run([sys.executable, "-c", code], cwd=tmp_path / "older", capture_output=True, text=True)
-        assert where.stdout.startswith(str(tmp_path / "older")), where.stdout + where.stderr
-        x = train(server.url)
-        transport = HTTPTransport(load_config(chroma_url=server.url, environ={}))
-        with caplog.at_level(logging.INFO, logger="chroma"):
-            first = transport.query(QueryRequest.of(SET, x[:2], ["/a", "/b"]))
-        assert first[0].not_useful and not transport._binary_queries
-        assert "takes no binary queries" in caplog.text
-        session = chroma.QuerySession(SET, chroma_server_url=server.url, store=False)
-        assert session.log(input_uri="/c", embedding=x[5]).nearest[0].input_uri == "/t/5"
-    finally:
-        server.stop()
+def test_the_client_falls_back_to_json_against_an_older_service(older_service, tmp_path, caplog):
+    server = older_service
+    code = "import chroma_core, sys; print(chroma_core.__file__)"
+    where = subprocess.run([sys.executable, "-c", code], cwd=tmp_path / "older", capture_output=True, text=True)
+    assert where.stdout.startswith(str(tmp_path / "older")), where.stdout + where.stderr
+    x = train(server.url)
+    transport = HTTPTransport(load_config(chroma_url=server.url, environ={}))
+    with caplog.at_level(logging.INFO, logger="chroma"):
+        first = transport.query(QueryRequest.of(SET, x[:2], ["/a", "/b"]))
+    assert first[0].not_useful and not transport._binary_queries
+    assert "takes no binary queries" in caplog.text
+    session = chroma.QuerySession(SET, chroma_server_url=server.url, store=False)
+    assert session.log(input_uri="/c", embedding=x[5]).nearest[0].input_uri == "/t/5"
 
 
 def test_json_base64_bodies_are_read_in_one_go_with_the_same_refusals(chroma_server):

@@ -26,17 +26,9 @@ from chroma_core.transport import transport_for
 from chroma_core.types import Selection
 from chroma_core.ui.projection import Projection, project
 from tests.chroma_core.drift.helpers import DAY, T0, blobs, log_window, training_set
+from tests.ui_page import CHROMIUM_ARGS, lasso_middle
 
 pytestmark = pytest.mark.slow
-
-#: What WebGL needs in a headless chromium without a GPU (../shared/notes/plot-libraries.md).
-CHROMIUM_ARGS = [
-    "--use-angle=swiftshader",
-    "--enable-unsafe-swiftshader",
-    "--ignore-gpu-blocklist",
-    "--enable-webgl",
-    "--no-sandbox",
-]
 
 
 @pytest.fixture(scope="module")
@@ -135,15 +127,7 @@ def test_the_page_draws_every_point_and_hovers_selects_and_exports(browser, watc
     assert page.inner_text("#point").count("train/") == 5 or hovered < 1500
 
     # A lasso (shift + drag) around the middle of the map selects points and lists them.
-    cx, cy, w, h = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2, box["width"] / 4, box["height"] / 4
-    page.evaluate("document.activeElement && document.activeElement.blur()")  # keys reach the page, not a button
-    page.keyboard.down("Shift")
-    page.mouse.move(cx - w, cy - h)
-    page.mouse.down()
-    for px, py in [(cx + w, cy - h), (cx + w, cy + h), (cx - w, cy + h), (cx - w, cy - h)]:
-        page.mouse.move(px, py, steps=12)
-    page.mouse.up()
-    page.keyboard.up("Shift")
+    lasso_middle(page, box)
     # A press selects the nearest point at once; the lasso's own selection follows when the drag ends.
     page.wait_for_function("chromaUI.selected.length > 50", timeout=10_000)
     selected = page.evaluate("chromaUI.selected.length")
