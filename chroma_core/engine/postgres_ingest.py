@@ -64,7 +64,8 @@ _CONFLICTS = (
 
 
 def lock_set(conn: Any, tenant: str, embedding_set: EmbeddingSet, dimension: int, what: str) -> tuple[int, int]:
-    """Create the set if needed and lock its row for this transaction: (training, production) counts."""
+    """Create the set if needed and lock its row for this transaction: the (training, production) slots used, which
+    are the counts plus the partitions' holes (:mod:`~chroma_core.engine.postgres_holes`): new rows go after."""
     key_json = json.dumps(dict(embedding_set.key), sort_keys=True, ensure_ascii=False)
     conn.execute(
         "INSERT INTO chroma_sets (tenant, set_id, key_json, dimension, created_at) VALUES (%s, %s, %s, %s, %s) "
@@ -72,7 +73,8 @@ def lock_set(conn: Any, tenant: str, embedding_set: EmbeddingSet, dimension: int
         (tenant, embedding_set.id, key_json, dimension, time.time()),
     )
     have, training, production = conn.execute(
-        "SELECT dimension, training, production FROM chroma_sets WHERE set_id = %s AND tenant = %s FOR UPDATE",
+        "SELECT dimension, training + cardinality(training_holes), production + cardinality(production_holes) "
+        "FROM chroma_sets WHERE set_id = %s AND tenant = %s FOR UPDATE",
         (embedding_set.id, tenant),
     ).fetchone()
     check_dimension(dimension, have, what)
@@ -88,7 +90,7 @@ def put(
     *,
     small: int = SMALL_BATCH,
 ) -> tuple[PutResult, int]:
-    """Store one batch in the caller's transaction: (what was done, the partition's rows after it).
+    """Store one batch in the caller's transaction: (what was done, the partition's slots used after it).
 
     A batch of one chunk of at most ``small`` records goes straight into the records table (see
     :data:`SMALL_BATCH`); a larger one through the staging table.

@@ -21,7 +21,8 @@ from chroma_core.engine.answers import ANSWER_COLUMNS
 
 __all__ = ["DDL", "TABLES", "VERSION", "index_name", "vector_cast"]
 
-VERSION = 1
+#: 2: ``chroma_sets.training_holes`` / ``production_holes`` (see :mod:`~chroma_core.engine.postgres_holes`).
+VERSION = 2
 
 #: Every table of the schema; each one has ``tenant`` and ``set_id`` columns.
 TABLES = ("chroma_sets", "chroma_batches", "chroma_state", "chroma_records")
@@ -36,6 +37,8 @@ CREATE TABLE IF NOT EXISTS chroma_sets (
     revision bigint NOT NULL DEFAULT 0,
     PRIMARY KEY (set_id, tenant)
 );
+ALTER TABLE chroma_sets ADD COLUMN IF NOT EXISTS training_holes bigint[] NOT NULL DEFAULT '{{}}';
+ALTER TABLE chroma_sets ADD COLUMN IF NOT EXISTS production_holes bigint[] NOT NULL DEFAULT '{{}}';
 CREATE TABLE IF NOT EXISTS chroma_batches (
     tenant text NOT NULL, set_id text NOT NULL, batch_id text NOT NULL, mode text NOT NULL,
     complete boolean NOT NULL, stored bigint NOT NULL, updated_at double precision NOT NULL,

@@ -11,13 +11,16 @@ tables' row-level security policies check (:mod:`~chroma_core.engine.postgres_sc
 - **Nearest neighbours** come from the set's HNSW index (:mod:`~chroma_core.engine.postgres_index`), which covers
   the training rows that were there when it was built; the engine searches the newer ones exactly and re-ranks
   the index's candidates exactly, with the vectors sent beside them. All the query vectors of a call go in one
-  statement, so a query through the engine is two transactions (see docs/scale-out.md).
+  statement, and a query through the engine is one transaction (:meth:`PostgresStore.one_transaction`, see
+  docs/scale-out.md).
+- **Deletes** renumber the rows after the deleted ones (:mod:`~chroma_core.engine.postgres_delete`).
 - **State** (the calibration, per set revision) lives in the database, so every replica gives the same answer.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import threading
@@ -27,6 +30,8 @@ from typing import Any
 import numpy as np
 
 from chroma_core.embedding_set import EmbeddingSet
+from chroma_core.engine import postgres_delete
+from chroma_core.engine import postgres_holes as holes
 from chroma_core.engine import postgres_ingest as ingest
 from chroma_core.engine.answers import ANSWER_COLUMNS, Answers
 from chroma_core.engine.postgres_copy import parse_vectors
@@ -43,9 +48,6 @@ __all__ = ["PostgresStore"]
 
 logger = logging.getLogger("chroma.engine")
 
-#: Where a delete parks the rows it renumbers (past any row a set can have, and any index's ``row < covers``).
-_SHIFT = 2**50
-
 #: Ingests of at least this many records are followed by ANALYZE (the planner must learn the table grew).
 ANALYZE_AFTER = 10_000
 
@@ -53,6 +55,7 @@ ANALYZE_AFTER = 10_000
 _EF_MIN = 40
 
 _SET_COLUMNS = "set_id, key_json, dimension, created_at, training, production, revision"
+_HOLES = "training_holes, production_holes"  # see postgres_holes: rows over slots
 _BASE = "row, id, input_uri, inferences, label, time, preview"
 _RECORD = f"{_BASE}, {', '.join(ANSWER_COLUMNS)}"
 _WHERE = "set_id = %s AND tenant = %s AND mode = %s"  # the key's leading columns, in order
@@ -64,7 +67,9 @@ class PostgresStore:
     ``tenant``: the application whose rows this store reads and writes. ``ann_threshold``: sets with at least this
     many training rows get an HNSW index (``None``: never). ``halfvec``: index half-precision vectors (half the
     index's memory; the stored vectors, and so every score, stay float32). ``small_batch``: batches of one chunk of
-    at most this many records skip the staging table (0: none do).
+    at most this many records skip the staging table (0: none do). ``holes_at_most``: how many deleted rows a
+    partition keeps as holes before a delete renumbers it (:mod:`~chroma_core.engine.postgres_holes`; 0: every
+    delete renumbers, as before).
     """
 
     def __init__(
@@ -75,10 +80,12 @@ class PostgresStore:
         ann_threshold: int | None = 20_000,
         halfvec: bool = False,
         small_batch: int = ingest.SMALL_BATCH,
+        holes_at_most: int = holes.HOLES_AT_MOST,
     ) -> None:
         self.db: Database = open_database(url)
         self.tenant = tenant
         self.small_batch = small_batch
+        self.holes_at_most = holes_at_most
         self.indexes = Indexes(self.db, tenant, ann_threshold, halfvec)
         self._closed = False
         self._reading = threading.local()  # the thread's open one_transaction(), if any
@@ -87,8 +94,9 @@ class PostgresStore:
         return f"PostgresStore({self.db.shown!r}, tenant={self.tenant!r})"
 
     @contextlib.contextmanager
-    def _tx(self) -> Iterator[Any]:
-        """One transaction on a pooled connection, as this tenant (committed on success, else rolled back)."""
+    def transaction(self) -> Iterator[Any]:
+        """One transaction on a pooled connection, as this tenant (committed on success, else rolled back); the
+        store's writes and its helper modules' (:mod:`~chroma_core.engine.postgres_delete`) run in these."""
         with self.db.errors("use"), self.db.pool.connection() as conn, conn.transaction():
             # The search breadth's default with the tenant: a search of few neighbours then needs no statement.
             conn.execute(
@@ -103,11 +111,11 @@ class PostgresStore:
         reading = self._reading
         conn = getattr(reading, "conn", None)
         if conn is None and getattr(reading, "stack", None) is not None:  # the first read of one_transaction()
-            conn = reading.conn = reading.stack.enter_context(self._tx())
+            conn = reading.conn = reading.stack.enter_context(self.transaction())
         if conn is not None:
             yield conn
             return
-        with self._tx() as conn:
+        with self.transaction() as conn:
             yield conn
 
     @contextlib.contextmanager
@@ -142,13 +150,13 @@ class PostgresStore:
     def get_set(self, set_id: str) -> SetInfo | None:
         with self._read() as conn:
             row = conn.execute(
-                f"SELECT {_SET_COLUMNS} FROM chroma_sets WHERE set_id = %s AND tenant = %s",  # noqa: S608
+                f"SELECT {_SET_COLUMNS}, {_HOLES} FROM chroma_sets WHERE set_id = %s AND tenant = %s",  # noqa: S608
                 (set_id, self.tenant),
             ).fetchone()
         info = None if row is None else self._info(row)
         seen = getattr(self._reading, "sets", None)
-        if seen is not None and info is not None:  # nearest() in the same transaction need not read it again
-            seen[set_id] = (info.dimension, info.training)
+        if seen is not None and info is not None:  # the other reads of the same transaction need not read it again
+            seen[set_id] = (info.dimension, info.training, holes.holes_of(row[7]), holes.holes_of(row[8]))
         return info
 
     def list_sets(self) -> list[SetInfo]:
@@ -160,7 +168,7 @@ class PostgresStore:
         return [self._info(r) for r in rows]
 
     def create_set(self, embedding_set: EmbeddingSet, dimension: int) -> SetInfo:
-        with self._tx() as conn:
+        with self.transaction() as conn:
             ingest.lock_set(conn, self.tenant, embedding_set, dimension, "this embedding set")
         info = self.get_set(embedding_set.id)
         assert info is not None
@@ -168,7 +176,7 @@ class PostgresStore:
 
     def delete_set(self, set_id: str) -> bool:
         self.indexes.drop_concurrently(set_id, "its set is deleted")  # not under the table lock of a plain DROP
-        with self._tx() as conn:
+        with self.transaction() as conn:
             found = conn.execute(
                 "SELECT 1 FROM chroma_sets WHERE set_id = %s AND tenant = %s FOR UPDATE", (set_id, self.tenant)
             ).fetchone()
@@ -183,7 +191,7 @@ class PostgresStore:
 
     def put(self, header: BatchHeader, chunks: Iterable[Records], *, complete: Callable[[], bool]) -> PutResult:
         """Store the chunks of one batch in one transaction: all of it, or none (see the module docstring)."""
-        with self._tx() as conn:
+        with self.transaction() as conn:
             result, total = ingest.put(conn, self.tenant, header, chunks, complete, small=self.small_batch)
             stale = (
                 header.mode == "training"
@@ -199,11 +207,25 @@ class PostgresStore:
 
     # ---- reading by row ----------------------------------------------------------------------------------------
 
-    def _dimension(self, conn: Any, set_id: str) -> int | None:
+    def _set(self, conn: Any, set_id: str) -> tuple[int, int, np.ndarray, np.ndarray] | None:
+        """(dimension, training rows, training holes, production holes), read once per :meth:`one_transaction`."""
+        seen = getattr(self._reading, "sets", None)
+        if seen is not None and set_id in seen:
+            return seen[set_id]  # type: ignore[no-any-return]
         row = conn.execute(
-            "SELECT dimension FROM chroma_sets WHERE set_id = %s AND tenant = %s", (set_id, self.tenant)
+            f"SELECT dimension, training, {_HOLES} FROM chroma_sets WHERE set_id = %s AND tenant = %s",  # noqa: S608
+            (set_id, self.tenant),
         ).fetchone()
-        return None if row is None else int(row[0])
+        if row is None:
+            return None
+        found = (int(row[0]), int(row[1]), holes.holes_of(row[2]), holes.holes_of(row[3]))
+        if seen is not None:
+            seen[set_id] = found
+        return found
+
+    def _holes(self, conn: Any, set_id: str, mode: Mode) -> np.ndarray:
+        found = self._set(conn, set_id)
+        return holes.NONE if found is None else _gaps(found, mode)
 
     def _copy_vectors(self, conn: Any, where: str, params: Sequence[Any], dim: int, with_rows: bool) -> Any:
         select = ("row, " if with_rows else "") + "embedding"
@@ -214,57 +236,66 @@ class PostgresStore:
 
     def vectors(self, set_id: str, mode: Mode, start: int = 0, stop: int | None = None) -> Matrix:
         with self._read() as conn:
-            dim = self._dimension(conn, set_id)
-            if dim is None:
+            found = self._set(conn, set_id)
+            if found is None:
                 return np.empty((0, 0), dtype=np.float32)
+            dim, gaps = found[0], _gaps(found, mode)
             if stop is not None and stop <= start:
                 return np.empty((0, dim), dtype=np.float32)
             where = f"{_WHERE} AND row >= %s AND row < %s"
-            params = (set_id, self.tenant, mode, start, 2**62 if stop is None else stop)
+            first, last = holes.slot_of(start, gaps), 2**62 if stop is None else holes.slot_of(stop, gaps)
+            params = (set_id, self.tenant, mode, first, last)
             _, vectors = self._copy_vectors(conn, where, params, dim, False)
         return vectors  # type: ignore[no-any-return]
 
     def vectors_at(self, set_id: str, mode: Mode, rows: Sequence[int] | np.ndarray) -> Matrix:
         wanted = np.asarray(rows, dtype=np.int64).reshape(-1)
         with self._read() as conn:
-            dim = self._dimension(conn, set_id)
-            if dim is None:
+            known = self._set(conn, set_id)
+            if known is None:
                 if len(wanted):
                     raise IndexError(f"set {set_id!r} has no {mode} row {int(wanted[0])}")
                 return np.empty((0, 0), dtype=np.float32)
-            unique = np.unique(wanted)
+            dim, gaps = known[0], _gaps(known, mode)
+            slots = holes.slots_of(wanted, gaps)
+            unique = np.unique(slots)
             found, vectors = self._copy_vectors(
                 conn, f"{_WHERE} AND row = ANY(%s)", (set_id, self.tenant, mode, unique.tolist()), dim, True
             )
-        if len(found) != len(unique):
-            missing = sorted(set(unique.tolist()) - set(found.tolist()))
+        if len(found) != len(unique) or (len(wanted) and wanted.min() < 0):
+            missing = sorted(set(wanted.tolist()) - set(holes.rows_of(found, gaps).tolist()))
             raise IndexError(f"set {set_id!r} has no {mode} row {missing[0]}")
-        # ``found`` is sorted like ``unique`` (ORDER BY row), so each wanted row's place is a binary search.
-        return vectors[np.searchsorted(found, wanted)]  # type: ignore[no-any-return]
+        # ``found`` is sorted like ``unique`` (ORDER BY row), so each wanted slot's place is a binary search.
+        return vectors[np.searchsorted(found, slots)]  # type: ignore[no-any-return]
 
     def records(self, set_id: str, mode: Mode, start: int = 0, stop: int | None = None) -> list[StoredRecord]:
         columns = _RECORD if mode == "production" else _BASE  # training rows carry no answer
         with self._read() as conn:
+            gaps = self._holes(conn, set_id, mode)
+            last = 2**62 if stop is None else holes.slot_of(stop, gaps)
             found = conn.execute(
                 f"SELECT {columns} FROM chroma_records WHERE {_WHERE} AND row >= %s AND row < %s ORDER BY row",  # noqa: S608
-                (set_id, self.tenant, mode, start, 2**62 if stop is None else stop),
+                (set_id, self.tenant, mode, holes.slot_of(start, gaps), last),
             ).fetchall()
-        return [stored_record(r, set_id) for r in found]
+        rows = holes.rows_of(np.fromiter((r[0] for r in found), np.int64, len(found)), gaps).tolist()
+        return [stored_record((row, *r[1:]), set_id) for row, r in zip(rows, found, strict=True)]
 
     def records_at(self, set_id: str, mode: Mode, rows: Sequence[int] | np.ndarray) -> list[StoredRecord]:
         wanted = [int(r) for r in rows]
         with self._read() as conn:
+            gaps = self._holes(conn, set_id, mode)
+            slots = holes.slots_of(np.asarray(wanted, dtype=np.int64), gaps).tolist()
             found = {
                 r[0]: r
                 for r in conn.execute(
                     f"SELECT {_RECORD} FROM chroma_records WHERE {_WHERE} AND row = ANY(%s)",  # noqa: S608
-                    (set_id, self.tenant, mode, sorted(set(wanted))),
+                    (set_id, self.tenant, mode, sorted(set(slots))),
                 )
             }
-        missing = [r for r in wanted if r not in found]
+        missing = [r for r, s in zip(wanted, slots, strict=True) if r < 0 or s not in found]
         if missing:
             raise IndexError(f"set {set_id!r} has no {mode} row {missing[0]}")
-        return [stored_record(found[r], set_id) for r in wanted]
+        return [stored_record((r, *found[s][1:]), set_id) for r, s in zip(wanted, slots, strict=True)]
 
     def answers(self, set_id: str, *, since: float | None = None, until: float | None = None) -> Answers:
         query = f"SELECT row, time, {', '.join(ANSWER_COLUMNS[:-1])} FROM chroma_records WHERE {_WHERE}"  # noqa: S608
@@ -274,87 +305,15 @@ class PostgresStore:
                 query += condition
                 params.append(float(bound))
         with self._read() as conn:
+            gaps = self._holes(conn, set_id, "production")
             rows = conn.execute(query + " ORDER BY row", params).fetchall()
-        return Answers.from_rows(rows)
+        answers = Answers.from_rows(rows)
+        return dataclasses.replace(answers, rows=holes.rows_of(answers.rows, gaps)) if len(gaps) else answers
 
     # ---- deleting ----------------------------------------------------------------------------------------------
 
     def delete_records(self, input_uris: Iterable[str], *, set_id: str | None = None) -> DeleteReport:
-        if isinstance(input_uris, str):
-            raise TypeError("input_uris must be a list of input_uri values, not one string")
-        uris = list(dict.fromkeys(input_uris))
-        gone: dict[tuple[str, str], list[int]] = {}
-        rebuild = self._unindex_before_renumbering(uris, set_id)
-        with self._tx() as conn:
-            # Lock the sets first, in one order, so that concurrent deletes and puts cannot deadlock.
-            sets = conn.execute(
-                "SELECT set_id FROM chroma_sets WHERE tenant = %s AND (%s::text IS NULL OR set_id = %s) "
-                "ORDER BY set_id FOR UPDATE",
-                (self.tenant, set_id, set_id),
-            ).fetchall()
-            for (s,) in sets:
-                deleted = conn.execute(
-                    "DELETE FROM chroma_records WHERE set_id = %s AND tenant = %s AND input_uri = ANY(%s) "
-                    "RETURNING mode, row",
-                    (s, self.tenant, uris),
-                ).fetchall()
-                for mode, row in deleted:
-                    gone.setdefault((s, mode), []).append(int(row))
-            for (s, mode), rows in gone.items():
-                self._renumber(conn, s, mode, min(rows))
-            for s in sorted({s for s, _ in gone}):
-                training = len(gone.get((s, "training"), ()))
-                production = len(gone.get((s, "production"), ()))
-                conn.execute(
-                    "UPDATE chroma_sets SET training = training - %s, production = production - %s, "
-                    "revision = revision + 1 WHERE set_id = %s AND tenant = %s",
-                    (training, production, s, self.tenant),
-                )
-        for s, dimension in rebuild.items():
-            self.indexes.build_soon(s, dimension)
-        counts = {m: sum(len(r) for (_, mode), r in gone.items() if mode == m) for m in ("training", "production")}
-        return DeleteReport(counts["training"], counts["production"], tuple(sorted({s for s, _ in gone})))
-
-    def _unindex_before_renumbering(self, uris: list[str], set_id: str | None) -> dict[str, int]:
-        """Drop the indexes of sets in which the delete would renumber most indexed rows (re-filing each in the
-        HNSW index costs more than building it anew, and would hold the set's lock meanwhile); set -> dimension
-        of those dropped, to build again after the delete."""
-        with self._tx() as conn:
-            firsts = conn.execute(
-                "SELECT r.set_id, min(r.row), min(s.dimension) FROM chroma_records r JOIN chroma_sets s ON "
-                "s.set_id = r.set_id AND s.tenant = r.tenant WHERE r.tenant = %s AND r.mode = 'training' AND "
-                "r.input_uri = ANY(%s) AND (%s::text IS NULL OR r.set_id = %s) GROUP BY r.set_id",
-                (self.tenant, uris, set_id, set_id),
-            ).fetchall()
-            wanted = {}
-            for s, first, dimension in firsts:
-                covers = self.indexes.covering(conn, s)
-                if covers is not None and self.indexes.cheaper_to_rebuild(covers, int(first)):
-                    wanted[s] = int(dimension)
-        why = "a delete renumbers most of its rows; it is built again"
-        return {s: d for s, d in wanted.items() if self.indexes.drop_concurrently(s, why)}
-
-    def _renumber(self, conn: Any, set_id: str, mode: str, first: int) -> None:
-        """Close the gaps left from row ``first`` on, keeping the order.
-
-        In two passes, since the unique (set, mode, row) key is checked row by row during an UPDATE: first to
-        ``_SHIFT`` + the new number, then down by ``_SHIFT``. The parked numbers lie past every index's
-        ``row < covers``, so each renumbered row costs one HNSW insert, not two (parking them at negative
-        numbers, as before, re-filed each row in the index twice).
-        """
-        args = {"set": set_id, "tenant": self.tenant, "mode": mode, "first": first, "shift": _SHIFT}
-        conn.execute(
-            "UPDATE chroma_records r SET row = %(shift)s + n.new FROM (SELECT id, %(first)s + row_number() OVER "
-            "(ORDER BY row) - 1 AS new FROM chroma_records WHERE set_id = %(set)s AND tenant = %(tenant)s AND "
-            "mode = %(mode)s AND row >= %(first)s) n WHERE r.set_id = %(set)s AND r.tenant = %(tenant)s AND "
-            "r.mode = %(mode)s AND r.id = n.id",
-            args,
-        )
-        conn.execute(
-            "UPDATE chroma_records SET row = row - %(shift)s WHERE set_id = %(set)s AND tenant = %(tenant)s AND "
-            "mode = %(mode)s AND row >= %(shift)s",
-            args,
-        )
+        return postgres_delete.delete_records(self, input_uris, set_id)
 
     # ---- nearest neighbours and state --------------------------------------------------------------------------
 
@@ -364,23 +323,18 @@ class PostgresStore:
         All the queries in one statement, in one transaction; the engine needs no second read for its re-rank."""
         with self._read() as conn:
             ef = max(_EF_MIN, min(1000, 2 * int(k)))  # the search's breadth (every transaction starts at _EF_MIN)
-            info = (getattr(self._reading, "sets", None) or {}).get(set_id)
+            info = self._set(conn, set_id)
             if info is None:
-                info = conn.execute(
-                    "SELECT dimension, training FROM chroma_sets WHERE set_id = %s AND tenant = %s",
-                    (set_id, self.tenant),
-                ).fetchone()
-                if info is None:
-                    return None
+                return None
             if ef != _EF_MIN:
                 conn.execute("SELECT set_config('hnsw.ef_search', %s, true)", (str(ef),))
-            dim, training = int(info[0]), int(info[1])
-            covers = self.indexes.covering(conn, set_id)
-            if self.indexes.stale(training, covers):  # e.g. a replica that did not ingest, after a restart
+            dim, training, gaps = info[0], info[1], info[2]
+            covers = self.indexes.covering(conn, set_id)  # a slot: the index holds the slots below it
+            if self.indexes.stale(training + len(gaps), covers):  # e.g. a replica that did not ingest
                 self.indexes.build_soon(set_id, dim)
             if covers is None:
                 return None
-            covered = min(covers, training)
+            covered = min(int(holes.rows_of(np.asarray([covers]), gaps)[0]), training)
             if not len(queries) or k <= 0:
                 empty = np.empty((len(queries), 0), dtype=np.int64)
                 return Candidates(empty, covered, np.empty((len(queries), 0, dim), dtype=np.float32))
@@ -396,7 +350,7 @@ class PostgresStore:
         vectors = np.zeros((len(queries), k, dim), dtype=np.float32)
         if found:
             which = np.fromiter((f[0] for f in found), np.int64, len(found)) - 1
-            rows = np.fromiter((f[1] for f in found), np.int64, len(found))
+            rows = holes.rows_of(np.fromiter((f[1] for f in found), np.int64, len(found)), gaps)
             distances = np.fromiter((f[2] for f in found), np.float64, len(found))
             order = np.lexsort((distances, which))  # by query, then nearest first
             which, rows = which[order], rows[order]
@@ -422,7 +376,7 @@ class PostgresStore:
     def write_state(self, set_id: str, key: str, value: dict[str, Any]) -> bool:
         """Keep ``value`` (only for a set that exists); False when the database cannot take it now."""
         try:
-            with self._tx() as conn:
+            with self.transaction() as conn:
                 conn.execute("SET LOCAL lock_timeout = '200ms'")  # state is an optimisation: never wait long
                 conn.execute(
                     "INSERT INTO chroma_state (tenant, set_id, key, value) SELECT %s, %s, %s, %s WHERE EXISTS ("
@@ -434,3 +388,7 @@ class PostgresStore:
         except OSError as exc:  # StorageError
             logger.warning("could not keep state %r of set %s: %s", key, set_id[:12], exc)
             return False
+
+
+def _gaps(found: tuple[int, int, np.ndarray, np.ndarray], mode: Mode) -> np.ndarray:
+    return found[2] if mode == "training" else found[3]

@@ -110,8 +110,28 @@ def test_an_index_left_invalid_by_a_cancelled_build_is_dropped_and_built_again(s
     assert store.nearest(A.id, _unit(records.vectors[:2]), 3).rows[:, 0].tolist() == [0, 1]
 
 
-def test_after_a_delete_the_index_finds_the_renumbered_rows(store_of):
+def test_after_a_small_delete_the_index_is_kept_and_finds_the_rows_by_their_new_numbers(store_of):
     store = store_of(ann_threshold=200)
+    header, records = _batch(n=400)
+    store.put(header, [records], complete=lambda: True)
+    assert store.wait_for_index(A.id, 120)
+    name = f"{store.indexes.base(A.id)}_400"
+    assert store.delete_records([records.input_uris[5], records.input_uris[7]]).training == 2
+    assert _indexes(store) == [(name, 400, True)]  # no row re-filed: the deleted slots are holes
+    found = store.nearest(A.id, _unit(records.vectors[[10, 399, 0, 6]]), 3)
+    assert found.covered == 398 and found.rows[:, 0].tolist() == [8, 397, 0, 5]
+    np.testing.assert_array_equal(found.vectors[:, 0], records.vectors[[10, 399, 0, 6]])
+    assert store.get_set(A.id).training == 398
+    np.testing.assert_array_equal(store.vectors(A.id, "training", 5, 9), records.vectors[[6, 8, 9, 10]])
+    assert [r.id for r in store.records_at(A.id, "training", [397, 5, 0])] == [records.ids[i] for i in (399, 6, 0)]
+    header, more = _batch(n=3, seed=1, batch_id="more")  # new rows take the slots after every one used
+    store.put(header, [more], complete=lambda: True)
+    assert [r.row for r in store.records(A.id, "training", 396)] == [396, 397, 398, 399, 400]
+    assert [r.id for r in store.records(A.id, "training", 397, 399)] == [records.ids[399], more.ids[0]]
+
+
+def test_after_a_delete_the_index_finds_the_renumbered_rows(store_of):
+    store = store_of(ann_threshold=200, holes_at_most=0)  # every delete renumbers
     header, records = _batch(n=400)
     store.put(header, [records], complete=lambda: True)
     assert store.wait_for_index(A.id, 120)
@@ -142,7 +162,7 @@ def test_a_build_held_by_another_replica_is_not_retried_at_every_query(store_of,
 
 
 def test_a_delete_that_would_refile_most_indexed_rows_rebuilds_the_index_instead(store_of):
-    store = store_of(ann_threshold=200)
+    store = store_of(ann_threshold=200, holes_at_most=0)
     header, records = _batch(n=400)
     store.put(header, [records], complete=lambda: True)
     assert store.wait_for_index(A.id, 120)

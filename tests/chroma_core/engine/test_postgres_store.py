@@ -201,6 +201,45 @@ def test_a_query_is_one_transaction_and_its_candidates_come_with_their_exact_vec
     assert len(tenants) == 1  # the set's revision and the search share one transaction
 
 
+def test_duplicates_is_one_transaction_and_finds_what_it_found_before(store_of, monkeypatch):
+    from chroma_core.engine.engine import Engine
+    from chroma_core.types import DuplicatesRequest, QueryRequest
+
+    store = store_of()
+    x = np.random.default_rng(4).normal(size=(300, 16)).astype(np.float32)
+    x[150:160] = x[:10] + 1e-4  # near copies in training, and production inputs copying training ones
+    store.put(*_as_batch(new_batch(A, "training", x, [f"/t/{i}" for i in range(300)])), complete=lambda: True)
+    production = new_batch(A, "production", x[20:40] + 1e-4, [f"/p/{i}" for i in range(20)])
+    store.put(*_as_batch(production), complete=lambda: True)
+    store.delete_records(["/t/3", "/p/5"])  # and holes to read around
+
+    class EachReadApart:  # every read in its own transaction, as duplicates ran before
+        def __getattr__(self, name):
+            return getattr(store, name)
+
+    request = DuplicatesRequest(A.id, threshold=0.01)
+    expected = Engine(EachReadApart()).duplicates(request)
+    assert len(expected.groups) == 9 and len(expected.production) == 19
+    tenants = []
+    execute = psycopg.Connection.execute
+
+    def counted(conn, query, *args, **kwargs):
+        if "chroma.tenant" in str(query):
+            tenants.append(query)
+        return execute(conn, query, *args, **kwargs)
+
+    engine = Engine(store)
+    engine.query(QueryRequest(A.id, x[:1], ("/warm",)))  # loads the set and keeps its calibration
+    monkeypatch.setattr(psycopg.Connection, "execute", counted)
+    assert engine.duplicates(request) == expected
+    assert len(tenants) == 1
+
+
+def _as_batch(batch):
+    header, records = batch
+    return header, [records]
+
+
 def test_two_writers_of_the_same_batches_at_once_store_them_once(store_of):
     first, second = store_of("same"), store_of("same")  # two replicas of one application
     batches = [_batch(n=200, seed=s, batch_id=f"b{s}") for s in range(6)]

@@ -28,13 +28,11 @@ B = EmbeddingSet.from_dict({"model": "contract", "layer": "b"})
 DIM = 4
 
 
-def _postgres(location: Path, request: pytest.FixtureRequest, small_batch: int | None = None) -> Store:
+def _postgres(location: Path, request: pytest.FixtureRequest, **options: int) -> Store:
     from chroma_core.engine.postgres_store import PostgresStore
 
     url, tenant = request.getfixturevalue("postgres_url"), location.as_posix()
-    if small_batch is None:
-        return PostgresStore(url, tenant=tenant, ann_threshold=64)
-    return PostgresStore(url, tenant=tenant, ann_threshold=64, small_batch=small_batch)
+    return PostgresStore(url, tenant=tenant, ann_threshold=64, **options)
 
 
 #: kind -> factory(location, request) opening that kind of store over a private location (a folder for SQLite; a
@@ -42,8 +40,9 @@ def _postgres(location: Path, request: pytest.FixtureRequest, small_batch: int |
 STORES: dict[str, Callable[[Path, pytest.FixtureRequest], Store]] = {
     "sqlite": lambda location, request: SQLiteStore(location, ann_threshold=64),
     "postgres": _postgres,
-    # Every batch through the staging table (by default a batch of one small chunk is inserted directly).
-    "postgres-staged": lambda location, request: _postgres(location, request, small_batch=0),
+    # Every batch through the staging table (by default a batch of one small chunk is inserted directly), and a
+    # delete past 2 holes renumbers the partition (by default 1,024 deleted rows are kept as holes).
+    "postgres-staged": lambda location, request: _postgres(location, request, small_batch=0, holes_at_most=2),
 }
 
 
