@@ -95,7 +95,9 @@ class CentredNovelty:
         for start in range(0, len(missing), 8192):
             part = missing[start : start + 8192]
             t = self._row_vectors(part).astype(np.float64)
-            self._tm[part] = t @ self.mean
+            # einsum, not a BLAS product: a row's value must not depend on which rows came with it (a batch
+            # and a lone query get bit-identical answers).
+            self._tm[part] = np.einsum("ij,j->i", t, self.mean)
             self._tt[part] = np.einsum("ij,ij->i", t, t)
         return self._tm[rows], self._tt[rows]
 
@@ -132,7 +134,7 @@ class CentredNovelty:
 
     def _similarities(self, queries: np.ndarray, sims: np.ndarray, rows: np.ndarray) -> np.ndarray:
         q = np.asarray(queries, dtype=np.float64)
-        qm = q @ self.mean
+        qm = np.einsum("ij,j->i", q, self.mean)  # per row, whatever the batch (see _rows)
         qq = np.einsum("ij,ij->i", q, q) - 2.0 * qm + self._mm  # |q - m|^2
         tm, tt = self._rows(rows)
         tt = tt - 2.0 * tm + self._mm  # |t - m|^2
