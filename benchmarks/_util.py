@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import statistics
 import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 
@@ -75,3 +76,25 @@ def start_chroma_server(
     url = f"http://127.0.0.1:{port}"
     wait_until_serving(url + "/v1/health", proc, 60, "chroma serve")
     return proc, url
+
+
+def stop(proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
+    """SIGTERM (the service's graceful shutdown), then SIGKILL if it has not exited within ``timeout`` seconds."""
+    proc.terminate()
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+@contextlib.contextmanager
+def serving(
+    data: Path, *args: str, log: Path | None = None, log_level: str = "warning"
+) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    """:func:`start_chroma_server` as a ``with`` block: (process, url) inside it, the service stopped after it."""
+    proc, url = start_chroma_server(data, *args, log=log, log_level=log_level)
+    try:
+        yield proc, url
+    finally:
+        stop(proc)

@@ -18,7 +18,13 @@ each with its own engine, calibration and reference, and one window per size. Th
 pool and one reference among all the clean windows of a fold, so one pool's offset counts in every window; the
 fresh windows give the false-alarm rate the tests promise, with a binomial interval that holds.
 
+Every table is measured once per novelty score the answers are given with (``--scores``; by default
+``knn_mean``, the old default, beside the default), on the same windows. ``--labels`` trains with the categories
+as labels (the default score is then per label; without labels it is the centred kNN mean). ``--quality-corpus``
+takes bench_quality.py's fortunes (nine other categories, its embedding cache) instead of this file's.
+
     python benchmarks/bench_drift.py [--sizes 50,100,200] [--clean 60] [--shifted 12] [--fresh 100 [--only-fresh]]
+        [--scores knn_mean,knn_class_centred] [--labels] [--quality-corpus --per 200]
 """
 
 from __future__ import annotations
@@ -41,7 +47,7 @@ from chroma_core.drift.compute import drift_report
 from chroma_core.embedding_set import EmbeddingSet
 from chroma_core.engine import Engine, SQLiteStore
 from chroma_core.records import new_batch
-from chroma_core.types import QueryRequest
+from chroma_core.types import QueryRequest, Thresholds
 from chroma_core.types.drift import DriftRequest
 
 CATEGORIES = [
@@ -90,6 +96,14 @@ def binomial_tail(hits: int, n: int, p: float) -> float:
     return float(sum(math.comb(n, i) * p**i * (1 - p) ** (n - i) for i in range(hits, n + 1)))
 
 
+def train_batch(
+    engine: Engine, es: EmbeddingSet, emb: np.ndarray, lab: np.ndarray, train: np.ndarray, args: argparse.Namespace
+) -> None:
+    """Training rows ``train``, with their category as the label when ``--labels`` is given."""
+    labels = [str(v) for v in lab[train]] if args.labels else None
+    engine.put(*new_batch(es, "training", emb[train], [f"train/{i}" for i in train], labels=labels))
+
+
 def run_fold(held: str, emb: np.ndarray, texts: list[str], lab: np.ndarray, args: argparse.Namespace) -> dict[Any, Any]:
     rng = np.random.default_rng(zlib.crc32(held.encode()))
     is_train = rng.random(len(lab)) < 0.7
@@ -100,11 +114,13 @@ def run_fold(held: str, emb: np.ndarray, texts: list[str], lab: np.ndarray, args
     with tempfile.TemporaryDirectory() as d:
         engine = Engine(SQLiteStore(d, ann_threshold=None))
         for n in args.sizes:
-            es = EmbeddingSet.from_dict({"data": "fortunes", "held_out": held, "n": n})
-            engine.put(*new_batch(es, "training", emb[train], [f"train/{i}" for i in train]))
+            es = EmbeddingSet.from_dict({"data": "fortunes", "held_out": held, "n": n, "score": args.score})
+            train_batch(engine, es, emb, lab, train, args)
             answers: dict[int, Any] = {}
             for which in (pool, novel):
-                results = engine.query(QueryRequest(es.id, emb[which], tuple(f"in/{i}" for i in which)))
+                results = engine.query(
+                    QueryRequest(es.id, emb[which], tuple(f"in/{i}" for i in which), thresholds=args.thresholds)
+                )
                 answers.update(zip(which.tolist(), results, strict=True))
             # The windows: clean ones, then one block of shifted windows per share p.
             blocks = [("clean", 0.0, args.clean)] + [("shift", p, args.shifted) for p in args.shares]
@@ -177,9 +193,11 @@ def run_fresh(held: str, emb: np.ndarray, lab: np.ndarray, args: argparse.Namesp
             rng = np.random.default_rng([zlib.crc32(held.encode()), split])
             is_train = rng.random(len(inside)) < 0.7
             train, pool = inside[is_train], rng.permutation(inside[~is_train])
-            es = EmbeddingSet.from_dict({"data": "fortunes", "held_out": held, "fresh": split})
-            engine.put(*new_batch(es, "training", emb[train], [f"train/{i}" for i in train]))
-            results = engine.query(QueryRequest(es.id, emb[pool], tuple(f"in/{i}" for i in pool)))
+            es = EmbeddingSet.from_dict({"data": "fortunes", "held_out": held, "fresh": split, "score": args.score})
+            train_batch(engine, es, emb, lab, train, args)
+            results = engine.query(
+                QueryRequest(es.id, emb[pool], tuple(f"in/{i}" for i in pool), thresholds=args.thresholds)
+            )
             ood = np.array(["out_of_distribution" in r.recommendations for r in results])
             offsets = np.cumsum([0, *args.sizes])
             rows = [np.arange(offsets[j], offsets[j + 1]) for j in range(len(args.sizes))]  # disjoint windows
@@ -260,19 +278,47 @@ def main() -> None:
     parser.add_argument("--fresh", type=int, default=0, help="fresh splits per fold for independent clean windows")
     parser.add_argument("--fresh-from", type=int, default=0, help="first split's seed (more, disjoint splits)")
     parser.add_argument("--only-fresh", action="store_true", help="skip the fixed-pool windows and detection")
+    parser.add_argument(
+        "--scores",
+        type=lambda s: s.split(","),
+        default=["knn_mean", Thresholds().novelty_score],
+        help="novelty scores to answer with, each measured in turn (default: knn_mean, the old default, and the "
+        "default)",
+    )
+    parser.add_argument("--labels", action="store_true", help="train with the categories as labels")
+    parser.add_argument(
+        "--quality-corpus", action="store_true", help="bench_quality's fortunes (its embedding cache; per 200)"
+    )
     args = parser.parse_args()
     folder = Path(args.fortunes)
     if not (folder / "computers").exists():
         print(f"skipped: no fortunes in {folder} (apt-get install fortunes)")
         return
-    emb, texts, labels = embeddings(folder, args.per)
+    held_out = HELD_OUT
+    if args.quality_corpus:
+        import _quality_data as data
+
+        corpus = data.fortunes(args.per, folder=folder)
+        assert corpus is not None
+        emb, texts, labels = data.embed(corpus.texts), corpus.texts, list(corpus.labels)
+        held_out = corpus.categories[:4]
+    else:
+        emb, texts, labels = embeddings(folder, args.per)
     lab = np.array(labels)
+    for score in args.scores:
+        args.score, args.thresholds = score, Thresholds(novelty_score=score)
+        print(f"\n== novelty_score={score!r}, training {'with' if args.labels else 'without'} labels")
+        measure(emb, texts, lab, held_out, args)
+
+
+def measure(emb: np.ndarray, texts: list[str], lab: np.ndarray, held_out: list[str], args: argparse.Namespace) -> None:
+    """Every table for one novelty score (``args.thresholds``)."""
     if args.fresh:
-        print_fresh({held: run_fresh(held, emb, lab, args) for held in HELD_OUT}, args.sizes)
+        print_fresh({held: run_fresh(held, emb, lab, args) for held in held_out}, args.sizes)
         if args.only_fresh:
             return
     merged: dict[Any, Any] = {}
-    for held in HELD_OUT:
+    for held in held_out:
         for key, value in run_fold(held, emb, texts, lab, args).items():
             if isinstance(value, dict):
                 slot = merged.setdefault(key, {k: [] for k in value})
@@ -281,7 +327,7 @@ def main() -> None:
             else:
                 merged.setdefault(key, []).extend(value)
     print(
-        f"{len(texts)} fortunes, {len(CATEGORIES)} categories, MiniLM; held out in turn: {', '.join(HELD_OUT)}; "
+        f"{len(texts)} fortunes, {len(set(lab))} categories, MiniLM; held out in turn: {', '.join(held_out)}; "
         f"alpha 0.05; {args.clean} clean and {args.shifted} shifted windows per share, fold and size"
     )
     print(f"{'n':>4} {'windows':>12} {'count':>5} {'flagged':>8} {'naive 5%':>8} {'share':>6} {'MMD':>6} "

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-from _util import start_chroma_server
+from _util import serving
 
 import chroma
 from chroma_core.config import load_config
@@ -132,8 +132,7 @@ def load_test(url: str, clients: int = 16, per_client: int = 100, queries: np.nd
 def main() -> None:
     with tempfile.TemporaryDirectory() as d:
         root = Path(d)
-        proc, url = start_chroma_server(root / "server")
-        try:
+        with serving(root / "server") as (_, url):
 
             def http() -> Transport:
                 return HTTPTransport(load_config(chroma_url=url, environ={}))
@@ -158,9 +157,6 @@ def main() -> None:
                 f"(target within 2 ms: {'PASS' if h50 - l50 <= 2 else 'MISS'})"
             )
             load_test(url, queries=queries)
-        finally:
-            proc.terminate()
-            proc.wait(30)
 
 
 if __name__ == "__main__":

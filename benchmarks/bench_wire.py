@@ -7,6 +7,7 @@
    (target: 10x the throughput).
 2. A one-vector HTTP query against a bare ``GET /v1/health`` on the same keep-alive connection: what the query
    adds beyond the engine's own work and one round trip (target: within 1 ms); the JSON form beside the binary one.
+   2b: the service's application alone, in process (``_app_cost.py``), this tree's and ``--against``'s.
 3. HTTP ingest against the embedded engine, 1 and 4 clients (targets 0.5x and 0.8x): the binary upload form
    (the client's default) beside JSONL, with the server's CPU per 1,000 records (``--only-ingest``: this alone).
 4. With ``--against COMMIT``: the service of that git commit (e.g. before the binary wire) beside this tree's,
@@ -19,6 +20,7 @@ interleaved, ``--rounds`` times, and the medians are printed.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import json
 import os
@@ -27,15 +29,15 @@ import subprocess
 import sys
 import tarfile
 import tempfile
-import threading
 import time
 import timeit
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from _util import free_port, start_chroma_server, verdict, wait_until_serving
+from _util import free_port, serving, stop, verdict, wait_until_serving
+from _wire_ingest import cpu_seconds, section_ingest
 
 import chroma
 from chroma_core.config import load_config
@@ -60,7 +62,7 @@ def clustered(n: int, seed: int) -> np.ndarray:
     return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
 
 
-def train(transport: Transport, n: int) -> None:
+def train(transport: Transport, n: int, es: EmbeddingSet = ES) -> None:
     x = clustered(n, 0)
     records = Records(
         x,
@@ -70,7 +72,7 @@ def train(transport: Transport, n: int) -> None:
         [None] * n,
         [0.0] * n,
     )
-    transport.upload(BatchHeader("wire-training", ES, "training", DIM, "t"), records)
+    transport.upload(BatchHeader(f"wire-training-{es.id[:8]}", es, "training", DIM, "t"), records)
 
 
 def timed(fn: Callable[[], object]) -> float:
@@ -100,15 +102,6 @@ def per_call_ms(fn: Callable[[], object], n: int) -> float:
     for _ in range(n):
         samples.append(timed(fn))
     return statistics.median(samples) * 1e3
-
-
-_TICK = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds a process has used (Linux /proc): a cost the machine's load does not inflate."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / _TICK
 
 
 def cost(fn: Callable[[], object], n: int, server: int) -> tuple[float, float, float]:
@@ -165,184 +158,180 @@ def section_batches(local: QuerySession, http: QuerySession, queries: np.ndarray
         )
 
 
-def section_overhead(local: QuerySession, http: QuerySession, queries: np.ndarray, rounds: int, server: int) -> None:
-    transport = http.transport
-    assert isinstance(transport, HTTPTransport)
-    q = queries[0]
+#: Section 2's second set: small enough that the engine's own search is a few hundredths of a millisecond.
+SMALL = EmbeddingSet.from_dict({"model": "bench", "layer": "wire-small"})
+
+
+def search_gap(rows: int, q: np.ndarray) -> tuple[float, float]:
+    """CPU ms of the exact search's matrix product over ``rows`` training vectors, back to back and with ~0.5 ms of
+    other Python work between two of them.
+
+    On this machine, when it was lightly loaded, the same product cost several times more once anything ran between
+    two of them, as it does in any server (0.3 ms back to back, 1.1-1.4 ms with a thread handoff or a Python loop
+    between; under heavy load both are slow). Then "beyond the engine" on a large set holds engine work that the
+    embedded loop does not pay, which is why section 2 also measures a small set.
+    """
+    training, row = clustered(rows, 0), q[None, :].astype(np.float32)
+    out = []
+    for gap in (0, 20_000):
+        samples = []
+        for _ in range(300):
+            sum(range(gap))
+            t0 = time.thread_time()
+            row @ training.T
+            samples.append(time.thread_time() - t0)
+        out.append(statistics.median(samples) * 1e3)
+    return out[0], out[1]
+
+
+def section_overhead(
+    sessions: dict[str, tuple[QuerySession, QuerySession]], q: np.ndarray, rounds: int, server: int, size: int
+) -> None:
+    """Per set (name: (embedded session, HTTP session)): health, the embedded query, the HTTP query in each form."""
     n = 500
     forms = {"binary": True, "JSON": False}
 
     def query(session: QuerySession, binary: bool = True) -> Callable[[], object]:
+        transport = session.transport
+
         def call() -> None:
-            transport._binary_queries = binary
+            if isinstance(transport, HTTPTransport):
+                transport._binary_queries = binary
             session.log(input_uri="/one", embedding=q)
 
         return call
 
-    runs = []
-    for _ in range(rounds):  # interleaved, so that each figure and its baseline share the machine's noise
-        runs.append(
-            [cost(transport.health, n, server), cost(query(local), n, server)]
-            + [cost(query(http, binary), n, server) for binary in forms.values()]
-        )
-    transport._binary_queries = True
-    medians = [tuple(statistics.median(v) for v in zip(*c, strict=True)) for c in zip(*runs, strict=True)]
-    health, embedded, *over_http = medians
     print(
         f"\n2. one {DIM}-d query per call on one keep-alive connection: p50 wall ms of {n} calls, and CPU ms a call "
         f"(client + server), median of {rounds} runs"
     )
-    print(f"  GET /v1/health round trip   wall {health[0]:6.3f}   CPU {health[1]:6.3f} + {health[2]:6.3f}   (baseline)")
-    print(f"  the same query embedded     wall {embedded[0]:6.3f}   CPU {embedded[1]:6.3f}            (engine)")
-    for name, (wall, client, server_cpu) in zip(forms, over_http, strict=True):
-        added = wall - embedded[0] - health[0]
-        added_cpu = client + server_cpu - embedded[1] - health[1] - health[2]
-        print(
-            f"  HTTP query, {name:6s}          wall {wall:6.3f}   CPU {client:6.3f} + {server_cpu:6.3f}   "
-            f"beyond health + engine: wall {added:6.3f}, CPU {added_cpu:6.3f} (target <= 1 ms: {verdict(added <= 1)})"
-        )
-
-
-def ingest_batches(clients: int, n: int, per: int, tag: str) -> list[list[tuple[BatchHeader, Records]]]:
-    """``n`` batches of ``per`` 384-d records for a set of their own, split among ``clients``, made beforehand."""
-    es = EmbeddingSet.from_dict({"model": "bench", "layer": "ingest", "tag": tag})
-    rng = np.random.default_rng(7)
-    work: list[list[tuple[BatchHeader, Records]]] = [[] for _ in range(clients)]
-    for b in range(n):
-        bid = f"{tag}-{b}"
-        x = rng.normal(size=(per, DIM)).astype(np.float32)
-        uris = [f"/{bid}/{i}" for i in range(per)]
-        records = Records(
-            x, [f"{bid}:{i}" for i in range(per)], uris, [{"label": "a", "score": 0.9}] * per, [None] * per, [0.0] * per
-        )
-        work[b % clients].append((BatchHeader(bid, es, "training", DIM, "t"), records))
-    return work
-
-
-def ingest_rate(make: Callable[[], Transport], work: list[list[tuple[BatchHeader, Records]]]) -> float:
-    """Records per second, one thread (with its own transport) per list of batches."""
-
-    def run(items: list[tuple[BatchHeader, Records]], transport: Transport) -> None:
-        for header, records in items:
-            transport.upload(header, records)
-
-    threads = [threading.Thread(target=run, args=(w, make())) for w in work]
-    t0 = time.perf_counter()
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join()
-    return sum(len(r) for w in work for _, r in w) / (time.perf_counter() - t0)
-
-
-def settle(local: LocalTransport, server: int) -> None:
-    """Until the background index builds that the last ingest started are done, here and in the service."""
-    for info in local.list_sets():
-        local.engine.store.wait_for_index(info.id, 900)  # type: ignore[attr-defined]
-    # The embedded engine's background work after an ingest runs in this process: measured, it added 20-40 ms of
-    # CPU per 1,000 records to whichever form came next. Wait until this process is idle too.
-    while True:
-        before, own = cpu_seconds(server), time.process_time()
-        time.sleep(0.5)
-        if cpu_seconds(server) - before < 0.03 and time.process_time() - own < 0.03:
-            return
-
-
-def section_ingest(local: LocalTransport, url: str, server: int) -> None:
-    """HTTP ingest in both upload forms against the embedded engine, interleaved (issue 16: 0.5x and 0.8x).
-
-    Each measurement stores a set of its own, and starts once the index builds the previous one set off are done
-    (they run in the background, after the upload has returned, in the embedded engine as in the service).
-    """
-    # 19,000 records of 384-d per measurement: under the store's ANN threshold (20,000), so that no index build
-    # (seconds of CPU, in the background) starts inside one measurement and runs on into the next.
-    per, n = 500, 38
-
-    def http(binary: bool) -> Callable[[], Transport]:
-        def make() -> Transport:
-            transport = HTTPTransport(load_config(chroma_url=url, environ={}))
-            transport._binary_uploads = binary
-            return transport
-
-        return make
-
-    # The service's first uploads pay for what it sets up once (measured: 31 ms of CPU per 1,000 records in the
-    # first batches, 12 after): warm it, and the embedded engine, in every form first.
-    for form, make in (("embedded", lambda: local), ("binary", http(True)), ("JSONL", http(False))):
-        ingest_rate(make, ingest_batches(1, 4, per, f"warm-{form}"))
-    print(f"3. ingest of {n * per:,} x {DIM}-d records in batches of {per} (records/s; higher is better)")
-    for clients, target in ((1, 0.5), (4, 0.8)):
-        rates, cpu = {}, {}
-        for form, make in (("embedded", lambda: local), ("binary", http(True)), ("JSONL", http(False))):
-            work = ingest_batches(clients, n, per, f"{form}{clients}")
-            settle(local, server)
-            before, client = cpu_seconds(server), time.process_time()
-            rates[form] = ingest_rate(make, work)
-            cpu[form] = (
-                (time.process_time() - client) / (n * per) * 1e6,
-                (cpu_seconds(server) - before) / (n * per) * 1e6,
+    for name, (local, http) in sessions.items():
+        transport = http.transport
+        assert isinstance(transport, HTTPTransport)
+        runs = []
+        for _ in range(rounds):  # interleaved, so that each figure and its baseline share the machine's noise
+            runs.append(
+                [cost(transport.health, n, server), cost(query(local), n, server)]
+                + [cost(query(http, binary), n, server) for binary in forms.values()]
             )
-        embedded = rates["embedded"]
-        ratio = rates["binary"] / embedded
-        print(
-            f"  {clients} client(s): embedded {embedded:7.0f}/s   HTTP binary {rates['binary']:7.0f}/s "
-            f"({ratio:.2f}x, target >= {target}x: {verdict(ratio >= target)})   HTTP JSONL {rates['JSONL']:7.0f}/s "
-            f"({rates['JSONL'] / embedded:.2f}x)"
-        )
-        print(
-            f"      CPU ms per 1,000 records, client + server: embedded {cpu['embedded'][0]:.0f}   "
-            f"binary {cpu['binary'][0]:.0f} + {cpu['binary'][1]:.0f}   "
-            f"JSONL {cpu['JSONL'][0]:.0f} + {cpu['JSONL'][1]:.0f}"
-        )
+        transport._binary_queries = True
+        medians = [tuple(statistics.median(v) for v in zip(*c, strict=True)) for c in zip(*runs, strict=True)]
+        health, embedded, *over_http = medians
+        print(f"  {name}:")
+        h_wall, h_client, h_server = health
+        print(f"  GET /v1/health round trip   wall {h_wall:6.3f}   CPU {h_client:6.3f} + {h_server:6.3f}   (baseline)")
+        print(f"  the same query embedded     wall {embedded[0]:6.3f}   CPU {embedded[1]:6.3f}            (engine)")
+        for form, (wall, client, server_cpu) in zip(forms, over_http, strict=True):
+            added = wall - embedded[0] - health[0]
+            added_cpu = client + server_cpu - embedded[1] - health[1] - health[2]
+            print(
+                f"  HTTP query, {form:6s}          wall {wall:6.3f}   CPU {client:6.3f} + {server_cpu:6.3f}   beyond "
+                f"health + engine: wall {added:6.3f}, CPU {added_cpu:6.3f} (target <= 1 ms: {verdict(added <= 1)})"
+            )
+    tight, gapped = search_gap(size, q)
+    print(
+        f"  the exact search's product over {size:,} x {DIM}: {tight:.3f} ms CPU back to back, {gapped:.3f} ms with "
+        "~0.5 ms of Python between two (a served query pays the second; the embedded loop nearer the first)"
+    )
 
 
-def older_service(ref: str, root: Path) -> tuple[subprocess.Popen[bytes], str]:
-    """``chroma serve`` from the tree of git commit ``ref`` (its own packages first on sys.path: cwd)."""
+def older_tree(ref: str, root: Path) -> Path:
+    """The ``chroma`` and ``chroma_core`` packages of git commit ``ref``, extracted under ``root`` once."""
+    tree = root / "older-tree"
+    if tree.exists():
+        return tree
     archive = subprocess.run(["git", "-C", str(ROOT), "archive", ref, "chroma", "chroma_core"], capture_output=True)
     if archive.returncode:
         raise SystemExit(f"git archive {ref}: {archive.stderr.decode().strip()}")
-    tree = root / "older-tree"
     with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
         tar.extractall(tree, filter="data")
+    return tree
+
+
+@contextlib.contextmanager
+def older_service(ref: str, root: Path) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    """``chroma serve`` from the tree of git commit ``ref`` (its own packages first on sys.path: cwd), stopped
+    after the block."""
+    tree = older_tree(ref, root)
     port = free_port()
     command = [sys.executable, "-m", "chroma", "serve", "--port", str(port), "--persist-directory", str(root / "older")]
     proc = subprocess.Popen([*command, "--log-level", "warning"], cwd=tree)
     url = f"http://127.0.0.1:{port}"
-    wait_until_serving(url + "/v1/health", proc, 60, f"chroma serve at {ref}")
-    return proc, url
-
-
-def section_against(ref: str, root: Path, new: QuerySession, new_pid: int, queries: np.ndarray, args: Any) -> None:
-    proc, url = older_service(ref, root)
     try:
+        wait_until_serving(url + "/v1/health", proc, 60, f"chroma serve at {ref}")
+        yield proc, url
+    finally:
+        stop(proc)
+
+
+def section_app(root: Path, ref: str | None, rounds: int) -> None:
+    """The service's application alone, in process (``_app_cost.py``): this tree's, and ``ref``'s, in turn."""
+    trees = {"this tree": ROOT} | ({ref[:10]: older_tree(ref, root)} if ref else {})
+    script = str(ROOT / "benchmarks" / "_app_cost.py")
+    runs: dict[str, list[dict[str, float]]] = {name: [] for name in trees}
+    for _ in range(rounds):
+        for name, tree in trees.items():
+            env = {**os.environ, "PYTHONPATH": str(tree)}
+            out = subprocess.run([sys.executable, script, "1000", "1000"], cwd=tree, env=env, capture_output=True)
+            if out.returncode:
+                raise SystemExit(f"_app_cost.py on {name}: {out.stderr.decode().strip()[-400:]}")
+            runs[name].append(json.loads(out.stdout.decode().strip().splitlines()[-1]))
+    print(
+        "\n2b. the service's application alone, in process (no socket, parser or client; 1,000 training vectors): "
+        f"CPU ms a call, median of {rounds} runs (each a median of 3 x 1,000 calls)"
+    )
+    for name, results in runs.items():
+        health = statistics.median(r["health"] for r in results)
+        query = statistics.median(r["query"] for r in results)
+        added = query - health
+        print(f"  {name:10s} GET /v1/health {health:6.3f}   one binary query {query:6.3f}  query - health {added:.3f}")
+
+
+def section_against(
+    ref: str, root: Path, sessions: tuple[QuerySession, QuerySession], new_pid: int, queries: np.ndarray, args: Any
+) -> None:
+    """The service of ``ref`` beside this tree's, interleaved: a one-vector query beyond a health round trip and
+    the embedded engine's own work (section 2's figure, for both), and a batch in one call."""
+    local, new = sessions
+    with older_service(ref, root) as (proc, url):
         transport = HTTPTransport(load_config(chroma_url=url, environ={}))
         train(transport, args.training)
         old = QuerySession(ES, transport=transport, store=False)
+        new_transport = new.transport
+        assert isinstance(new_transport, HTTPTransport)
         q, n = queries[0], 500
-        old.log(input_uri="/one", embedding=q)  # the client learns that this service takes JSON only
+        old.log(input_uri="/one", embedding=q)  # a service older than the binary form teaches the client JSON here
+        uris = [f"/{i}" for i in range(len(queries))]
         runs = []
         for _ in range(args.rounds):
             runs.append(
                 [
+                    cost(lambda: local.log(input_uri="/one", embedding=q), n, new_pid),
+                    cost(new_transport.health, n, new_pid),
                     cost(lambda: new.log(input_uri="/one", embedding=q), n, new_pid),
+                    cost(transport.health, n, proc.pid),
                     cost(lambda: old.log(input_uri="/one", embedding=q), n, proc.pid),
-                    (timed(lambda: new.log(input_uri=[f"/{i}" for i in range(len(queries))], embedding=queries)),),
-                    (timed(lambda: old.log(input_uri=[f"/{i}" for i in range(len(queries))], embedding=queries)),),
+                    (timed(lambda: new.log(input_uri=uris, embedding=queries)),),
+                    (timed(lambda: old.log(input_uri=uris, embedding=queries)),),
                 ]
             )
-        (wall, client, server), (o_wall, o_client, o_server), (batch,), (o_batch,) = [
+        embedded, health, one, o_health, o_one, (batch,), (o_batch,) = [
             tuple(statistics.median(v) for v in zip(*c, strict=True)) for c in zip(*runs, strict=True)
         ]
         print(f"\n4. this tree's service beside the service of {ref} (the same client; interleaved, medians)")
-        print(f"  one query: this tree wall {wall:6.3f} ms, CPU {client:6.3f} + {server:6.3f} ms (binary)")
-        print(f"             {ref[:10]:10s} wall {o_wall:6.3f} ms, CPU {o_client:6.3f} + {o_server:6.3f} ms (JSON)")
+        print(f"  the same query embedded: wall {embedded[0]:6.3f} ms, CPU {embedded[1]:6.3f} ms")
+        for name, h, o, form in (("this tree", health, one, "binary"), (ref[:10], o_health, o_one, "as it takes")):
+            beyond_wall = o[0] - h[0] - embedded[0]
+            beyond_cpu = o[1] + o[2] - h[1] - h[2] - embedded[1]
+            print(
+                f"  {name:10s} health wall {h[0]:6.3f}, CPU {h[1]:6.3f} + {h[2]:6.3f};  one query ({form}) wall "
+                f"{o[0]:6.3f}, CPU {o[1]:6.3f} + {o[2]:6.3f};  beyond health + engine: wall {beyond_wall:6.3f}, "
+                f"CPU {beyond_cpu:6.3f}"
+            )
         print(
             f"  {len(queries):,} in one call: this tree {batch * 1e3:7.1f} ms   {ref[:10]} {o_batch * 1e3:7.1f} ms   "
             f"({o_batch / batch:.1f}x)"
         )
-    finally:
-        proc.terminate()
-        proc.wait(30)
 
 
 def main() -> None:
@@ -352,6 +341,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--skip-ingest", action="store_true")
     parser.add_argument("--only-ingest", action="store_true", help="section 3 only")
+    parser.add_argument("--only-overhead", action="store_true", help="sections 2 and 2b only (and 4 with --against)")
     parser.add_argument("--wait-index", action="store_true", help="wait until both ANN indexes cover the set")
     parser.add_argument(
         "--against", metavar="COMMIT", help="also measure the service of this git commit beside this one"
@@ -360,8 +350,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as d:
         root = Path(d)
         log = root / "server.log"
-        proc, url = start_chroma_server(root / "server", log=log, log_level="info")
-        try:
+        with serving(root / "server", log=log, log_level="info") as (proc, url):
 
             def http_transport() -> Transport:
                 return HTTPTransport(load_config(chroma_url=url, environ={}))
@@ -370,7 +359,7 @@ def main() -> None:
                 return LocalTransport(root / "embedded")
 
             if args.only_ingest:
-                section_ingest(LocalTransport(root / "embedded"), url, proc.pid)
+                section_ingest(root, url, proc.pid)
                 return
             lt, ht = local_transport(), http_transport()
             train(lt, args.training)
@@ -380,17 +369,20 @@ def main() -> None:
             local = QuerySession(ES, transport=lt, store=False)
             http = QuerySession(ES, transport=ht, store=False)
             queries = clustered(args.batch, 1)
-            section_parsing(queries)
-            section_batches(local, http, queries, args.rounds, args.training)
-            section_overhead(local, http, queries, args.rounds, proc.pid)
-            if not args.skip_ingest:
+            if not args.only_overhead:
+                section_parsing(queries)
+                section_batches(local, http, queries, args.rounds, args.training)
+            train(lt, 1000, SMALL)
+            train(ht, 1000, SMALL)
+            small = (QuerySession(SMALL, transport=lt, store=False), QuerySession(SMALL, transport=ht, store=False))
+            overhead_sets = {f"{args.training:,} training vectors": (local, http), "1,000 training vectors": small}
+            section_overhead(overhead_sets, queries[0], args.rounds, proc.pid, args.training)
+            section_app(root, args.against, args.rounds)
+            if not (args.skip_ingest or args.only_overhead):
                 print()
-                section_ingest(lt, url, proc.pid)  # type: ignore[arg-type]
+                section_ingest(root, url, proc.pid)
             if args.against:
-                section_against(args.against, root, http, proc.pid, queries, args)
-        finally:
-            proc.terminate()
-            proc.wait(30)
+                section_against(args.against, root, (local, http), proc.pid, queries, args)
 
 
 if __name__ == "__main__":

@@ -27,6 +27,9 @@ __all__ = ["CHUNK_ROWS", "BatchReader", "Problem", "open_stream", "read_batch", 
 
 CHUNK_ROWS = 4096
 # vector, id, uri, inferences, label, time, result, preview
+#: A record's fields beside its embedding, checked (``record_fields``): id, input_uri, inferences, label, time,
+#: stored answer, preview. Both upload forms turn them into Records through ``BatchReader._records``.
+RecordFields = tuple[str, str, Any, Any, float, Any, "str | None"]
 _Row = tuple[np.ndarray, str, str, Any, Any, float, Any, str | None]
 
 
@@ -245,9 +248,13 @@ class BatchReader:
         vectors = np.empty((len(buf), dim), dtype=np.float32)
         for i, row in enumerate(buf):
             vectors[i] = row[0]
+        return self._records(vectors, [row[1:] for row in buf], lines)
+
+    def _records(self, vectors: np.ndarray, rows: list[RecordFields], lines: list[int]) -> Records:
+        """The records of these rows whose vector is usable; each other one is a problem at its line."""
         # One vectorised check per chunk; bad rows become problems, their neighbours stay.
         finite = np.asarray(np.isfinite(vectors).all(axis=1))
-        nonzero = vectors.any(axis=1)
+        nonzero = np.asarray(vectors.any(axis=1))
         good = finite & nonzero
         if not good.all():
             for i in np.flatnonzero(~good).tolist():
@@ -255,19 +262,20 @@ class BatchReader:
                 self._problem(Problem(lines[i], f"'embedding' {reason}"))
             keep = np.flatnonzero(good).tolist()
             vectors = vectors[keep]
-            buf = [buf[i] for i in keep]
+            rows = [rows[i] for i in keep]
             lines = [lines[i] for i in keep]
+        if self.problems:
             self.problems.sort(key=lambda p: (p.line == 0, p.line))
         return Records(
             vectors=vectors,
-            ids=[r[1] for r in buf],
-            input_uris=[r[2] for r in buf],
-            inferences=[r[3] for r in buf],
-            labels=[r[4] for r in buf],
-            times=[r[5] for r in buf],
+            ids=[r[0] for r in rows],
+            input_uris=[r[1] for r in rows],
+            inferences=[r[2] for r in rows],
+            labels=[r[3] for r in rows],
+            times=[r[4] for r in rows],
             lines=lines,
-            results=[r[6] for r in buf] if any(r[6] is not None for r in buf) else [],
-            previews=[r[7] for r in buf] if any(r[7] is not None for r in buf) else [],
+            results=[r[5] for r in rows] if any(r[5] is not None for r in rows) else [],
+            previews=[r[6] for r in rows] if any(r[6] is not None for r in rows) else [],
         )
 
     def _check_trailer(self, obj: dict[str, Any], line: int) -> None:

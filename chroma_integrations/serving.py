@@ -57,6 +57,20 @@ __all__ = ["Recommended", "Recommender", "recommend", "stats"]
 F = TypeVar("F", bound=Callable[..., Any])
 _workers: list[BackgroundWorker] = []
 
+# The async fast path compares with these (cheaper than attribute lookups on every prediction).
+_NDARRAY = np.ndarray
+_F32 = np.dtype(np.float32)  # the canonical instance: native float32 arrays share it, so `is` is a valid test
+_INF = float("inf")
+_PID = [os.getpid()]  # this process's id, kept by a fork hook: no getpid system call on every prediction
+
+
+def _forked() -> None:
+    _PID[0] = os.getpid()
+
+
+if hasattr(os, "register_at_fork"):  # not on Windows, which has no fork
+    os.register_at_fork(after_in_child=_forked)
+
 
 def _disabled() -> bool:
     """``CHROMA_DISABLED=1`` switches every decorator off, read on each call so it works at run time (~1 µs)."""
@@ -211,15 +225,29 @@ class Recommender:
     def _after(self, args: tuple[Any, ...], kwargs: dict[str, Any], prediction: Any) -> Any:
         results: list[QueryResult | None] = []
         try:  # the guard, without a context manager's ~1.5 us on every call
-            rows, uris = self._extract(args, kwargs)
+            raw = self.embedding(*args, **kwargs)
             if self.mode == "async":
                 process = self._process
-                if process is None or process.pid != os.getpid():
+                if process is None or process.pid != _PID[0]:
                     process = self._setup()
+                named = None if self.input_uri is None else self.input_uri(*args, **kwargs)
+                # The common case, one finite float32 vector named by a string, queued as it is (a copy: callers
+                # reuse their buffers), without the general path's 2-d matrix and lists.
+                if (
+                    type(raw) is _NDARRAY
+                    and raw.dtype is _F32
+                    and raw.ndim == 1
+                    and type(named) is str
+                    and 0.0 < raw.dot(raw) < _INF
+                ):
+                    process.worker.submit(self.embedding_set, raw.copy(), named, None, self.on_result)
+                    return Recommended(prediction, results) if self.return_results else prediction
+                rows, uris = self._extract(raw, named)
                 submit = process.worker.submit
                 for row, uri in zip(rows, uris, strict=True):
                     submit(self.embedding_set, row, uri, None, self.on_result)
             else:
+                rows, uris = self._extract(raw, None if self.input_uri is None else self.input_uri(*args, **kwargs))
                 results = self._ask(rows, uris)
         except Exception as exc:
             capture_internal_exception("recommend", exc)
@@ -227,16 +255,15 @@ class Recommender:
             return Recommended(prediction, results)
         return prediction
 
-    def _extract(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, list[str]]:
-        raw = self.embedding(*args, **kwargs)
+    def _extract(self, raw: Any, named: str | Sequence[str] | None) -> tuple[Any, list[str]]:
+        """The rows of what ``embedding`` returned, and their uris from what ``input_uri`` did (None: hashes)."""
         if type(raw) is np.ndarray and raw.ndim == 1 and raw.dtype == np.float32 and 0.0 < raw.dot(raw) < np.inf:
-            rows = raw[None, :].copy()  # the common case, without the general conversion path
+            rows = raw[None, :].copy()  # one vector, without the general conversion path
         else:
             rows = to_matrix(raw, batch=getattr(raw, "ndim", 1) == 2 or _is_nested(raw))
-        if self.input_uri is None:
+        if named is None:
             uris = ["sha1:" + hashlib.sha1(r.tobytes()).hexdigest() for r in rows]
         else:
-            named = self.input_uri(*args, **kwargs)
             uris = [named] if isinstance(named, str) else [str(u) for u in named]
         if len(uris) != len(rows):
             raise ValueError(f"input_uri gave {len(uris)} names for {len(rows)} embeddings")

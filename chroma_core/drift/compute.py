@@ -9,8 +9,8 @@ Per window of production inputs (read from the store by time, with the answers C
    of in-distribution inputs is flagged at ``alpha`` at most); no verdict under :data:`MIN_INPUTS` inputs;
 4. where: the clusters whose share of the window grew most (:mod:`.where`), with example inputs.
 
-Only ``chroma_core.drift``, the public types and the scorer's ``novelty_of`` are imported: this runs wherever a
-store does.
+Only ``chroma_core.drift``, the public types and the scorer's novelty functions (``novelty_of``, the centred
+kinds' :mod:`chroma_core.engine.centred`) are imported: this runs wherever a store does.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from chroma_core.drift.latest import keep_latest
-from chroma_core.drift.reference import MIN_TRAINING, Reference, reference_of
+from chroma_core.drift.reference import MIN_TRAINING, References, reference_of
 from chroma_core.drift.stats import mmd_test, normalized, share_test
 from chroma_core.drift.where import Regions
 from chroma_core.errors import ConfigError, UnknownEmbeddingSetError
@@ -51,7 +51,7 @@ def _set(store: Any, set_id: str) -> Any:
 
 
 def _share(
-    answers: Any, positions: np.ndarray, reference: Reference
+    answers: Any, positions: np.ndarray, references: References
 ) -> tuple[float | None, float | None, float | None]:
     """(window share tagged OOD, reference share over the window's threshold, p-value); Nones without answers."""
     answered = positions[answers.answered[positions]]
@@ -60,7 +60,8 @@ def _share(
     if len(answered) < MIN_INPUTS or not len(thresholds):
         return None, None, None
     hits = int(np.sum((answers.tags[answered] & _OOD_BIT) != 0))
-    ref_hits, ref_n = reference.share_over(float(np.median(thresholds)))
+    threshold = float(np.median(thresholds))
+    ref_hits, ref_n = references.for_threshold(threshold).share_over(threshold)
     return hits / len(answered), ref_hits / ref_n, share_test(hits, len(answered), ref_hits, ref_n)
 
 
@@ -70,7 +71,7 @@ def _window(
     answers: Any,
     positions: np.ndarray,
     bounds: tuple[float, float],
-    reference: Reference | None,
+    references: References | None,
     regions: Regions | None,
     rng: np.random.Generator,
 ) -> WindowDrift:
@@ -79,7 +80,7 @@ def _window(
     recommended = float(answers.training_recommended[positions][answered].mean()) if answered.any() else None
     if count == 0:
         return WindowDrift(*bounds, 0, 0, None, None, None, None, None, None, "empty", "no production inputs")
-    if reference is None or regions is None:
+    if references is None or regions is None:
         why = f"the set has too few training inputs to hold out a reference (drift needs {MIN_TRAINING})"
         return WindowDrift(*bounds, count, int(answered.sum()), recommended, *(None,) * 5, "too_few_inputs", why)
     picked = positions if count <= WINDOW_SAMPLE else np.sort(rng.choice(positions, WINDOW_SAMPLE, replace=False))
@@ -94,7 +95,8 @@ def _window(
         return WindowDrift(
             *bounds, count, int(answered.sum()), recommended, *(None,) * 5, "too_few_inputs", why, clusters
         )
-    ood, ref_share, p_share = _share(answers, positions, reference)
+    ood, ref_share, p_share = _share(answers, positions, references)
+    reference = references.default
     mine = normalized(vectors[rng.permutation(len(vectors))[:MMD_SAMPLE]])
     theirs = reference.vectors[rng.permutation(len(reference))[:MMD_SAMPLE]]
     mmd, p_mmd = mmd_test(mine, theirs, permutations=request.permutations, rng=rng)
@@ -132,20 +134,22 @@ def drift_report(store: Any, request: DriftRequest, *, now: float | None = None)
             f"{n_windows} windows of {request.window:g} s from {start:.0f} to {end:.0f}; at most {MAX_WINDOWS} fit "
             "one report. Use a longer window or pass since/until."
         )
-    defaults = Thresholds()  # what the stored answers were scored with, unless a caller overrode them
+    defaults = Thresholds()  # the score the stored answers were given with, unless a window's threshold says another
     reference = reference_of(
         store, request.set_id, info.training, info.revision, k=defaults.k, novelty_score=defaults.novelty_score
     )
     rng = np.random.default_rng(request.seed)
-    regions = None
+    regions: Regions | None = None
+    references: References | None = None
     if reference is not None:
+        references = References(store, request.set_id, info.training, info.revision, reference)
         regions = Regions(store, request.set_id, info.training, answers.rows, request.clusters, rng)
     index = np.clip(((answers.times - start) // request.window).astype(np.int64), 0, n_windows - 1)
     windows = []
     for w in range(n_windows):
         bounds = (start + w * request.window, min(end, start + (w + 1) * request.window))
         positions = np.flatnonzero(index == w)
-        windows.append(_window(store, request, answers, positions, bounds, reference, regions, rng))
+        windows.append(_window(store, request, answers, positions, bounds, references, regions, rng))
     report = DriftReport(request.set_id, request.window, request.alpha, len(reference or ()), tuple(windows))
     keep_latest(store, report)  # for /metrics and the page
     return report

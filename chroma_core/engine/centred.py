@@ -19,11 +19,18 @@ miss close rows, so a query's score is never lower than a full search's would be
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import json
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
-__all__ = ["MEAN_SAMPLE", "CentredNovelty", "candidates_for", "training_mean"]
+from chroma_core.engine.inferences import predicted_label
+
+__all__ = ["CENTRED", "MEAN_SAMPLE", "CentredNovelty", "candidates_for", "label_codes", "training_mean"]
+
+#: The novelty scores measured from the training mean (they need this module, not raw similarities alone).
+CENTRED = ("knn_centred", "knn_class_centred")
 
 #: Training rows the mean is estimated from (a fixed-seed sample of a larger set): its error is ~1/sqrt(sample)
 #: of a component's spread, far under the distances that matter, and every replica computes the same mean.
@@ -37,6 +44,18 @@ def candidates_for(k: int, available: int, *, per_label: bool = False) -> int:
     """How many raw-cosine neighbours to re-rank for a centred kNN over ``k``, of ``available`` training rows."""
     low, per = (_CLASS_CANDIDATES_MIN, _CLASS_CANDIDATES_PER_K) if per_label else (_CANDIDATES_MIN, _CANDIDATES_PER_K)
     return max(1, min(available, max(low, per * k)))
+
+
+def label_codes(labels: Sequence[Any], inferences: Sequence[Any]) -> np.ndarray:
+    """One integer per training row for the label ``knn_class_centred`` conditions on: the row's label, else the
+    label its inferences predict (-1: neither), equal labels (by canonical JSON) equal codes."""
+    codes: dict[str, int] = {}
+    out = np.full(len(labels), -1, dtype=np.int32)
+    for i, (label, inf) in enumerate(zip(labels, inferences, strict=True)):
+        lab = label if label is not None else (predicted_label(inf) if inf is not None else None)
+        if lab is not None:
+            out[i] = codes.setdefault(json.dumps(lab, sort_keys=True), len(codes))
+    return out
 
 
 def training_mean(row_vectors: Callable[[np.ndarray], np.ndarray], n: int) -> np.ndarray:

@@ -2,11 +2,12 @@
 
 Scores (all documented in docs/recommendations.md):
 
-- ``novelty``: by default the mean cosine distance to the k nearest training embeddings (the kNN score of Sun et
-  al., 2022, averaged over the k neighbours); ``thresholds.novelty_score="knn_centred"`` measures it once the
-  training mean is taken out of every vector (:mod:`chroma_core.engine.centred`), ``"knn_class_centred"`` the
-  same to the k nearest of the closest training label, ``"knn_kth"`` is the distance to the k-th one alone (the
-  default before issue 15). High means far from anything the model saw.
+- ``novelty``: by default (``thresholds.novelty_score="knn_class_centred"``) the mean cosine distance to the k
+  nearest training embeddings of the closest training label, once the training mean is taken out of every vector
+  (:mod:`chroma_core.engine.centred`); without any label or predicted label in training, the same to the k nearest
+  whatever their label (``"knn_centred"``). ``"knn_mean"`` is the raw mean cosine distance to the k nearest (the
+  kNN score of Sun et al., 2022, averaged over the k neighbours; the default before), ``"knn_kth"`` the distance
+  to the k-th one alone. High means far from anything the model saw.
 - ``nearest_similarity``: cosine similarity to the nearest training embedding; near 1 means a near duplicate.
 - ``uncertainty``: ``1 - (p1 - p2)`` from the class scores in ``inferences`` (top-two margin).
 - ``label_disagreement``: the share of the k nearest training inputs whose label differs from the prediction.
@@ -31,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from chroma_core.engine.centred import CENTRED as _CENTRED
 from chroma_core.engine.centred import CentredNovelty, candidates_for
 from chroma_core.engine.index import normalize
 from chroma_core.engine.inferences import class_scores, label_and_uncertainty, predicted_label, uncertainty_of
@@ -60,7 +62,6 @@ _COPY = 1e-4
 #: exact copies can come out 1e-7 apart; at a near-duplicate threshold of 0 some copies of one input would be called
 #: duplicates and others not. A distance under this is rounding, taken as 0; it is far under _DUP_MIN.
 _ROUNDING = 1e-5
-_CENTRED = ("knn_centred", "knn_class_centred")
 _DEFAULT_UNCERTAINTY = 0.5  # margin under 0.5 when training records carry no class scores to calibrate from
 
 

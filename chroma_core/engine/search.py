@@ -114,6 +114,18 @@ class Neighbours:
             out[~ours] = normalize(self._rows(rows[~ours]))
         return out
 
+    def _candidate_vectors(self, cand: np.ndarray) -> np.ndarray:
+        """The normalised vectors of a (queries, candidates) table of rows, shaped (queries, candidates, dim).
+
+        The queries of a batch share many candidates (near queries have near neighbours): each distinct row is read
+        from the store and normalised once, in row order, which also reads the vector file front to back.
+        """
+        flat = cand.ravel()
+        if len(cand) == 1:
+            return self.row_vectors(flat).reshape(1, cand.shape[1], -1)
+        distinct, where = np.unique(flat, return_inverse=True)
+        return self.row_vectors(distinct)[where.reshape(-1)].reshape(len(cand), cand.shape[1], -1)
+
     def search(self, queries: Matrix, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Top-``k`` (similarities, rows) for each normalised query, most similar first."""
         found = self._ask(queries, min(len(self), max(2 * k, k + 10)))
@@ -131,7 +143,7 @@ class Neighbours:
         if found.vectors is not None:  # sent with the rows: no second read
             vecs = normalize(found.vectors.reshape(-1, self.dimension)).reshape(len(queries), cand.shape[1], -1)
         else:
-            vecs = self.row_vectors(cand.ravel()).reshape(len(queries), cand.shape[1], -1)
+            vecs = self._candidate_vectors(cand)
         cand_sims = np.einsum("qd,qkd->qk", queries, vecs)
         cand_sims[~valid] = -np.inf
         cand_sims[_repeats(cand)] = -np.inf  # a candidate listed twice (padding) must not take two places

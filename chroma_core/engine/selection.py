@@ -23,7 +23,7 @@ import numpy as np
 from chroma_core.engine.answers import SCORES, THRESHOLDS, Answers
 from chroma_core.engine.index import normalize
 from chroma_core.engine.store import Store
-from chroma_core.engine.strategies import balance_penalty, class_codes, class_of, density, typical
+from chroma_core.engine.strategies import balance_penalty, class_codes, class_of, cluster_codes, density, typical
 from chroma_core.errors import NoProductionDataError, UnknownEmbeddingSetError
 from chroma_core.types import Pick, QueryRequest, QueryResult, Selection, SelectRequest
 
@@ -170,9 +170,10 @@ def select(store: Store, score: Callable[[QueryRequest], list[QueryResult]], req
     classes = None
     if request.balance > 0:
         records = store.records_at(set_id, "production", answers.rows[candidates])
-        classes = class_codes(
-            [class_of(r, fresh.get(int(c), r.result)) for r, c in zip(records, candidates, strict=True)]
-        )
+        labels = [class_of(r, fresh.get(int(c), r.result)) for r, c in zip(records, candidates, strict=True)]
+        # No class anywhere (no predictions, unlabelled training): balance over clusters of the candidates instead.
+        no_class = all(label is None for label in labels)
+        classes = cluster_codes(normalize(vectors), n) if no_class else class_codes(labels)
     chosen, similarity, dropped = spread(
         vectors,
         ranked[kept],

@@ -108,7 +108,7 @@ class RowMaps:
     """
 
     def __init__(self) -> None:
-        self._maps: dict[tuple[str, str], tuple[Path, tuple[int, int], int, np.memmap]] = {}
+        self._maps: dict[tuple[str, str], tuple[Path, tuple[int, int], int, np.ndarray]] = {}
         self._lock = threading.Lock()
 
     def read(self, key: tuple[str, str], path: Path, dimension: int, count: int, rows: np.ndarray) -> Matrix:
@@ -124,9 +124,12 @@ class RowMaps:
         with self._lock:
             held = self._maps.get(key)
             if held is None or held[0] != path or held[1] != inode or held[2] < count:
-                view = np.memmap(path, dtype=_F32, mode="r", shape=(count, dimension))
+                # A plain array over the map (it keeps the map open): indexing it makes one copy, where a memmap's
+                # own indexing makes a memmap that np.array then copied again.
+                view = np.asarray(np.memmap(path, dtype=_F32, mode="r", shape=(count, dimension)))
                 held = self._maps[key] = (path, inode, count, view)
-        return np.array(held[3][rows], dtype=np.float32)
+        out: Matrix = held[3][rows]
+        return out
 
     def forget(self, set_id: str) -> None:
         """Close the set's maps (its files are being deleted or replaced: a map would keep their disk space)."""

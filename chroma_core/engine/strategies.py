@@ -10,7 +10,9 @@ a number per candidate that the greedy loop of :func:`chroma_core.engine.selecti
   priority, because labelling one of many similar failures fixes many.
 - **Class balance** over the candidates' classes (their predicted label, else the label of their nearest training
   input): with weight ``b``, a candidate whose class already holds more than an equal share of the picks loses
-  ``b / (1 - b)`` times the excess share; ``b = 1`` is strict round-robin (every class before any repeats).
+  ``b / (1 - b)`` times the excess share; ``b = 1`` is strict round-robin (every class before any repeats). When
+  no candidate has a class (no predicted labels, no labelled training), the classes are clusters of the candidates
+  themselves (spherical k-means, ``sqrt(candidates)`` of them, at most the picks; :func:`cluster_codes`).
 """
 
 from __future__ import annotations
@@ -24,7 +26,16 @@ from chroma_core.engine.inferences import predicted_label
 from chroma_core.engine.store import StoredRecord
 from chroma_core.types import QueryResult
 
-__all__ = ["DENSITY_K", "DENSITY_SAMPLE", "balance_penalty", "class_codes", "class_of", "density", "typical"]
+__all__ = [
+    "DENSITY_K",
+    "DENSITY_SAMPLE",
+    "balance_penalty",
+    "class_codes",
+    "class_of",
+    "cluster_codes",
+    "density",
+    "typical",
+]
 
 #: Neighbours a candidate's density is the mean similarity to (TypiClust's K is 20 on images of 50k; the pools
 #: here are often a few hundred inputs, where 10 still spans a region rather than a pair of copies).
@@ -72,6 +83,16 @@ def class_codes(labels: Sequence[Any]) -> np.ndarray:
     codes: dict[str, int] = {}
     # Labels may be any JSON value; their repr is a key that tells 1 and "1" apart.
     return np.array([codes.setdefault(repr(label), len(codes)) for label in labels], dtype=np.int64)
+
+
+def cluster_codes(unit: np.ndarray, picks: int) -> np.ndarray:
+    """Classes for candidates that carry none: spherical k-means of the unit rows, ``sqrt(len(unit))`` clusters
+    (at least 2, at most ``picks``), fixed seed (the same candidates give the same clusters)."""
+    # Imported here: the drift package imports the engine's scoring, the engine imports nothing of drift at load.
+    from chroma_core.drift.kmeans import kmeans
+
+    k = max(2, min(picks, int(np.sqrt(len(unit)))))
+    return kmeans(unit, k, rng=np.random.default_rng(0))[1].astype(np.int64)
 
 
 def balance_penalty(classes: np.ndarray, alive: np.ndarray, counts: np.ndarray, weight: float) -> np.ndarray:

@@ -19,7 +19,7 @@ from typing import IO, Any
 import numpy as np
 
 from chroma_core.batch_header import parse_header
-from chroma_core.batch_reader import CHUNK_ROWS, BatchReader, Problem, record_fields
+from chroma_core.batch_reader import CHUNK_ROWS, BatchReader, Problem, RecordFields, record_fields
 from chroma_core.errors import BatchFormatError
 from chroma_core.json_text import loads
 from chroma_core.records import Records
@@ -29,7 +29,6 @@ from chroma_core.server.wire import _PREFIX, BATCH_BINARY_TYPE, BATCH_MAGIC, Api
 __all__ = ["BinaryBatchReader"]
 
 # id, uri, inferences, label, time, result, preview
-_Meta = tuple[str, str, Any, Any, float, Any, "str | None"]
 _COLUMNS = ("ids", "input_uris", "inferences", "times", "labels", "results", "previews")
 _REQUIRED = frozenset({"input_uris"})
 
@@ -125,7 +124,7 @@ class BinaryBatchReader(BatchReader):
 
     # ---- the columns ---------------------------------------------------------------------------------------------
 
-    def _metadata(self, columns: dict[str, Any]) -> list[_Meta | None]:
+    def _metadata(self, columns: dict[str, Any]) -> list[RecordFields | None]:
         """Each record's fields checked as the JSONL reader checks a line's, or None (and a problem) when bad."""
         n = self._count
         none: list[Any] = [None] * n
@@ -133,7 +132,7 @@ class BinaryBatchReader(BatchReader):
         inferences, labels = columns.get("inferences") or none, columns.get("labels") or none
         times, results = columns.get("times") or [0.0] * n, columns.get("results") or none
         previews = columns.get("previews") or none
-        rows: list[_Meta | None] = []
+        rows: list[RecordFields | None] = []
         for i in range(n):
             try:
                 rid, uri, t, result, preview = record_fields(
@@ -164,31 +163,10 @@ class BinaryBatchReader(BatchReader):
             self.problems.append(Problem(0, f"... and {self.problem_count - len(self.problems)} more problems"))
 
     def _chunk(self, start: int, vectors: np.ndarray) -> Records:
-        finite = np.asarray(np.isfinite(vectors).all(axis=1))
-        nonzero = np.asarray(vectors.any(axis=1))
         meta = self._meta[start : start + len(vectors)]
-        keep: list[int] = []
-        for i in range(len(vectors)):
-            if meta[i] is None:
-                continue
-            if finite[i] and nonzero[i]:
-                keep.append(i)
-                continue
-            reason = "holds NaN or infinite values" if not finite[i] else "is all zeros (it has no direction)"
-            self._problem(Problem(start + i + 2, f"'embedding' {reason}"))
-        if self.problems:
-            self.problems.sort(key=lambda p: (p.line == 0, p.line))
-        rows: list[_Meta] = [m for i in keep if (m := meta[i]) is not None]
+        # A record whose other fields are bad is a problem already (``_metadata``); its vector is not looked at.
+        keep = [i for i, m in enumerate(meta) if m is not None]
+        rows: list[RecordFields] = [m for i in keep if (m := meta[i]) is not None]
         if len(keep) < len(vectors):
             vectors = vectors[keep]
-        return Records(
-            vectors=vectors,
-            ids=[r[0] for r in rows],
-            input_uris=[r[1] for r in rows],
-            inferences=[r[2] for r in rows],
-            labels=[r[3] for r in rows],
-            times=[r[4] for r in rows],
-            lines=[start + i + 2 for i in keep],
-            results=[r[5] for r in rows] if any(r[5] is not None for r in rows) else [],
-            previews=[r[6] for r in rows] if any(r[6] is not None for r in rows) else [],
-        )
+        return self._records(vectors, rows, [start + i + 2 for i in keep])

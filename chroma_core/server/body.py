@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import sys
 import tempfile
 import zlib
 from collections.abc import AsyncIterator, Iterator, Mapping
@@ -58,19 +59,45 @@ def check_batch_headers(headers: Mapping[str, str], limits: Limits) -> None:
     _check_declared(headers, limits.max_body_bytes, "Split the batch.")
 
 
-async def _pieces(request: Request, timeout: float) -> AsyncIterator[bytes]:
-    """The body as it arrives; ``request_timeout`` when the client pauses longer than ``timeout`` seconds."""
-    stream = request.stream().__aiter__()
-    while True:
+def _stopped_arriving(timeout: float) -> ApiError:
+    return ApiError("request_timeout", f"the body stopped arriving for {timeout:g} s; send it again without pausing.")
+
+
+if sys.version_info >= (3, 11):
+
+    async def _pieces(request: Request, timeout: float) -> AsyncIterator[bytes]:
+        """The body as it arrives; ``request_timeout`` when the client pauses longer than ``timeout`` seconds."""
+        # One deadline moved on before each piece: asyncio.wait_for would start a Task for every piece, which
+        # was a tenth of a small query's cost on the event loop. The deadline is off while the piece is handed
+        # on, so the reader's own work is never timed.
+        stream = request.stream().__aiter__()
+        loop = asyncio.get_running_loop()
         try:
-            piece = await asyncio.wait_for(stream.__anext__(), timeout)
-        except StopAsyncIteration:
-            return
-        except asyncio.TimeoutError:
-            raise ApiError(
-                "request_timeout", f"the body stopped arriving for {timeout:g} s; send it again without pausing."
-            ) from None
-        yield piece
+            async with asyncio.timeout(None) as deadline:
+                while True:
+                    deadline.reschedule(loop.time() + timeout)
+                    try:
+                        piece = await stream.__anext__()
+                    except StopAsyncIteration:
+                        return
+                    deadline.reschedule(None)
+                    yield piece
+        except TimeoutError:
+            raise _stopped_arriving(timeout) from None
+
+else:  # Python 3.10: no asyncio.timeout
+
+    async def _pieces(request: Request, timeout: float) -> AsyncIterator[bytes]:
+        """The body as it arrives; ``request_timeout`` when the client pauses longer than ``timeout`` seconds."""
+        stream = request.stream().__aiter__()
+        while True:
+            try:
+                piece = await asyncio.wait_for(stream.__anext__(), timeout)
+            except StopAsyncIteration:
+                return
+            except asyncio.TimeoutError:
+                raise _stopped_arriving(timeout) from None
+            yield piece
 
 
 async def read_json_body(request: Request, limits: Limits) -> bytes:

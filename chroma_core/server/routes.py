@@ -24,7 +24,7 @@ from chroma_core.json_text import json_text
 from chroma_core.server.auth import Keys, Tenants
 from chroma_core.server.batch_binary import BinaryBatchReader
 from chroma_core.server.body import BoundedLines, check_batch_headers, spooled_body
-from chroma_core.server.gate import GuardedRoute, application_of
+from chroma_core.server.gate import GuardedRoute, application_of, direct
 from chroma_core.server.query_body import QUERY_REQUEST_BODY, query_kind, query_request, read_query_body
 from chroma_core.server.schema import (
     ERROR_RESPONSES,
@@ -76,13 +76,81 @@ TenantEngine = Annotated[Engine, Depends(_tenant)]
 router = APIRouter(prefix=API_PREFIX, responses=ERROR_RESPONSES, route_class=GuardedRoute)
 
 
+@router.get("/health", response_model=HealthOut)
+def health() -> HealthOut:
+    return HealthOut(status="ok", version=__version__)
+
+
 def _set_out(info: SetInfo) -> SetOut:
     return SetOut(**info.to_dict())
 
 
-@router.get("/health", response_model=HealthOut)
-def health() -> HealthOut:
-    return HealthOut(status="ok", version=__version__)
+# The two hot routes next: a request is matched against the routes in order (FastAPI tries each in turn).
+
+
+@router.post("/sets/{set_id}/query", response_model=QueryOut, openapi_extra=QUERY_REQUEST_BODY)
+@direct
+async def query(set_id: str, request: Request) -> Response:
+    """Answer each embedding of the body (JSON or the binary form: see ``server/query_body.py``)."""
+    # No Depends: FastAPI runs each plain-def dependency on the thread pool, a hop apiece on the hottest route;
+    # and `direct`: FastAPI's request handler is skipped.
+    service: Service = request.app.state.service
+    kind = query_kind(request.headers)
+    body = await read_query_body(request, service.limits)
+    # One trip to the thread pool for the engine lookup, the parsing, the search and the answer's encoding.
+    return await run_in_threadpool(_answer, service, application_of(request), set_id, kind, body)
+
+
+def _answer(service: Service, application: str, set_id: str, kind: str, body: bytes) -> Response:
+    engine = service.tenants.engine(application)
+    results = engine.query(query_request(set_id, kind, body, service.limits))
+    # Returned as-is: the results are built by our own code in the documented shape, and re-validating
+    # them through the response model would cost more than the search itself on small sets.
+    text = json_text({"results": [r.to_dict() for r in results]})
+    return Response(text.encode("utf-8"), media_type="application/json")
+
+
+@router.post(
+    "/batches",
+    response_model=UploadOut,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "description": "a batch file (docs/batch-format.md), optionally gzipped (Content-Encoding: gzip)",
+            "content": {t: {"schema": {"type": "string", "format": "binary"}} for t in BATCH_CONTENT_TYPES},
+        }
+    },
+)
+@direct
+async def upload_batch(request: Request) -> Response:
+    """Store a batch (JSONL or the binary form, by Content-Type); its report is the answer."""
+    # No Depends, as on the query route: each plain-def dependency is a trip to the thread pool.
+    service: Service = request.app.state.service
+    check_batch_headers(request.headers, service.limits)
+    binary = request.headers.get("content-type", "").split(";")[0].strip().lower() == BATCH_BINARY_TYPE
+    application = application_of(request)
+    async with spooled_body(request, service.limits, service.spool_dir) as spool:
+        report = await run_in_threadpool(_ingest_for, service, application, spool, binary)
+    return Response(json_text(report.to_dict()).encode("utf-8"), media_type="application/json")
+
+
+def _ingest_for(service: Service, application: str, spool: IO[bytes], binary: bool) -> UploadReport:
+    return _ingest(service.tenants.engine(application), spool, service.limits, binary)
+
+
+def _ingest(engine: Engine, spool: IO[bytes], limits: Limits, binary: bool = False) -> UploadReport:
+    if binary:
+        # The reader bounds what gzip may expand to: it checks each size against the limits before reading it.
+        with BinaryBatchReader(open_stream(spool), limits) as binary_reader:
+            return engine.ingest(binary_reader)
+    lines = BoundedLines(open_stream(spool), limits)
+    with BatchReader(
+        lines,  # type: ignore[arg-type]
+        name="the uploaded batch",
+        max_problems=limits.problems_reported,
+        max_bad_lines=limits.max_bad_lines,
+    ) as reader:
+        return engine.ingest(reader)
 
 
 @router.get("/sets", response_model=SetsOut)
@@ -117,26 +185,6 @@ def delete_records(body: DeleteIn, engine: TenantEngine) -> DeleteOut:
     return DeleteOut(**engine.delete_records(body.input_uris, body.set_id).to_dict())
 
 
-@router.post("/sets/{set_id}/query", response_model=QueryOut, openapi_extra=QUERY_REQUEST_BODY)
-async def query(set_id: str, request: Request) -> Response:
-    """Answer each embedding of the body (JSON or the binary form: see ``server/query_body.py``)."""
-    # No Depends here: FastAPI runs each plain-def dependency on the thread pool, a hop apiece on the hottest route.
-    service: Service = request.app.state.service
-    kind = query_kind(request.headers)
-    body = await read_query_body(request, service.limits)
-    # One trip to the thread pool for the engine lookup, the parsing, the search and the answer's encoding.
-    return await run_in_threadpool(_answer, service, application_of(request), set_id, kind, body)
-
-
-def _answer(service: Service, application: str, set_id: str, kind: str, body: bytes) -> Response:
-    engine = service.tenants.engine(application)
-    results = engine.query(query_request(set_id, kind, body, service.limits))
-    # Returned as-is: the results are built by our own code in the documented shape, and re-validating
-    # them through the response model would cost more than the search itself on small sets.
-    text = json_text({"results": [r.to_dict() for r in results]})
-    return Response(text.encode("utf-8"), media_type="application/json")
-
-
 @router.post("/sets/{set_id}/select", response_model=SelectionOut)
 def select(set_id: str, body: SelectIn, engine: TenantEngine) -> SelectionOut:
     request = SelectRequest(
@@ -168,45 +216,3 @@ def records(
     buffer = io.BytesIO()
     write_batch_to(buffer, header, page)
     return Response(buffer.getvalue(), media_type=BATCH_CONTENT_TYPES[0])
-
-
-@router.post(
-    "/batches",
-    response_model=UploadOut,
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "description": "a batch file (docs/batch-format.md), optionally gzipped (Content-Encoding: gzip)",
-            "content": {t: {"schema": {"type": "string", "format": "binary"}} for t in BATCH_CONTENT_TYPES},
-        }
-    },
-)
-async def upload_batch(request: Request) -> Response:
-    """Store a batch (JSONL or the binary form, by Content-Type); its report is the answer."""
-    # No Depends, as on the query route: each plain-def dependency is a trip to the thread pool.
-    service: Service = request.app.state.service
-    check_batch_headers(request.headers, service.limits)
-    binary = request.headers.get("content-type", "").split(";")[0].strip().lower() == BATCH_BINARY_TYPE
-    application = application_of(request)
-    async with spooled_body(request, service.limits, service.spool_dir) as spool:
-        report = await run_in_threadpool(_ingest_for, service, application, spool, binary)
-    return Response(json_text(report.to_dict()).encode("utf-8"), media_type="application/json")
-
-
-def _ingest_for(service: Service, application: str, spool: IO[bytes], binary: bool) -> UploadReport:
-    return _ingest(service.tenants.engine(application), spool, service.limits, binary)
-
-
-def _ingest(engine: Engine, spool: IO[bytes], limits: Limits, binary: bool = False) -> UploadReport:
-    if binary:
-        # The reader bounds what gzip may expand to: it checks each size against the limits before reading it.
-        with BinaryBatchReader(open_stream(spool), limits) as binary_reader:
-            return engine.ingest(binary_reader)
-    lines = BoundedLines(open_stream(spool), limits)
-    with BatchReader(
-        lines,  # type: ignore[arg-type]
-        name="the uploaded batch",
-        max_problems=limits.problems_reported,
-        max_bad_lines=limits.max_bad_lines,
-    ) as reader:
-        return engine.ingest(reader)

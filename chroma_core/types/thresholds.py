@@ -12,11 +12,12 @@ from chroma_core.errors import ConfigError
 __all__ = ["DEFAULT_THRESHOLDS", "NOVELTY_SCORES", "Thresholds"]
 
 #: How ``novelty`` is computed (docs/recommendations.md compares them on real data): the mean cosine distance to
-#: the k nearest training inputs (the default), the same once the training mean is removed from every vector
-#: (``knn_centred``: better separation on both benchmark corpora, not the default yet because drift's reference
-#: scores with the k-th distance; docs/recommendations.md), the same to the k nearest of one training label, the
-#: closest (``knn_class_centred``, best measured where training is labelled), or the distance to the k-th one
-#: (Sun et al. 2022; the default before issue 15).
+#: the k nearest training inputs *of one training label*, the closest, once the training mean is removed from
+#: every vector (``knn_class_centred``, the default since issue 15's last round: the best measured on both benchmark
+#: corpora; the label is a record's own, else the one its inferences predict; a set with no labels at all gets
+#: ``knn_centred``), the same to the k nearest whatever their label (``knn_centred``), the raw mean cosine distance
+#: to the k nearest (``knn_mean``, the default before) or the distance to the k-th one (``knn_kth``, Sun et al.
+#: 2022; the first default).
 NOVELTY_SCORES = ("knn_mean", "knn_kth", "knn_centred", "knn_class_centred")
 
 #: Overridable cut-offs and their ranges (cosine distances lie in [0, 2]; margins and shares in [0, 1]).
@@ -48,7 +49,7 @@ class Thresholds:
     k: int = 10
     min_training: int = 20
     neighbors: int = 5
-    novelty_score: str = "knn_mean"
+    novelty_score: str = "knn_class_centred"
 
     def __post_init__(self) -> None:
         if self.novelty_score not in NOVELTY_SCORES:

@@ -93,6 +93,18 @@ def test_approximate_index_answers_like_exact_search(tmp_path, data):
     assert np.mean([x[0] == y[0] for x, y in zip(a, e, strict=True)]) >= 0.95
 
 
+def test_a_batch_on_the_index_gets_the_answers_each_query_gets_alone(tmp_path, data):
+    # A batch reads each distinct candidate row once and shares it between queries; one query reads its own.
+    x, q = data
+    fill(SQLiteStore(tmp_path / "a"), x)
+    engine = Engine(indexed(tmp_path / "a"))
+    q = np.concatenate([q, q[:10], x[:5]])  # queries sharing candidates, and copies of training rows
+    batch = engine.query(QueryRequest.of(ES, q, [f"q{i}" for i in range(len(q))]))
+    assert engine._models[ES.id].search.start == 2000
+    alone = [engine.query(QueryRequest.of(ES, q[i : i + 1], [f"q{i}"]))[0] for i in range(len(q))]
+    assert [r.to_dict() for r in batch] == [r.to_dict() for r in alone]
+
+
 def test_index_persists_loads_and_grows_incrementally(tmp_path, data, caplog):
     x, q = data
     store = SQLiteStore(tmp_path, ann_threshold=500)

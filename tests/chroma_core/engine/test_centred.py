@@ -98,3 +98,12 @@ def test_the_per_label_score_is_the_closest_labels_centred_knn():
     # A label with fewer than k rows among the candidates does not count; with none left, the plain score.
     only = model.novelty(queries, *_raw(queries, train, 4), 5, labels)
     np.testing.assert_allclose(only, model.novelty(queries, *_raw(queries, train, 4), 5), atol=1e-12)
+
+
+def test_label_codes_take_the_label_else_the_prediction():
+    from chroma_core.engine.centred import label_codes
+
+    inferences = [None, {"probabilities": {"a": 0.9, "b": 0.1}}, None, {"label": "b", "score": 0.7}, None]
+    codes = label_codes(["a", None, {"x": 1, "y": 2}, None, None], inferences)
+    assert codes[0] == codes[1] and codes[3] not in (codes[0], codes[2]) and codes[4] == -1
+    assert label_codes([{"y": 2, "x": 1}], [None])[0] == 0  # canonical JSON: key order does not matter

@@ -27,7 +27,12 @@ def training(draw):
 
 
 @settings(max_examples=150, deadline=None)
-@given(training(), st.sampled_from(["knn_class_centred", "knn_centred", "knn_mean", "knn_kth"]), st.integers(2, 30), st.integers(1, 20))
+@given(
+    training(),
+    st.sampled_from(["knn_class_centred", "knn_centred", "knn_mean", "knn_kth"]),
+    st.integers(2, 30),
+    st.integers(1, 20),
+)
 def test_any_training_set_gives_finite_consistent_answers(case, kind, min_training, k):
     x, labels = case
     model = SetModel("s", x.shape[1])
@@ -45,3 +50,62 @@ def test_any_training_set_gives_finite_consistent_answers(case, kind, min_traini
             assert r.recommendations == ("insufficient_training_data",)
     if len(x) >= min_training:
         assert "near_duplicate" in results[0].recommendations  # an exact copy of a training input
+
+
+def _model(x, labels, inferences=None):
+    model = SetModel("s", x.shape[1])
+    model.add(x, [f"/t/{i}" for i in range(len(x))], labels, inferences or [None] * len(x))
+    return model
+
+
+def _novelty(model, queries, th=None):
+    request = QueryRequest.of("s", queries, [f"q{i}" for i in range(len(queries))], None, th or Thresholds())
+    return np.array([r.scores["novelty"] for r in model.query(request)])
+
+
+def test_the_default_without_labels_is_the_centred_score():
+    """The documented fallback: no label nor predicted label in training, and the default is ``knn_centred`` (40
+    rows: fewer than either score's candidates, so both see every row; on a larger set the default re-ranks 200
+    candidates where ``knn_centred`` re-ranks 50, and can only come out lower)."""
+    rng = np.random.default_rng(1)
+    x = (2.0 + rng.normal(size=(40, 8))).astype(np.float32)
+    q = (2.0 + rng.normal(size=(5, 8))).astype(np.float32)
+    model = _model(x, [None] * 40)
+    assert Thresholds().novelty_score == "knn_class_centred"
+    np.testing.assert_array_equal(_novelty(model, q), _novelty(model, q, Thresholds(novelty_score="knn_centred")))
+    one_class = _model(x, ["a"] * 40)  # one class: its k nearest are the k nearest
+    np.testing.assert_allclose(_novelty(one_class, q), _novelty(model, q, Thresholds(novelty_score="knn_centred")))
+    # Predicted labels count as labels: two predicted classes make the score per class.
+    predicted = _model(x, [None] * 40, [{"label": "a" if v[0] > 2 else "b", "score": 0.9} for v in x])
+    assert np.all(_novelty(predicted, q) >= _novelty(model, q, Thresholds(novelty_score="knn_centred")) - 1e-12)
+
+
+def test_the_default_on_degenerate_sets_is_finite():
+    same = np.tile(np.array([[1.0, 2.0, 3.0]], dtype=np.float32), (30, 1))
+    for labels in ([None] * 30, ["a"] * 30, ["a", None] * 15):  # all identical vectors, with or without labels
+        results = _model(same, labels).query(QueryRequest.of("s", same[:2], ["q0", "q1"], None, Thresholds()))
+        assert all(r.not_useful and 0.0 <= r.scores["novelty"] < 1e-6 for r in results)
+    two = np.array([[1.0, 0.0], [0.0, 1.0]], dtype=np.float32)  # two points, min_training lowered to 2
+    th = Thresholds(min_training=2)
+    results = _model(two, ["a", "b"]).query(QueryRequest.of("s", np.array([[1.0, 1.0]], np.float32), ["q"], None, th))
+    assert all(math.isfinite(v) for v in results[0].scores.values() if v is not None)
+    assert all(math.isfinite(v) for v in results[0].thresholds.values() if v is not None)
+
+
+def test_impossible_thresholds_are_refused_and_extreme_ones_answer():
+    import pytest
+
+    from chroma_core.errors import ConfigError
+
+    for bad in ({"novelty": 2.5}, {"novelty": -0.1}, {"percentile": 100}, {"k": 0}, {"novelty_score": "lof"}):
+        with pytest.raises(ConfigError, match="thresholds\\."):
+            Thresholds.coerce(bad)
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(50, 6)).astype(np.float32)
+    model = _model(x, ["a", "b"] * 25)
+    q = rng.normal(size=(4, 6)).astype(np.float32)
+    every = model.query(QueryRequest.of("s", q, list("abcd"), None, Thresholds(novelty=0.0, near_duplicate=0.0)))
+    none = model.query(QueryRequest.of("s", q, list("abcd"), None, Thresholds(novelty=2.0)))
+    assert all("out_of_distribution" in r.recommendations for r in every)
+    assert not any("out_of_distribution" in r.recommendations for r in none)
+    assert all(math.isfinite(r.scores["novelty"]) for r in every + none)

@@ -196,7 +196,7 @@ def test_calibrations_are_kept_in_the_store_for_the_set_revision(tmp_path):
     put(store, header, Records(x, [f"t:{i}" for i in range(80)], uris, [None] * 80, [None] * 80, [0.0] * 80))
     query = QueryRequest(ES.id, rng.normal(size=(1, 8)).astype(np.float32), ("/q",))  # no near duplicate
     (first,) = Engine(store).query(query)
-    key = "calibration/v2/knn_mean/95/1/10/20"
+    key = "calibration/v2/knn_class_centred/95/1/10/20"  # the default score
     kept = store.read_state(ES.id, key)
     assert kept is not None and kept["n_training"] == 80 and kept["revision"] == 0
     assert kept["novelty"] == first.thresholds["novelty"]

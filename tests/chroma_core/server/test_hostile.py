@@ -393,3 +393,22 @@ def test_a_slow_body_is_timed_out_and_its_spool_file_freed(server, tmp_path):
             assert status_of(sock) == 408
         healthy(server)
     assert _spool_files(server) == 0
+
+
+def test_the_body_timeout_is_per_pause_not_per_body(server, tmp_path):
+    # Pauses of 0.6 s, each under the 1 s body timeout, adding up to more than it: the upload is stored.
+    body = batch(tmp_path)
+    third = len(body) // 3
+    with connect(server) as sock:
+        sock.sendall(
+            head(
+                "POST",
+                "/v1/batches",
+                {**AUTH, "Content-Type": "application/x-ndjson", "Content-Length": str(len(body))},
+            )
+        )
+        for start in (0, third, 2 * third):
+            time.sleep(0.6)
+            sock.sendall(body[start : start + third] if start < 2 * third else body[start:])
+        assert status_of(sock) == 200
+    healthy(server)
