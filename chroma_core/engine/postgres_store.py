@@ -51,8 +51,9 @@ logger = logging.getLogger("chroma.engine")
 #: Ingests of at least this many records are followed by ANALYZE (the planner must learn the table grew).
 ANALYZE_AFTER = 10_000
 
-#: The least ``hnsw.ef_search`` of a search (pgvector's own default); more for searches of over half as many rows.
-_EF_MIN = 40
+#: The least ``hnsw.ef_search`` of a search; more for searches of over half as many rows. pgvector's default, 40, gave
+#: recall@10 0.900 at 200k x 384 (m=16, ef_construction=64); 100 gave 0.982 (SQLite's usearch: 0.994), p50 +15-40%.
+_EF_MIN = 100
 
 _SET_COLUMNS = "set_id, key_json, dimension, created_at, training, production, revision"
 _HOLES = "training_holes, production_holes"  # see postgres_holes: rows over slots
