@@ -160,7 +160,7 @@ class HTTPTransport(Transport):
             raise TransportError(
                 f"{what}: the Chroma service at {self.base} did not answer in time ({self._tries(tries)}). {_ADVICE}"
             ) from exc
-        except requests.ConnectionError as exc:
+        except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
             raise TransportError(
                 f"{what}: cannot reach the Chroma service at {self.base} ({self._tries(tries)}): {type(exc).__name__}. "
                 f"Check chroma_url and that the service is running. {_ADVICE}"

@@ -61,7 +61,11 @@ def parse_retry_after(value: str | None) -> float | None:
 
 
 def _is_transient(exc: BaseException) -> bool:
-    return isinstance(exc, (Retryable, requests.ConnectionError, requests.Timeout))
+    # A body cut off mid-response (ChunkedEncodingError: the service died while answering) is a broken connection
+    # too; every write route is idempotent by batch or record id, so sending it again stores nothing twice.
+    return isinstance(
+        exc, (Retryable, requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
+    )
 
 
 class _WaitRetryAfter(tenacity.wait.wait_base):

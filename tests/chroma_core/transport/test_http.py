@@ -21,6 +21,9 @@ from chroma_core.transport.http import HTTPTransport, RetryPolicy, _parse_retry_
 from chroma_core.types import QueryRequest
 from tests.conftest import SET, ChromaServer, free_port
 
+#: A script entry's body that is cut off after the head.
+CUT = object()
+
 
 class Scripted:
     """A real HTTP server on 127.0.0.1 that answers from a script of (status, headers, body), then 200 health."""
@@ -39,7 +42,13 @@ class Scripted:
                 status, headers, body = (
                     outer.script.pop(0) if outer.script else (200, {}, {"status": "ok", "version": "test"})
                 )
-                data = json.dumps(body).encode()
+                data = b"" if body is CUT else json.dumps(body).encode()
+                if body is CUT:  # the head promises a body, then the connection ends: the server died answering
+                    self.send_response(status)
+                    self.send_header("Content-Length", "188")
+                    self.end_headers()
+                    self.close_connection = True
+                    return
                 self.send_response(status)
                 for k, v in {"Content-Type": "application/json", **headers}.items():
                     self.send_header(k, v)
@@ -89,6 +98,17 @@ def test_other_transient_statuses_back_off_exponentially(status):
         sleeps: list[float] = []
         transport(server.url, sleeps, initial_wait=0.5, jitter=0.0).health()
     assert sleeps == [0.5, 1.0, 2.0]
+
+
+def test_a_body_cut_off_mid_answer_is_retried_then_mapped():
+    with Scripted([(200, {}, CUT)]) as server:
+        sleeps: list[float] = []
+        assert transport(server.url, sleeps, jitter=0.0).health()["status"] == "ok"
+    assert len(server.requests) == 2 and len(sleeps) == 1
+    cut = Scripted([(200, {}, CUT)] * 5)
+    with cut as server, pytest.raises(TransportError, match="cannot reach the Chroma service") as caught:
+        transport(server.url, [], attempts=3).health()
+    assert "ChunkedEncodingError" in str(caught.value) and len(server.requests) == 3
 
 
 def test_client_errors_are_not_retried_and_are_mapped():
