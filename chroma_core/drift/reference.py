@@ -115,13 +115,14 @@ def _cross_fitted_novelty(
     store: _Reads, set_id: str, n_training: int, rows: np.ndarray, queries: np.ndarray, k: int, kind: str
 ) -> np.ndarray:
     available = n_training - -(-len(rows) // FOLDS)  # the rows outside the largest fold, at the least
-    wanted = max(k, candidates_for(k, available, per_label=kind == "knn_class_centred")) if kind in CENTRED else k
+    labels = _training_labels(store, set_id, n_training) if kind == "knn_class_centred" else None
+    # As many candidates as the scorer takes (SetModel._wanted): per label only when the set has labels.
+    wanted = max(k, candidates_for(k, available, per_label=labels is not None)) if kind in CENTRED else k
     sims, near = _nearest_outside_fold(store, set_id, n_training, rows, queries, min(wanted, available))
     if kind not in CENTRED:
         return novelty_of(sims, k, kind)
     # The mean of the whole training set, as the scorer's: a fold's share of it is a twentieth at most.
     centred = CentredNovelty(lambda r: normalized(store.vectors_at(set_id, "training", r)), n_training)
-    labels = _training_labels(store, set_id, n_training) if kind == "knn_class_centred" else None
     return centred.novelty(queries, sims, near, k, labels)
 
 

@@ -192,15 +192,17 @@ class SetModel:
             return novelty_of(sims, k, kind)
         if self._centred is None:
             self._centred = CentredNovelty(self.row_vectors, len(self))
-        if kind == "knn_centred" or not any(lab is not None for lab in self.labels):
+        if kind == "knn_centred" or not self._codes:  # _codes holds a code per label seen: none, no labels
             return self._centred.novelty(queries, sims, rows, k)  # no labels: nothing to condition on
         # One integer per training label, -1 for none (kept up to date by add()).
         return self._centred.novelty(queries, sims, rows, k, self._label_codes)
 
-    @staticmethod
-    def _wanted(k: int, kind: str, available: int) -> int:
-        """How many nearest training rows the novelty ``kind`` needs (more for the centred re-ranking)."""
-        return max(k, candidates_for(k, available, per_label=kind == "knn_class_centred")) if kind in _CENTRED else k
+    def _wanted(self, k: int, kind: str, available: int) -> int:
+        """How many nearest training rows the novelty ``kind`` needs (more for the centred re-ranking, and more
+        again per label; an unlabelled set's class-centred score is the plain centred one, so it needs no more)."""
+        if kind not in _CENTRED:
+            return k
+        return max(k, candidates_for(k, available, per_label=kind == "knn_class_centred" and bool(self._codes)))
 
     def _neighbors(self, queries: Matrix, k: int, exclude: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         if exclude is None:

@@ -64,15 +64,21 @@ def _novelty(model, queries, th=None):
 
 
 def test_the_default_without_labels_is_the_centred_score():
-    """The documented fallback: no label nor predicted label in training, and the default is ``knn_centred`` (40
-    rows: fewer than either score's candidates, so both see every row; on a larger set the default re-ranks 200
-    candidates where ``knn_centred`` re-ranks 50, and can only come out lower)."""
+    """The documented fallback: no label nor predicted label in training, and the default is ``knn_centred``, with
+    its candidates too (500 rows: more than either score's; the per-label score would re-rank 200 where the plain
+    one re-ranks 50, and cost a wider search for nothing)."""
     rng = np.random.default_rng(1)
-    x = (2.0 + rng.normal(size=(40, 8))).astype(np.float32)
+    big = (2.0 + rng.normal(size=(500, 8))).astype(np.float32)
     q = (2.0 + rng.normal(size=(5, 8))).astype(np.float32)
-    model = _model(x, [None] * 40)
+    unlabelled = _model(big, [None] * 500)
     assert Thresholds().novelty_score == "knn_class_centred"
-    np.testing.assert_array_equal(_novelty(model, q), _novelty(model, q, Thresholds(novelty_score="knn_centred")))
+    centred = Thresholds(novelty_score="knn_centred")
+    np.testing.assert_array_equal(_novelty(unlabelled, q), _novelty(unlabelled, q, centred))
+    assert unlabelled._wanted(10, "knn_class_centred", 499) == unlabelled._wanted(10, "knn_centred", 499) == 50
+    assert _model(big, ["a", None] * 250)._wanted(10, "knn_class_centred", 499) == 200
+    x = big[:40]
+    model = _model(x, [None] * 40)
+    np.testing.assert_array_equal(_novelty(model, q), _novelty(model, q, centred))
     one_class = _model(x, ["a"] * 40)  # one class: its k nearest are the k nearest
     np.testing.assert_allclose(_novelty(one_class, q), _novelty(model, q, Thresholds(novelty_score="knn_centred")))
     # Predicted labels count as labels: two predicted classes make the score per class.
