@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
 import statistics
 import subprocess
@@ -98,3 +99,21 @@ def serving(
         yield proc, url
     finally:
         stop(proc)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a process has used (Linux /proc): a cost the machine's load does not inflate."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def idle(*pids: int, timeout: float = 600.0) -> float:
+    """Wait until none of these processes used more than 30 ms of CPU in half a second (their background work
+    done), at most ``timeout`` seconds; returns the seconds waited."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        before = [cpu_seconds(p) for p in pids]
+        time.sleep(0.5)
+        if all(cpu_seconds(p) - b < 0.03 for p, b in zip(pids, before, strict=True)):
+            break
+    return time.monotonic() - started

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-from _util import verdict
+from _util import cpu_seconds, idle, verdict
 
 from chroma_core.config import load_config
 from chroma_core.embedding_set import EmbeddingSet
@@ -29,15 +29,8 @@ DIM = 384
 #: 19,000 records of 384-d per measurement: under the store's ANN threshold (20,000), so that no index build
 #: (seconds of CPU, in the background) starts inside one measurement and runs on into the next.
 PER, BATCHES = 500, 38
-_TICK = os.sysconf("SC_CLK_TCK")
 
 Work = list[list[tuple[BatchHeader, Records]]]
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds a process has used (Linux /proc): a cost the machine's load does not inflate."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / _TICK
 
 
 def ingest_batches(clients: int, n: int, per: int, tag: str) -> Work:
@@ -70,15 +63,6 @@ def ingest_rate(make: Callable[[], Transport], work: Work) -> float:
     for th in threads:
         th.join()
     return sum(len(r) for w in work for _, r in w) / (time.perf_counter() - t0)
-
-
-def idle(*pids: int) -> None:
-    """Until none of these processes used more than 30 ms of CPU in half a second (their background work done)."""
-    while True:
-        before = [cpu_seconds(p) for p in pids]
-        time.sleep(0.5)
-        if all(cpu_seconds(p) - b < 0.03 for p, b in zip(pids, before, strict=True)):
-            return
 
 
 def embedded_child(root: str, clients: int, tag: str) -> None:
