@@ -98,7 +98,9 @@ def test_a_batch_on_the_index_gets_the_answers_each_query_gets_alone(tmp_path, d
     x, q = data
     fill(SQLiteStore(tmp_path / "a"), x)
     engine = Engine(indexed(tmp_path / "a"))
-    q = np.concatenate([q, q[:10], x[:5]])  # queries sharing candidates, and copies of training rows
+    # Queries sharing candidates, and copies of training rows; over 64 of them, so the re-rank gathers in chunks.
+    q = np.concatenate([q, q[:10], x[:5], q[:30]])
+    assert len(q) > 64
     batch = engine.query(QueryRequest.of(ES, q, [f"q{i}" for i in range(len(q))]))
     assert engine._models[ES.id].search.start == 2000
     alone = [engine.query(QueryRequest.of(ES, q[i : i + 1], [f"q{i}"]))[0] for i in range(len(q))]
