@@ -73,16 +73,16 @@ def make_data(n: int, dim: int, queries: int, folder: Path) -> None:
     np.save(folder / "truth.npy", truth)
 
 
-def latencies(ask, queries: np.ndarray, truth: np.ndarray, pids: list[int]) -> dict[str, float]:
-    """p50/p99 ms of one call per query and recall@10 of the ids it returns (ints), once the processes ``pids``
-    are idle; before that, the slowest of the first :data:`FIRST` queries, asked while they may still be busy
-    (this project calibrates and loads its set in the background once the index is ready)."""
+def latencies(ask, queries: np.ndarray, truth: np.ndarray, server: subprocess.Popen[bytes] | None) -> dict[str, float]:
+    """p50/p99 ms of one call per query and recall@10 of the ids it returns (ints), once this process and the
+    ``server`` are idle; before that, the slowest of the first :data:`FIRST` queries, asked while they may still be
+    busy (this project calibrates and loads its set in the background once the index is ready)."""
     first = []
     for q in queries[:FIRST]:
         t0 = time.perf_counter()
         ask(q)
         first.append(time.perf_counter() - t0)
-    settle = idle(*pids)
+    settle = idle(os.getpid(), *([server.pid] if server is not None else []))
     times, hits = [], 0
     for q, t in zip(queries, truth, strict=True):
         t0 = time.perf_counter()
@@ -138,7 +138,7 @@ def _ours(folder: Path, service: bool) -> dict[str, float]:
             lambda q: [int(n.input_uri) for n in qs.log(input_uri="q", embedding=q).nearest],
             queries,
             truth,
-            [os.getpid()] + ([server.pid] if server is not None else []),
+            server,
         )
         return _with_totals(figures, len(data) / ingest, ready, store, server)
     finally:
@@ -215,7 +215,7 @@ def _peer(folder: Path, http: bool) -> dict[str, float]:
             lambda q: [int(i) for i in col.query(query_embeddings=[q], n_results=K, include=[])["ids"][0]],
             queries,
             truth,
-            [os.getpid()] + ([server.pid] if server is not None else []),
+            server,
         )
         # chromadb indexes as it ingests: its index serves every row once add() has returned.
         return _with_totals(figures, len(data) / ingest, ingest, path, server)

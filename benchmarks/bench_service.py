@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 from _util import serving
+from _wire_ingest import ingest_rate
 
 import chroma
 from chroma_core.config import load_config
@@ -51,22 +52,10 @@ def batches(n_batches: int, per: int, tag: str, seed: int) -> list[tuple[BatchHe
     return out
 
 
-def ingest(make_transport, clients: int, n_batches: int, per: int, tag: str) -> float:
-    """Records per second with ``clients`` concurrent uploaders."""
+def ingest(make_transport: Callable[[], Transport], clients: int, n_batches: int, per: int, tag: str) -> float:
+    """Records per second with ``clients`` concurrent uploaders (each with its own transport)."""
     work = [batches(n_batches // clients, per, f"{tag}-c{c}", c) for c in range(clients)]
-
-    def run(items: list[tuple[BatchHeader, Records]]) -> None:
-        t = make_transport()
-        for header, records in items:
-            t.upload(header, records)
-
-    threads = [threading.Thread(target=run, args=(w,)) for w in work]
-    t0 = time.perf_counter()
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join()
-    return sum(len(r) for w in work for _, r in w) / (time.perf_counter() - t0)
+    return ingest_rate(make_transport, work)
 
 
 def ingest_section(local: Callable[[], Transport], http: Callable[[], Transport]) -> None:

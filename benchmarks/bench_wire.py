@@ -36,8 +36,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from _util import free_port, serving, stop, verdict, wait_until_serving
-from _wire_ingest import cpu_seconds, section_ingest
+from _util import cpu_seconds, free_port, serving, stop, verdict, wait_until_serving
+from _wire_ingest import section_ingest
 
 import chroma
 from chroma_core.config import load_config
