@@ -6,6 +6,9 @@ Every detector is ``fit(train, labels) -> score(queries)`` over unit vectors, hi
 - Class-conditional Mahalanobis with a tied, Ledoit-Wolf-shrunk covariance (Lee et al. 2018).
 - Relative Mahalanobis: class-conditional minus a single background Gaussian (Ren et al. 2021).
 - SSD: Mahalanobis to k-means clusters, no labels needed (Sehwag et al. 2021).
+- The classifier's own uncertainty, from a softmax probe fitted on the training labels (the model a team serves
+  would give these scores in its inferences): maximum softmax probability (Hendrycks & Gimpel 2017) and the
+  energy score (Liu et al. 2020).
 - Calibrated combinations: each score turned into its percentile among the training set's own cross-fitted
   (out-of-fold) scores, then the mean or the max.
 
@@ -212,6 +215,38 @@ def pca_mahalanobis(dims: int) -> Detector:
         def score(queries: np.ndarray) -> np.ndarray:
             z = (queries - mu) @ vt[:dims].T
             return (z**2 / var).sum(1)  # type: ignore[no-any-return]
+
+        return score
+
+    return fit
+
+
+def softmax_probe(kind: str, l2: float = 1e-3, steps: int = 400, rate: float = 2.0) -> Detector:
+    """A multinomial logistic regression on the training labels (L2, full-batch gradient descent with momentum,
+    deterministic), scored by ``kind``: ``"msp"`` (1 - max probability) or ``"energy"`` (-logsumexp of logits)."""
+
+    def fit(train: np.ndarray, labels: np.ndarray) -> Score:
+        names, y = np.unique(labels, return_inverse=True)
+        onehot = np.eye(len(names))[y]
+        w = np.zeros((train.shape[1], len(names)))
+        b = np.zeros(len(names))
+        vw, vb = np.zeros_like(w), np.zeros_like(b)
+        for _ in range(steps):
+            z = train @ w + b
+            p = np.exp(z - z.max(1, keepdims=True))
+            p /= p.sum(1, keepdims=True)
+            g = (p - onehot) / len(train)
+            vw = 0.9 * vw - rate * (train.T @ g + l2 * w)
+            vb = 0.9 * vb - rate * g.sum(0)
+            w, b = w + vw, b + vb
+
+        def score(queries: np.ndarray) -> np.ndarray:
+            z = queries @ w + b
+            top = z.max(1)
+            lse = top + np.log(np.exp(z - top[:, None]).sum(1))
+            if kind == "energy":
+                return -lse  # type: ignore[no-any-return]
+            return 1 - np.exp(top - lse)  # type: ignore[no-any-return]
 
         return score
 

@@ -40,6 +40,8 @@ FITTED = {"class Mahalanobis (Lee 2018)": qm.class_maha, "relative Mahalanobis (
           "SSD k-means Mahalanobis (Sehwag 2021)": qm.ssd}  # fmt: skip
 FITTED |= {"PCA residual, 32 dims": qm.pca_residual(32), "PCA residual, 96 dims": qm.pca_residual(96),
            "Mahalanobis on PCA, 32 dims": qm.pca_mahalanobis(32)}  # fmt: skip
+FITTED |= {"MSP of a softmax probe on the labels (Hendrycks 2017)": qm.softmax_probe("msp"),
+           "energy of a softmax probe on the labels (Liu 2020)": qm.softmax_probe("energy")}  # fmt: skip
 LOO = {"LOF-style kNN ratio, k=10": qm.lof_knn(10),
        "class-conditional kNN mean, k=10": qm.grouped_knn(lambda x, labels: labels),
        "cluster-conditional kNN mean, k=10": qm.grouped_knn(lambda x, labels: qm.kmeans(x, qm.clusters_for(len(x)))),
@@ -53,6 +55,10 @@ COMBOS = {"mean pct(kNN mean, SSD)": ("mean", ["knn_mean", "SSD k-means Mahalano
 COMBOS["mean pct(centred kNN, centred class kNN)"] = (
     "mean",
     ["knn_centred", "class-conditional kNN mean, centred, k=10"],
+)
+COMBOS["mean pct(centred class kNN, probe energy)"] = (
+    "mean",
+    ["class-conditional kNN mean, centred, k=10", "energy of a softmax probe on the labels (Liu 2020)"],
 )
 ORACLE = "oracle: linear probe trained on the held-out category (not a detector)"
 
