@@ -28,12 +28,14 @@ def normalize(vectors: np.ndarray) -> Matrix:
     # have a direction) would keep their tiny length or become zeros, so two copies of one would be 1 apart. They
     # are scaled by their largest component first; ordinary rows are left exactly as they were.
     odd = ~((norms > _TINY) & (norms < _HUGE))[:, 0]
-    if odd.any():
-        rows = out[odd]
-        peak = np.abs(rows).max(axis=1, keepdims=True)
-        np.divide(rows, peak, out=rows, where=peak > 0)
-        out[odd] = rows
-        norms[odd] = np.linalg.norm(rows, axis=1, keepdims=True)
+    if not odd.any():  # every norm ordinary, so none is 0: no mask needed (the same quotients)
+        np.divide(out, norms, out=out)
+        return out
+    rows = out[odd]
+    peak = np.abs(rows).max(axis=1, keepdims=True)
+    np.divide(rows, peak, out=rows, where=peak > 0)
+    out[odd] = rows
+    norms[odd] = np.linalg.norm(rows, axis=1, keepdims=True)
     np.divide(out, norms, out=out, where=norms > 0)
     return out
 

@@ -27,8 +27,12 @@ _PROBE_EVERY_S = 1.0
 _GATHER = 64
 
 
-def _repeats(rows: np.ndarray) -> np.ndarray:
-    """True where a row number already appeared earlier in the same line of ``rows`` (all lines at once)."""
+def _repeats(rows: np.ndarray) -> np.ndarray | None:
+    """True where a row number already appeared earlier in the same line of ``rows`` (all lines at once); None when
+    no line repeats a row (the usual case: then nothing needs marking)."""
+    ordered = np.sort(rows, axis=1)
+    if not (ordered[:, 1:] == ordered[:, :-1]).any():
+        return None
     order = np.argsort(rows, axis=1, kind="stable")
     ordered = np.take_along_axis(rows, order, axis=1)
     again = np.zeros(rows.shape, dtype=bool)
@@ -108,8 +112,12 @@ class Neighbours:
         if not start:
             mine: Matrix = exact.vectors[rows]
             return mine
-        out = np.empty((len(rows), self.dimension), dtype=np.float32)
         ours = rows >= start
+        if len(rows) and not ours.any():  # all reached through the store's index (a query's candidates)
+            assert self._rows is not None
+            theirs: Matrix = normalize(self._rows(rows))
+            return theirs
+        out = np.empty((len(rows), self.dimension), dtype=np.float32)
         out[ours] = exact.vectors[rows[ours] - start]
         if not ours.all():
             assert self._rows is not None
@@ -155,9 +163,15 @@ class Neighbours:
             cand_sims = np.einsum("qd,qkd->qk", queries, vecs)
         else:
             cand_sims = self._candidate_similarities(queries, cand)
-        cand_sims[~valid] = -np.inf
-        cand_sims[_repeats(cand)] = -np.inf  # a candidate listed twice (padding) must not take two places
-        all_sims = np.concatenate([cand_sims, sims], axis=1)
-        all_rows = np.concatenate([cand, rows], axis=1)
-        order = np.argsort(-all_sims, axis=1, kind="stable")[:, :k]
-        return np.take_along_axis(all_sims, order, axis=1), np.take_along_axis(all_rows, order, axis=1)
+        if not valid.all():
+            cand_sims[~valid] = -np.inf
+        again = _repeats(cand)
+        if again is not None:
+            cand_sims[again] = -np.inf  # a candidate listed twice (padding) must not take two places
+        if sims.shape[1]:
+            cand_sims, cand = np.concatenate([cand_sims, sims], axis=1), np.concatenate([cand, rows], axis=1)
+        if len(queries) == 1:  # one query: flat indexing, none of take_along_axis's index building
+            first = np.argsort(-cand_sims[0], kind="stable")[:k]
+            return cand_sims[0][first][None, :], cand[0][first][None, :]
+        order = np.argsort(-cand_sims, axis=1, kind="stable")[:, :k]
+        return np.take_along_axis(cand_sims, order, axis=1), np.take_along_axis(cand, order, axis=1)
