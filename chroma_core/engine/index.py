@@ -23,7 +23,8 @@ def normalize(vectors: np.ndarray) -> Matrix:
     """Unit-length float32 copies of the rows; an all-zero row stays zero."""
     out = np.array(vectors, dtype=np.float32, copy=True)
     with np.errstate(over="ignore", under="ignore"):
-        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        # np.linalg.norm's own sum (a real x.conj() * x is x * x), without its conj() copy.
+        norms = np.sqrt(np.add.reduce(out * out, axis=1, keepdims=True))
     # Squared in float32, components under about 1e-19 underflow and over 1e19 overflow: such rows (accepted, they
     # have a direction) would keep their tiny length or become zeros, so two copies of one would be 1 apart. They
     # are scaled by their largest component first; ordinary rows are left exactly as they were.

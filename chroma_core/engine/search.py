@@ -23,8 +23,9 @@ __all__ = ["Neighbours"]
 
 #: How often to ask a store that had no index for a set whether it has one now.
 _PROBE_EVERY_S = 1.0
-#: Queries whose candidates' vectors are gathered at once in a batch's re-rank (see _candidate_similarities).
-_GATHER = 64
+#: Queries whose candidates' vectors are gathered at once in a batch's re-rank (see _candidate_similarities): a few
+#: MB, so that the einsum reads them back from cache (1,000 queries x 400 candidates: 123 ms CPU, 196 ms by 64).
+_GATHER = 8
 
 
 def _repeats(rows: np.ndarray) -> np.ndarray | None:
@@ -136,9 +137,15 @@ class Neighbours:
         if len(cand) == 1:
             alone: np.ndarray = np.einsum("qd,qkd->qk", queries, self.row_vectors(flat).reshape(1, cand.shape[1], -1))
             return alone
-        distinct, where = np.unique(flat, return_inverse=True)
-        vectors = self.row_vectors(distinct)
+        if 8 * len(flat) < len(self):
+            distinct, where = np.unique(flat, return_inverse=True)
+        else:  # np.unique's answer without its sort (28 ms of 400,000 candidates): rows are below the set's size
+            seen = np.zeros(len(self), dtype=bool)
+            seen[flat] = True
+            distinct = np.flatnonzero(seen)
+            where = (np.cumsum(seen) - 1)[flat]
         where = where.reshape(cand.shape)
+        vectors = self.row_vectors(distinct)
         out = np.empty(cand.shape, dtype=np.result_type(queries, vectors))
         for s in range(0, len(cand), _GATHER):  # each element is the same einsum as a lone query's: bit-identical
             out[s : s + _GATHER] = np.einsum("qd,qkd->qk", queries[s : s + _GATHER], vectors[where[s : s + _GATHER]])
