@@ -78,28 +78,36 @@ class CentredNovelty:
 
     Centred similarities come from the raw ones the search already returned: for unit ``q`` and ``t`` and mean
     ``m``, ``(q - m).(t - m) = q.t - q.m - t.m + m.m`` and ``|t - m|^2 = t.t - 2 t.m + m.m``, so a query costs a
-    few operations per candidate and no training vector is read again, except once per row the first time it is
-    a candidate (its ``t.m`` and ``t.t`` are kept).
+    few operations per candidate and reads no training vector. Each row's ``t.m`` and ``|t - m|^2`` are computed
+    once: for every row at the start with ``every_row`` (a set's model, which answers many queries: a query then
+    only looks them up), else the first time the row is a candidate (a one-off scoring of a few queries).
     """
 
-    def __init__(self, row_vectors: Callable[[np.ndarray], np.ndarray], n: int) -> None:
+    def __init__(self, row_vectors: Callable[[np.ndarray], np.ndarray], n: int, *, every_row: bool = False) -> None:
         self._row_vectors = row_vectors
         self.mean = training_mean(row_vectors, n)
         self._mm = float(self.mean @ self.mean)
-        self._tm = np.full(n, np.nan)  # t.m of each training row, filled when first needed
-        self._tt = np.full(n, np.nan)  # t.t (1 up to float32 rounding)
+        self._tm = np.full(n, np.nan)  # t.m of each training row
+        self._tc = np.full(n, np.nan)  # |t - m|^2
+        self._complete = every_row
+        if every_row:
+            self._project(np.arange(n))
 
-    def _rows(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        flat = rows.ravel()
-        missing = np.unique(flat[np.isnan(self._tm[flat])])
-        for start in range(0, len(missing), 8192):
-            part = missing[start : start + 8192]
+    def _project(self, rows: np.ndarray) -> None:
+        for start in range(0, len(rows), 8192):
+            part = rows[start : start + 8192]
             t = self._row_vectors(part).astype(np.float64)
             # einsum, not a BLAS product: a row's value must not depend on which rows came with it (a batch
             # and a lone query get bit-identical answers).
-            self._tm[part] = np.einsum("ij,j->i", t, self.mean)
-            self._tt[part] = np.einsum("ij,ij->i", t, t)
-        return self._tm[rows], self._tt[rows]
+            tm = np.einsum("ij,j->i", t, self.mean)
+            self._tm[part] = tm
+            self._tc[part] = np.einsum("ij,ij->i", t, t) - 2.0 * tm + self._mm
+
+    def _rows(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if not self._complete:
+            flat = rows.ravel()
+            self._project(np.unique(flat[np.isnan(self._tm[flat])]))
+        return self._tm[rows], self._tc[rows]
 
     def novelty(
         self, queries: np.ndarray, sims: np.ndarray, rows: np.ndarray, k: int, labels: np.ndarray | None = None
@@ -119,27 +127,45 @@ class CentredNovelty:
         top = -np.partition(-centred, kk - 1, axis=1)[:, :kk]
         out = 1.0 - top.mean(axis=1)
         if labels is not None:
-            codes = labels[rows]
-            best = np.full(len(queries), np.inf)
-            for code in np.unique(codes):
-                mine = codes == code
-                enough = mine.sum(axis=1) >= kk
-                if not enough.any():
-                    continue
-                part = np.where(mine[enough], centred[enough], -np.inf)
-                near = -np.partition(-part, kk - 1, axis=1)[:, :kk]
-                best[enough] = np.minimum(best[enough], 1.0 - near.mean(axis=1))
+            best = _closest_label(centred, labels[rows], kk)
             out = np.where(np.isfinite(best), best, out)
         return np.clip(out, 0.0, 2.0)  # type: ignore[no-any-return]
 
     def _similarities(self, queries: np.ndarray, sims: np.ndarray, rows: np.ndarray) -> np.ndarray:
         q = np.asarray(queries, dtype=np.float64)
-        qm = np.einsum("ij,j->i", q, self.mean)  # per row, whatever the batch (see _rows)
+        qm = np.einsum("ij,j->i", q, self.mean)  # per row, whatever the batch (see _project)
         qq = np.einsum("ij,ij->i", q, q) - 2.0 * qm + self._mm  # |q - m|^2
-        tm, tt = self._rows(rows)
-        tt = tt - 2.0 * tm + self._mm  # |t - m|^2
+        tm, tc = self._rows(rows)
         raw = np.asarray(sims, dtype=np.float64)
         dot = raw - qm[:, None] - tm + self._mm
-        norms = np.sqrt(np.maximum(qq, 0.0)[:, None] * np.maximum(tt, 0.0))
-        at_mean = (qq < _AT_MEAN**2)[:, None] | (tt < _AT_MEAN**2)
+        norms = np.sqrt(np.maximum(qq, 0.0)[:, None] * np.maximum(tc, 0.0))
+        at_mean = (qq < _AT_MEAN**2)[:, None] | (tc < _AT_MEAN**2)
         return np.where(at_mean, raw, dot / np.where(at_mean, 1.0, norms))  # type: ignore[no-any-return]
+
+
+#: (query, label) pairs whose candidates are ranked at once in :func:`_closest_label` (memory: this x candidates).
+_PAIRS = 4096
+
+
+def _closest_label(centred: np.ndarray, codes: np.ndarray, kk: int) -> np.ndarray:
+    """For each row of ``centred`` (similarities to candidates whose label codes are ``codes``), the smallest mean
+    distance to the ``kk`` nearest candidates of one label, over the labels it has ``kk`` of (inf: none).
+
+    Every (query, label) pair of the whole batch is ranked in one partition, with no loop over queries or labels:
+    a row of that partition holds the query's similarities with the other labels' taken out, exactly as when each
+    label was ranked on its own, so a pair's value is the same whichever batch it came in.
+    """
+    q, c = codes.shape
+    ordered = np.sort(codes, axis=1)
+    # A label has kk candidates where its first place in the sorted row holds the same code kk - 1 places on.
+    enough = ordered[:, : c - kk + 1] == ordered[:, kk - 1 :]
+    enough[:, 1:] &= ordered[:, 1 : c - kk + 1] != ordered[:, : c - kk]
+    query, place = np.nonzero(enough)
+    label = ordered[query, place]
+    best = np.full(q, np.inf)
+    for s in range(0, len(query), _PAIRS):
+        mine, code = query[s : s + _PAIRS], label[s : s + _PAIRS]
+        part = np.where(codes[mine] == code[:, None], centred[mine], -np.inf)
+        near = -np.partition(-part, kk - 1, axis=1)[:, :kk]
+        np.minimum.at(best, mine, 1.0 - near.mean(axis=1))
+    return best

@@ -23,17 +23,20 @@ def normalize(vectors: np.ndarray) -> Matrix:
     """Unit-length float32 copies of the rows; an all-zero row stays zero."""
     out = np.array(vectors, dtype=np.float32, copy=True)
     with np.errstate(over="ignore", under="ignore"):
-        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        # np.linalg.norm's own sum (a real x.conj() * x is x * x), without its conj() copy.
+        norms = np.sqrt(np.add.reduce(out * out, axis=1, keepdims=True))
     # Squared in float32, components under about 1e-19 underflow and over 1e19 overflow: such rows (accepted, they
     # have a direction) would keep their tiny length or become zeros, so two copies of one would be 1 apart. They
     # are scaled by their largest component first; ordinary rows are left exactly as they were.
     odd = ~((norms > _TINY) & (norms < _HUGE))[:, 0]
-    if odd.any():
-        rows = out[odd]
-        peak = np.abs(rows).max(axis=1, keepdims=True)
-        np.divide(rows, peak, out=rows, where=peak > 0)
-        out[odd] = rows
-        norms[odd] = np.linalg.norm(rows, axis=1, keepdims=True)
+    if not odd.any():  # every norm ordinary, so none is 0: no mask needed (the same quotients)
+        np.divide(out, norms, out=out)
+        return out
+    rows = out[odd]
+    peak = np.abs(rows).max(axis=1, keepdims=True)
+    np.divide(rows, peak, out=rows, where=peak > 0)
+    out[odd] = rows
+    norms[odd] = np.linalg.norm(rows, axis=1, keepdims=True)
     np.divide(out, norms, out=out, where=norms > 0)
     return out
 
@@ -89,17 +92,20 @@ class ExactIndex:
         return top_k(queries @ self.vectors.T, k)
 
 
-#: Columns per block in :func:`top_k`'s first pass; below ``_BLOCKS_FROM`` blocks per ``k`` a plain partition wins.
+#: :func:`top_k` bounds each row's k-th largest value through the maxima of column groups: at least this many
+#: groups per ``k`` (so that the bound is close) and groups of at most ``_BLOCK`` columns.
+_GROUPS_PER_K = 4
 _BLOCK = 64
-_BLOCKS_FROM = 4
 
 
 def top_k(sims: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """The ``k`` largest values of each row of ``sims`` and their columns, largest first (ties: lower column first).
 
-    Partitioning every row (``argpartition``) costs about 40 ns a value; most values are far from the top. So the
-    rows are cut into blocks, and the k-th largest block maximum bounds the k-th largest value from below (k blocks
-    hold a value at least that large): only the values over the bound, a few times ``k`` of them, are sorted.
+    Partitioning every row (``argpartition``) costs about 10 ns a value; most values are far from the top. So the
+    columns are dealt into groups (column ``j`` to group ``j % groups``), and the k-th largest group maximum bounds
+    the k-th largest value from below (k groups hold a value at least that large): only the values over the bound,
+    little more than ``k`` of them, are sorted. Dealt columns make the maxima an elementwise maximum of whole
+    slices, a few ns a value.
     """
     q, n = sims.shape
     if q == 1:  # one query (the commonest call): flat indexing, none of take_along_axis's index building
@@ -108,19 +114,26 @@ def top_k(sims: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         values = row[cols]
         order = np.lexsort((cols, -values))
         return values[order][None, :], cols[order].astype(np.int64)[None, :]
-    if n <= k or n < _BLOCKS_FROM * k * _BLOCK:
+    groups = max(_GROUPS_PER_K * k, -(-n // _BLOCK))
+    if n <= k or n < 2 * groups:  # groups of one column would bound nothing
         part = np.argpartition(-sims, k - 1, axis=1)[:, :k] if k < n else np.broadcast_to(np.arange(n), (q, n))
         top = np.take_along_axis(sims, part, axis=1)
         order = np.lexsort((part, -top), axis=1)
         return np.take_along_axis(top, order, axis=1), np.take_along_axis(part, order, axis=1)
-    whole = n // _BLOCK * _BLOCK
-    peaks = sims[:, :whole].reshape(q, -1, _BLOCK).max(axis=2)
-    if whole < n:
-        peaks = np.concatenate([peaks, sims[:, whole:].max(axis=1, keepdims=True)], axis=1)
-    bound = np.partition(peaks, peaks.shape[1] - k, axis=1)[:, peaks.shape[1] - k]
-    rows, cols = np.nonzero(sims >= bound[:, None])
-    values = sims[rows, cols]
-    order = np.lexsort((cols, -values, rows))  # by row, then largest value, then lowest column
-    firsts = np.searchsorted(rows[order], np.arange(q))
-    pick = order[firsts[:, None] + np.arange(k)]
-    return values[pick], cols[pick].astype(np.int64)
+    whole = n // groups * groups
+    peaks = sims[:, :whole].reshape(q, -1, groups).max(axis=1)
+    if whole < n:  # the last columns join the first groups
+        np.maximum(peaks[:, : n - whole], sims[:, whole:], out=peaks[:, : n - whole])
+    bound = np.partition(peaks, groups - k, axis=1)[:, groups - k]
+    flat = np.flatnonzero(sims >= bound[:, None])  # row by row, columns in order
+    rows, cols = np.divmod(flat, n)
+    counts = np.bincount(rows, minlength=q)
+    # Each row's values over its bound, side by side (padded with -inf), then sorted: stable, so ties keep
+    # their columns' order.
+    slot = np.arange(len(flat)) - np.repeat(np.cumsum(counts) - counts, counts)
+    values = np.full((q, int(counts.max())), -np.inf, dtype=sims.dtype)
+    values[rows, slot] = sims.ravel()[flat]
+    where = np.zeros(values.shape, dtype=np.int64)
+    where[rows, slot] = cols
+    order = np.argsort(-values, axis=1, kind="stable")[:, :k]
+    return np.take_along_axis(values, order, axis=1), np.take_along_axis(where, order, axis=1)

@@ -191,7 +191,7 @@ class SetModel:
         if kind not in _CENTRED:
             return novelty_of(sims, k, kind)
         if self._centred is None:
-            self._centred = CentredNovelty(self.row_vectors, len(self))
+            self._centred = CentredNovelty(self.row_vectors, len(self), every_row=True)
         if kind == "knn_centred" or not self._codes:  # _codes holds a code per label seen: none, no labels
             return self._centred.novelty(queries, sims, rows, k)  # no labels: nothing to condition on
         # One integer per training label, -1 for none (kept up to date by add()).

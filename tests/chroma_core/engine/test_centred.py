@@ -107,3 +107,58 @@ def test_label_codes_take_the_label_else_the_prediction():
     codes = label_codes(["a", None, {"x": 1, "y": 2}, None, None], inferences)
     assert codes[0] == codes[1] and codes[3] not in (codes[0], codes[2]) and codes[4] == -1
     assert label_codes([{"y": 2, "x": 1}], [None])[0] == 0  # canonical JSON: key order does not matter
+
+
+def _per_label_loop(centred, codes, kk):
+    """The class-conditional minimum one label at a time (how it was computed before it was vectorised)."""
+    best = np.full(len(centred), np.inf)
+    for code in np.unique(codes):
+        mine = codes == code
+        enough = mine.sum(axis=1) >= kk
+        if enough.any():
+            part = np.where(mine[enough], centred[enough], -np.inf)
+            near = -np.partition(-part, kk - 1, axis=1)[:, :kk]
+            best[enough] = np.minimum(best[enough], 1.0 - near.mean(axis=1))
+    return best
+
+
+def test_every_label_of_a_batch_ranked_at_once_equals_one_label_at_a_time_bit_for_bit():
+    from chroma_core.engine import centred
+
+    rng = np.random.default_rng(3)
+    for labels, width, kk in ((3, 200, 10), (40, 200, 5), (1, 50, 20), (7, 30, 1), (500, 400, 2)):
+        sims = rng.uniform(-1, 1, size=(300, width))
+        sims[:, -1] = -np.inf  # a missing candidate (the search's padding)
+        codes = rng.integers(-1, labels, size=(300, width))  # -1 (no label) counts as a label of its own
+        got = centred._closest_label(sims, codes, kk)
+        np.testing.assert_array_equal(got, _per_label_loop(sims, codes, kk))
+        assert np.isfinite(got).any()
+    small = centred._PAIRS
+    try:  # pairs ranked in several chunks give the same values
+        centred._PAIRS = 7
+        np.testing.assert_array_equal(centred._closest_label(sims, codes, kk), _per_label_loop(sims, codes, kk))
+    finally:
+        centred._PAIRS = small
+
+
+def test_projections_of_every_row_up_front_give_the_same_scores_and_no_reads_per_query():
+    rng = np.random.default_rng(4)
+    train = normalize(2 * rng.normal(size=24) + rng.normal(size=(3000, 24)))
+    queries = normalize(2 * rng.normal(size=24) + rng.normal(size=(40, 24)))
+    labels = rng.integers(-1, 6, size=len(train))
+    reads = []
+
+    def rows_of(r):
+        reads.append(len(r))
+        return train[r]
+
+    lazy = CentredNovelty(lambda r: train[r], len(train))
+    ahead = CentredNovelty(rows_of, len(train), every_row=True)
+    assert sum(reads) == 2 * len(train) and max(reads) <= 8192  # the mean, then every projection, in chunks
+    for lab in (None, labels):
+        raw = _raw(queries, train, 200)
+        np.testing.assert_array_equal(ahead.novelty(queries, *raw, 10, lab), lazy.novelty(queries, *raw, 10, lab))
+        for i in (0, 17, 39):  # a lone query gets its row of the batch
+            one = ahead.novelty(queries[i : i + 1], raw[0][i : i + 1], raw[1][i : i + 1], 10, lab)
+            assert one[0] == ahead.novelty(queries, *raw, 10, lab)[i]
+    assert sum(reads) == 2 * len(train)  # no query read a training vector

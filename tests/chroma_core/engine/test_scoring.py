@@ -173,7 +173,19 @@ def test_a_batch_is_answered_as_its_rows_one_by_one(th):
 
 @pytest.mark.parametrize(
     ("q", "n", "k"),
-    [(7, 100, 10), (40, 3000, 10), (30, 5000, 11), (5, 2561, 10), (3, 9000, 1), (1, 700, 10), (1, 9, 10)],
+    [
+        (7, 100, 10),
+        (40, 3000, 10),
+        (30, 5000, 11),
+        (5, 2561, 10),
+        (3, 9000, 1),
+        (1, 700, 10),
+        (1, 9, 10),
+        (20, 10_000, 200),  # the per-label score's candidates: groups of 12 or 13 columns
+        (6, 3001, 200),
+        (4, 1601, 200),  # groups of 2 columns, one left over
+        (4, 1599, 200),  # too few columns to group
+    ],
 )
 def test_top_k_is_a_stable_sort_of_each_row(q, n, k):
     from chroma_core.engine.index import top_k
