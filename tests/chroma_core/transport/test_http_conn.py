@@ -327,3 +327,41 @@ def test_both_paths_give_identical_answers_from_a_real_service(tmp_path):
         assert fast.get_set(header.set_id) == plain.get_set(header.set_id)
     finally:
         server.stop()
+
+
+class _CountingSocket:
+    """A connected socket that counts its writes (everything else passes through)."""
+
+    def __init__(self, sock: socket.socket):
+        self._sock, self.writes = sock, 0
+
+    def sendall(self, data, *args):
+        self.writes += 1
+        return self._sock.sendall(data, *args)
+
+    def __getattr__(self, name):
+        return getattr(self._sock, name)
+
+
+def test_a_small_body_leaves_in_the_same_write_as_the_head():
+    """One write wakes the service once; a head and then a body woke it twice (one more turn of its loop)."""
+    bodies: list[bytes] = []
+
+    def echo(handler, body, n):
+        bodies.append(body)
+        _reply(handler, 200, json.dumps({"results": [RESULT]}).encode())
+        return True
+
+    with KeepAlive(echo) as server:
+        t = transport(server.url)
+        request = QueryRequest.of("abc" * 13 + "d", np.ones((1, 3), np.float32), ["/a"])
+        t.query(request)
+        conn = t._connections._local.conn
+        counting = conn.sock = _CountingSocket(conn.sock)
+        t.query(request)
+        assert counting.writes == 1
+        large = QueryRequest.of("abc" * 13 + "d", np.ones((1, 20_000), np.float32), ["/a"])
+        t.query(large)  # a large body goes in a write of its own, as http.client sends it
+        assert counting.writes == 3
+    assert bodies[0] == bodies[1] and len(bodies[2]) > 80_000
+    assert server.requests[1][2]["Content-Length"] == str(len(bodies[1]))
