@@ -44,8 +44,15 @@ def _clients(transport: HTTPTransport, set_id: str, q: np.ndarray) -> dict[str, 
 
     def bare(method: str, target: str, data: bytes | None, extra: dict[str, str]) -> Callable[[], object]:
         def call() -> object:
-            conn.request(method, parts.path + target, body=data, headers={**headers, **extra})
-            return conn.getresponse().read()
+            for again in (False, True):  # as any keep-alive client: once more if the service closed it idle
+                try:
+                    conn.request(method, parts.path + target, body=data, headers={**headers, **extra})
+                    return conn.getresponse().read()
+                except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+                    conn.close()
+                    if again:
+                        raise
+            return None
 
         return call
 
