@@ -8,6 +8,8 @@
 2. A one-vector HTTP query against a bare ``GET /v1/health`` on the same keep-alive connection: what the query
    adds beyond the engine's own work and one round trip (target: within 1 ms); the JSON form beside the binary one.
    2b: the service's application alone, in process (``_app_cost.py``), this tree's and ``--against``'s.
+   2c: the client alone, by library: requests, a bare keep-alive ``http.client`` connection, httpx where installed,
+   and the transport on each of its paths (``_client_cost.py``).
 3. HTTP ingest against the embedded engine, 1 and 4 clients (targets 0.5x and 0.8x): the binary upload form
    (the client's default) beside JSONL, with the server's CPU per 1,000 records (``--only-ingest``: this alone).
 4. With ``--against COMMIT``: the service of that git commit (e.g. before the binary wire) beside this tree's,
@@ -36,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _client_cost import section_clients
 from _util import cpu_seconds, free_port, serving, stop, verdict, wait_until_serving
 from _wire_ingest import section_ingest
 
@@ -378,6 +381,8 @@ def main() -> None:
             overhead_sets = {f"{args.training:,} training vectors": (local, http), "1,000 training vectors": small}
             section_overhead(overhead_sets, queries[0], args.rounds, proc.pid, args.training)
             section_app(root, args.against, args.rounds)
+            assert isinstance(ht, HTTPTransport)
+            section_clients(ht, SMALL.id, queries[0], args.rounds, proc.pid)
             if not (args.skip_ingest or args.only_overhead):
                 print()
                 section_ingest(root, url, proc.pid)

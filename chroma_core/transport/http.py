@@ -1,4 +1,4 @@
-"""The HTTP transport: ``requests`` with a pooled session, retries from tenacity's pieces, gzip bodies.
+"""The HTTP transport: keep-alive connections (``http_conn.py``) or ``requests``, retries from tenacity's pieces, gzip.
 
 Retried: connection errors, timeouts, and HTTP 429/502/503/504, with exponential backoff and jitter, honouring
 ``Retry-After``, for a bounded number of attempts within a total deadline. Every request this transport sends is
@@ -43,6 +43,7 @@ from chroma_core.server.wire import (
 )
 from chroma_core.transport import http_query
 from chroma_core.transport.base import Transport
+from chroma_core.transport.http_conn import REDIRECTS, Connections
 from chroma_core.transport.http_retry import RETRY_STATUSES, Retryable, RetryPolicy, retrying_for
 from chroma_core.transport.http_retry import parse_retry_after as _parse_retry_after
 from chroma_core.transport.http_wire import part_id, raise_for_status, service_base
@@ -93,6 +94,10 @@ def _read_environment_once(session: requests.Session, base: str) -> None:
     session.cert = settings["cert"]
 
 
+#: The request arguments that the keep-alive path takes (a body factory's stream, for one, goes through requests).
+_PLAIN_ARGUMENTS = frozenset({"data", "headers", "params"})
+
+
 def _constant(data: bytes) -> Callable[[], bytes]:
     return lambda: data
 
@@ -118,9 +123,13 @@ class HTTPTransport(Transport):
         host = urlsplit(self.base).hostname
         self.compress = self.policy.compress if self.policy.compress is not None else not is_loopback(host)
         self._sleep = sleep
+        #: The keep-alive http.client path (http_conn.py), on a session of our own only: a session passed in may
+        #: carry adapters, auth or hooks that only requests would honour.
+        self._connections: Connections | None = None
         if session is None:
             session = requests.Session()
             _read_environment_once(session, self.base)
+            self._connections = Connections(self.base, session)
         self.session = session
         adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=16, max_retries=0)
         self.session.mount("http://", adapter)
@@ -145,6 +154,8 @@ class HTTPTransport(Transport):
 
     def close(self) -> None:
         self.session.close()
+        if self._connections is not None:
+            self._connections.close()
 
     @contextlib.contextmanager
     def _map_errors(self, what: str, tries: list[int]) -> Iterator[None]:
@@ -204,7 +215,7 @@ class HTTPTransport(Transport):
             # No attempt may outlast the call's deadline: each one's timeouts shrink to what is left of it.
             left = max(0.05, policy.deadline - (time.monotonic() - started))
             timeout = (min(policy.connect_timeout, left), min(policy.read_timeout, left))
-            response = self.session.request(method, self.base + path, timeout=timeout, **kwargs)
+            response = self._send(method, path, timeout, kwargs)
             if response.status_code in RETRY_STATUSES:
                 raise Retryable(response, _parse_retry_after(response.headers.get("Retry-After")))
             self._warned_retry = False
@@ -216,6 +227,23 @@ class HTTPTransport(Transport):
         if check:
             raise_for_status(response)
         return response
+
+    def _send(self, method: str, path: str, timeout: tuple[float, float], kwargs: dict[str, Any]) -> requests.Response:
+        """One attempt: on this thread's keep-alive connection where nothing of requests' machinery is needed (a
+        bytes body, no proxy, no redirect to follow), else through the requests session. A session whose
+        ``request`` was replaced (a test recording what is sent, a caller's hook) gets every request."""
+        connections = self._connections
+        if (
+            connections is not None
+            and kwargs.keys() <= _PLAIN_ARGUMENTS
+            and isinstance(kwargs.get("data", b""), bytes)
+            and not any(self.session.proxies.values())
+            and "request" not in vars(self.session)
+        ):
+            response = connections.request(method, path, timeout=timeout, **kwargs)
+            if response.status_code not in REDIRECTS:
+                return response
+        return self.session.request(method, self.base + path, timeout=timeout, **kwargs)
 
     def _json(self, method: str, path: str, what: str, payload: Any = None) -> Any:
         kwargs: dict[str, Any] = {}
