@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import statistics
 import subprocess
 import sys
 import threading
@@ -94,9 +95,22 @@ def embedded(root: Path, clients: int, tag: str) -> tuple[float, float]:
     return float(result["rate"]), float(result["cpu_ms_per_1k"])
 
 
-def section_ingest(root: Path, url: str, server: int) -> None:
-    """HTTP ingest in both upload forms against the embedded engine, interleaved; each into a set of its own, once
-    the service (and this process) are idle after the previous measurement."""
+#: The engine loads and calibrates a set of 10,000 training rows or more this long after its last write
+#: (``Engine(warm_delay=...)``): seconds of CPU that must not fall into the next measurement.
+WARM_DELAY_S = 1.0
+
+
+def settle(*pids: int) -> None:
+    """Until the previous measurement's background work is done: past the warm-up delay, then idle."""
+    # idle() alone could return inside the delay, before that work had even started (seen: a measurement
+    # whose server threads used 2x the CPU of the one before, from the previous set's calibration).
+    time.sleep(WARM_DELAY_S + 0.5)
+    idle(*pids)
+
+
+def section_ingest(root: Path, url: str, server: int, rounds: int = 1) -> None:
+    """HTTP ingest in both upload forms against the embedded engine, interleaved, ``rounds`` times (medians); each
+    measurement into a set of its own, once the service (and this process) are idle after the previous one."""
 
     def http(binary: bool) -> Callable[[], Transport]:
         def make() -> Transport:
@@ -111,31 +125,37 @@ def section_ingest(root: Path, url: str, server: int) -> None:
     # first batches, 12 after): warm it in both forms first.
     for form, make in forms.items():
         ingest_rate(make, ingest_batches(1, 4, PER, f"warm-{form}"))
-    print(f"3. ingest of {BATCHES * PER:,} x {DIM}-d records in batches of {PER} (records/s; higher is better)")
+    print(
+        f"3. ingest of {BATCHES * PER:,} x {DIM}-d records in batches of {PER} (records/s; higher is better; "
+        f"medians of {rounds} interleaved rounds)"
+    )
+    n = BATCHES * PER
     for clients, target in ((1, 0.5), (4, 0.8)):
-        rates, cpu = {}, {}
-        rates["embedded"], embedded_cpu = embedded(root / "embedded", clients, f"embedded{clients}")
-        cpu["embedded"] = (embedded_cpu, 0.0)
-        for form, make in forms.items():
-            work = ingest_batches(clients, BATCHES, PER, f"{form}{clients}")
-            idle(server, os.getpid())
-            before, client = cpu_seconds(server), time.process_time()
-            rates[form] = ingest_rate(make, work)
-            cpu[form] = (
-                (time.process_time() - client) / (BATCHES * PER) * 1e6,
-                (cpu_seconds(server) - before) / (BATCHES * PER) * 1e6,
-            )
-        base = rates["embedded"]
-        ratio = rates["binary"] / base
+        rates: dict[str, list[float]] = {"embedded": [], "binary": [], "JSONL": []}
+        cpu: dict[str, list[tuple[float, float]]] = {"embedded": [], "binary": [], "JSONL": []}
+        for r in range(rounds):
+            rate, embedded_cpu = embedded(root / "embedded", clients, f"embedded{clients}-{r}")
+            rates["embedded"].append(rate)
+            cpu["embedded"].append((embedded_cpu, 0.0))
+            for form, make in forms.items():
+                work = ingest_batches(clients, BATCHES, PER, f"{form}{clients}-{r}")
+                settle(server, os.getpid())
+                before, client = cpu_seconds(server), time.process_time()
+                rates[form].append(ingest_rate(make, work))
+                cpu[form].append(((time.process_time() - client) / n * 1e6, (cpu_seconds(server) - before) / n * 1e6))
+        rate = {form: statistics.median(v) for form, v in rates.items()}
+        ms = {form: [statistics.median(c[i] for c in v) for i in (0, 1)] for form, v in cpu.items()}
+        base = rate["embedded"]
+        ratio = rate["binary"] / base
+        each = ", ".join(f"{b / e:.2f}" for b, e in zip(rates["binary"], rates["embedded"], strict=True))
         print(
-            f"  {clients} client(s): embedded {base:7.0f}/s (its own process)   HTTP binary {rates['binary']:7.0f}/s "
-            f"({ratio:.2f}x, target >= {target}x: {verdict(ratio >= target)})   HTTP JSONL {rates['JSONL']:7.0f}/s "
-            f"({rates['JSONL'] / base:.2f}x)"
+            f"  {clients} client(s): embedded {base:7.0f}/s (its own process)   HTTP binary {rate['binary']:7.0f}/s "
+            f"({ratio:.2f}x, target >= {target}x: {verdict(ratio >= target)}; each round {each})   "
+            f"HTTP JSONL {rate['JSONL']:7.0f}/s ({rate['JSONL'] / base:.2f}x)"
         )
         print(
-            f"      CPU ms per 1,000 records, client + server: embedded {cpu['embedded'][0]:.0f}   "
-            f"binary {cpu['binary'][0]:.0f} + {cpu['binary'][1]:.0f}   "
-            f"JSONL {cpu['JSONL'][0]:.0f} + {cpu['JSONL'][1]:.0f}"
+            f"      CPU ms per 1,000 records, client + server: embedded {ms['embedded'][0]:.1f}   "
+            f"binary {ms['binary'][0]:.1f} + {ms['binary'][1]:.1f}   JSONL {ms['JSONL'][0]:.1f} + {ms['JSONL'][1]:.1f}"
         )
 
 

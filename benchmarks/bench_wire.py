@@ -362,7 +362,7 @@ def main() -> None:
                 return LocalTransport(root / "embedded")
 
             if args.only_ingest:
-                section_ingest(root, url, proc.pid)
+                section_ingest(root, url, proc.pid, args.rounds)
                 return
             lt, ht = local_transport(), http_transport()
             train(lt, args.training)
@@ -385,7 +385,7 @@ def main() -> None:
             section_clients(ht, SMALL.id, queries[0], args.rounds, proc.pid)
             if not (args.skip_ingest or args.only_overhead):
                 print()
-                section_ingest(root, url, proc.pid)
+                section_ingest(root, url, proc.pid, args.rounds)
             if args.against:
                 section_against(args.against, root, (local, http), proc.pid, queries, args)
 

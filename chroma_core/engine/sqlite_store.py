@@ -14,6 +14,7 @@ beside the vectors and is built in the background (:mod:`chroma_core.engine.sqli
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 import sqlite3
@@ -216,8 +217,14 @@ class SQLiteStore:
 
     def put(self, header: BatchHeader, chunks: Iterable[Records], *, complete: Callable[[], bool]) -> PutResult:
         """Store the chunks of one batch in **one** transaction: all of it is stored, or none."""
+        # The first chunk (a whole batch of an upload's usual size) is read and decoded before the write lock is
+        # taken: other writers wait for the lock, so nothing that can be done without it is done under it. A
+        # batch that cannot be read fails here as it would inside, with nothing stored.
+        rest = iter(chunks)
+        first = next(rest, None)
         with self._transaction() as db:
-            result = ingest.put(db, self.directory, header, chunks, complete)
+            ahead = rest if first is None else itertools.chain((first,), rest)
+            result = ingest.put(db, self.directory, header, ahead, complete)
         if result.stored >= _CHECKPOINT_ROWS:  # a large batch leaves its size again in the WAL until a checkpoint
             with self._write_lock(), self._connection() as db:
                 db.execute("PRAGMA wal_checkpoint(TRUNCATE)")

@@ -3,17 +3,20 @@
 Every limit on what a body may cost the server is enforced here, in one place: its size as it arrives and after
 gzip is undone, how long the client may pause while sending it, and, for batch uploads, the length of a line
 (it follows from the header's dimension), the header's dimension itself and the number of bad lines. A batch is
-streamed to a spool file on disk while its bytes are counted, so it never sits in memory; a JSON body is held in
-memory only up to ``max_json_bytes``.
+held in memory while it is small (``MEMORY_BODY_BYTES``) and the bodies this process holds in memory stay within
+``MEMORY_BODIES_BYTES`` in all; any other is streamed to a spool file on disk while its bytes are counted. A JSON
+body is held in memory only up to ``max_json_bytes``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import json
 import sys
 import tempfile
+import threading
 import zlib
 from collections.abc import AsyncIterator, Iterator, Mapping
 from pathlib import Path
@@ -21,10 +24,12 @@ from typing import IO
 
 from starlette.requests import Request
 
-from chroma_core.server.settings import Limits
+from chroma_core.server.settings import MIB, Limits
 from chroma_core.server.wire import BATCH_CONTENT_TYPES, ApiError
 
 __all__ = [
+    "MEMORY_BODIES_BYTES",
+    "MEMORY_BODY_BYTES",
     "BoundedLines",
     "check_batch_headers",
     "read_json_body",
@@ -123,23 +128,78 @@ async def read_json_body(request: Request, limits: Limits) -> bytes:
     return bytes(out)
 
 
+#: The largest batch body held in memory rather than spooled to disk (the client sends parts of at most 8 MiB).
+MEMORY_BODY_BYTES = 16 * MIB
+#: What all the batch bodies this process holds in memory at once may come to; past it, bodies go to disk.
+MEMORY_BODIES_BYTES = 64 * MIB
+
+
+class _MemoryBudget:
+    """Bytes of batch bodies held in memory by this process (every server in it, whatever its thread)."""
+
+    def __init__(self) -> None:
+        self.held = 0
+        self._lock = threading.Lock()
+
+    def take(self, size: int) -> bool:
+        with self._lock:
+            if self.held + size > MEMORY_BODIES_BYTES:
+                return False
+            self.held += size
+            return True
+
+    def give(self, size: int) -> None:
+        with self._lock:
+            self.held -= size
+
+
+_BUDGET = _MemoryBudget()
+
+
 @contextlib.asynccontextmanager
 async def spooled_body(request: Request, limits: Limits, spool_dir: Path) -> AsyncIterator[IO[bytes]]:
-    """The body as a temporary file, rewound; ``payload_too_large`` as soon as it passes ``max_body_bytes``.
+    """The body as a file, rewound; ``payload_too_large`` as soon as it passes ``max_body_bytes``.
 
-    The file lives in ``spool_dir`` (on the data's disk, not in memory), is private to the server's user, and is
-    gone when the block exits, however it exits (a timeout, a disconnect).
+    A small body is kept in memory (the module docstring); writing it to disk and reading it back cost the event
+    loop more than parsing it. Any other is a temporary file in ``spool_dir`` (on the data's disk), private to the
+    server's user. Either is gone when the block exits, however it exits (a timeout, a disconnect).
     """
     limit = limits.max_body_bytes
-    with tempfile.TemporaryFile(dir=spool_dir) as spool:  # mkstemp's mode: 0600
+    pieces: list[bytes] = []
+    held = 0  # bytes of ``pieces`` taken from the budget
+    declared = request.headers.get("content-length", "")
+    spool: IO[bytes] | None = None
+    if declared.isdigit() and int(declared) > MEMORY_BODY_BYTES:  # a large body goes to disk from its first byte
+        spool = tempfile.TemporaryFile(dir=spool_dir)  # noqa: SIM115 - closed below; mkstemp's mode: 0600
+    try:
         total = 0
         async for chunk in _pieces(request, limits.body_timeout_s):
             total += len(chunk)
             if total > limit:
                 raise ApiError("payload_too_large", f"the body exceeds the limit of {limit} bytes. Split the batch.")
+            if spool is None:
+                if total <= MEMORY_BODY_BYTES and _BUDGET.take(len(chunk)):
+                    pieces.append(chunk)
+                    held += len(chunk)
+                    continue
+                spool = tempfile.TemporaryFile(dir=spool_dir)  # noqa: SIM115 - closed below; mkstemp's mode: 0600
+                spool.writelines(pieces)
+                pieces.clear()
+                _BUDGET.give(held)
+                held = 0
             spool.write(chunk)
-        spool.seek(0)
-        yield spool
+        if spool is None:
+            body = io.BytesIO(pieces[0] if len(pieces) == 1 else b"".join(pieces))  # shares a bytes' buffer
+            pieces.clear()
+            with body:
+                yield body
+        else:
+            spool.seek(0)
+            yield spool
+    finally:
+        _BUDGET.give(held)
+        if spool is not None:
+            spool.close()
 
 
 # ---- what a batch may expand to --------------------------------------------------------------------------------

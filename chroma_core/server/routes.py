@@ -130,12 +130,14 @@ async def upload_batch(request: Request) -> Response:
     binary = request.headers.get("content-type", "").split(";")[0].strip().lower() == BATCH_BINARY_TYPE
     application = application_of(request)
     async with spooled_body(request, service.limits, service.spool_dir) as spool:
-        report = await run_in_threadpool(_ingest_for, service, application, spool, binary)
-    return Response(json_text(report.to_dict()).encode("utf-8"), media_type="application/json")
+        answer = await run_in_threadpool(_ingest_for, service, application, spool, binary)
+    return Response(answer, media_type="application/json")
 
 
-def _ingest_for(service: Service, application: str, spool: IO[bytes], binary: bool) -> UploadReport:
-    return _ingest(service.tenants.engine(application), spool, service.limits, binary)
+def _ingest_for(service: Service, application: str, spool: IO[bytes], binary: bool) -> bytes:
+    # The report is encoded on the same trip to the thread pool as the store write, not on the event loop.
+    report = _ingest(service.tenants.engine(application), spool, service.limits, binary)
+    return json_text(report.to_dict()).encode("utf-8")
 
 
 def _ingest(engine: Engine, spool: IO[bytes], limits: Limits, binary: bool = False) -> UploadReport:

@@ -28,6 +28,7 @@ from chroma_core.batch_format import write_batch
 from chroma_core.config import load_config
 from chroma_core.embedding_set import EmbeddingSet
 from chroma_core.records import BatchHeader, Records, new_batch_id
+from chroma_core.server.body import MEMORY_BODY_BYTES
 from chroma_core.transport.http import HTTPTransport, RetryPolicy
 from chroma_core.types import QueryRequest
 from tests.conftest import SET, ChromaServer, clusters
@@ -383,13 +384,20 @@ def _spool_files(server: ChromaServer) -> int:
 @pytest.mark.skipif(not Path("/proc/self/fd").exists(), reason="counts the server's open files in /proc")
 def test_a_slow_body_is_timed_out_and_its_spool_file_freed(server, tmp_path):
     body = batch(tmp_path)
-    for path, ctype in (("/v1/batches", "application/x-ndjson"), (f"/v1/sets/{SET_ID}/query", "application/json")):
+    # A batch declared larger than MEMORY_BODY_BYTES is spooled to disk from its first byte; a small one is held in
+    # memory and never opens a spool file.
+    large = str(MEMORY_BODY_BYTES + 1)
+    cases = (
+        ("/v1/batches", "application/x-ndjson", large, 1),
+        ("/v1/batches", "application/x-ndjson", str(len(body)), 0),
+        (f"/v1/sets/{SET_ID}/query", "application/json", str(len(body)), 0),
+    )
+    for path, ctype, length, spooled in cases:
         with connect(server) as sock:
-            sock.sendall(head("POST", path, {**AUTH, "Content-Type": ctype, "Content-Length": str(len(body))}))
+            sock.sendall(head("POST", path, {**AUTH, "Content-Type": ctype, "Content-Length": length}))
             sock.sendall(body[:100])
-            if path == "/v1/batches":
-                time.sleep(0.5)
-                assert _spool_files(server) == 1
+            time.sleep(0.5)
+            assert _spool_files(server) == spooled
             assert status_of(sock) == 408
         healthy(server)
     assert _spool_files(server) == 0
