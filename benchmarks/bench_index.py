@@ -2,6 +2,9 @@
 numpy search on the same data in the same run.
 
     python benchmarks/bench_index.py [--n 100000] [--dim 384] [--ef 64,128] [--rerank]
+        [--only exact,usearch-f16,usearch-bf16] [--connectivity 16,32] [--expansion-add 128]
+
+``--only usearch-f16:16,usearch-bf16:24``: an index's connectivity (M) after a colon, instead of ``--connectivity``.
 
 ``--rerank``: each usearch search also as the engine does it (``chroma_core.engine.search``): ``max(2k, k+10)``
 candidates from the index, re-ranked with the exact float32 vectors, the re-rank's cost included in the latency.
@@ -50,9 +53,9 @@ def recall(found: np.ndarray, truth: np.ndarray) -> float:
 def measure(name: str, build, search_one, search_many, qs: np.ndarray, truth: np.ndarray, k: int) -> None:
     gc.collect()
     before = rss_mb()
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     index = build()
-    build_s = time.perf_counter() - t0
+    build_s, build_cpu = time.perf_counter() - t0, time.process_time() - cpu0
     mem = rss_mb() - before
     lat = []
     found = []
@@ -66,7 +69,8 @@ def measure(name: str, build, search_one, search_many, qs: np.ndarray, truth: np
     single = len(qs) / sum(lat)
     p50, p99 = np.percentile(lat, [50, 99]) * 1e3
     print(
-        f"  {name:22} build {build_s:7.2f} s  +{mem:6.0f} MB  recall@{k} {recall(np.array(found), truth):.3f}  "
+        f"  {name:22} build {build_s:7.2f} s ({build_cpu:7.1f} s CPU)  +{mem:6.0f} MB  "
+        f"recall@{k} {recall(np.array(found), truth):.3f}  "
         f"p50 {p50:6.3f} ms  p99 {p99:6.3f} ms  batched {batched:8.0f} q/s ({batched / single:4.1f}x one-by-one)"
     )
 
@@ -76,7 +80,11 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=100_000)
     parser.add_argument("--dim", type=int, default=384)
     parser.add_argument("--queries", type=int, default=1000)
-    parser.add_argument("--only", default="exact,usearch,usearch-f16,usearch-i8,faiss,hnswlib")
+    parser.add_argument(
+        "--only", default="exact,usearch,usearch-f16,usearch-i8,faiss,hnswlib", help="also: usearch-bf16"
+    )
+    parser.add_argument("--connectivity", default="16", help="comma-separated usearch connectivity (M) values to build")
+    parser.add_argument("--expansion-add", type=int, default=128, help="usearch's expansion_add (ef at build)")
     parser.add_argument(
         "--ef",
         default="",
@@ -88,7 +96,12 @@ def main() -> None:
     k = 10
     x, qs = data(args.n, args.dim, args.queries)
     truth = exact_topk(x, qs, k)
-    only = set(args.only.split(","))
+    only = {entry.partition(":")[0] for entry in args.only.split(",")}
+    own_m: dict[str, list[int]] = {}
+    for entry in args.only.split(","):
+        name, _, m = entry.partition(":")
+        if m:
+            own_m.setdefault(name, []).append(int(m))
     print(f"{args.n:,} x {args.dim}-d, {args.queries} queries, k={k}")
 
     if "exact" in only:
@@ -106,16 +119,29 @@ def main() -> None:
     for lib in ("usearch", "faiss", "hnswlib"):
         if importlib.util.find_spec(lib) is None:
             print(f"  {lib:22} skipped: not installed (pip install {'faiss-cpu' if lib == 'faiss' else lib})")
-            only -= {lib, f"{lib}-f16", f"{lib}-i8"}
-    for dtype in ("f32", "f16", "i8"):
+            only -= {lib, f"{lib}-f16", f"{lib}-bf16", f"{lib}-i8"}
+    connectivities = [int(c) for c in args.connectivity.split(",")]
+    for dtype, connectivity in (
+        (d, c)
+        for d in ("f32", "bf16", "f16", "i8")
+        for c in own_m.get("usearch" if d == "f32" else f"usearch-{d}", connectivities)
+    ):
         name = "usearch" if dtype == "f32" else f"usearch-{dtype}"
         if name not in only:
             continue
         from usearch.index import Index
 
-        def build(dtype=dtype):
+        if args.connectivity != "16" or own_m or args.expansion_add != 128:
+            name += f" M{connectivity}" + (f" add{args.expansion_add}" if args.expansion_add != 128 else "")
+
+        def build(dtype=dtype, connectivity=connectivity):
             ix = Index(
-                ndim=args.dim, metric="cos", dtype=dtype, connectivity=16, expansion_add=128, expansion_search=64
+                ndim=args.dim,
+                metric="cos",
+                dtype=dtype,
+                connectivity=connectivity,
+                expansion_add=args.expansion_add,
+                expansion_search=64,
             )
             ix.add(np.arange(len(x)), x, threads=0)
             return ix

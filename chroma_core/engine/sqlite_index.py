@@ -72,8 +72,8 @@ class SQLiteIndexes:
     """The indexes of one :class:`SQLiteStore` (``threshold=None``: no index, every search is the engine's)."""
 
     def __init__(self, store: SQLiteStore, threshold: int | None, dtype: str) -> None:
-        if dtype not in ("f32", "f16", "i8"):
-            raise ValueError(f"index dtype must be one of f32, f16, i8, not {dtype!r}")
+        if dtype not in ("auto", *ann.DTYPES):
+            raise ValueError(f"index dtype must be auto or one of {', '.join(ann.DTYPES)}, not {dtype!r}")
         self._store = store
         self._threshold = threshold
         self._dtype = dtype
@@ -177,11 +177,13 @@ class SQLiteIndexes:
             path = files.index_path(self._store.directory, set_id, gen)
             if entry.index is None:
                 started = time.perf_counter()
-                logger.info("indexing set %s (%d training vectors, %s) in the background", set_id, count, self._dtype)
+                # "auto": an index saved before keeps its precision (no rebuild when the default changes).
+                dtype = self._dtype if self._dtype != "auto" else ann.stored_dtype(path) or ann.default_dtype()
+                logger.info("indexing set %s (%d training vectors, %s) in the background", set_id, count, dtype)
                 entry.index = ann.ANNIndex.open(
                     path,
                     dim,
-                    self._dtype,
+                    dtype,
                     count,
                     lambda first: normalize(self._store.vectors(set_id, "training", first, count)),
                     identity={"set_created": created},

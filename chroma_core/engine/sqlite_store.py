@@ -60,11 +60,13 @@ class SQLiteStore:
     """The embedded :class:`~chroma_core.engine.store.Store` (see the module docstring).
 
     ``ann_threshold``: sets with at least this many training vectors get an approximate index (when usearch is
-    installed; ``None`` never). ``index_dtype``: its precision, ``f32``, ``f16`` or ``i8``.
+    installed; ``None`` never). ``index_dtype``: its precision, ``f32``, ``f16``, ``bf16`` or ``i8``; ``auto``: bf16
+    where usearch has kernels for it on this CPU, else f16 (:func:`chroma_core.engine.ann.default_dtype`), and an index
+    saved before keeps the precision it was saved with.
     """
 
     def __init__(
-        self, directory: str | os.PathLike[str], *, ann_threshold: int | None = 20_000, index_dtype: str = "f16"
+        self, directory: str | os.PathLike[str], *, ann_threshold: int | None = 20_000, index_dtype: str = "auto"
     ) -> None:
         self.directory = Path(directory)
         try:

@@ -188,7 +188,7 @@ def test_corrupt_index_is_detected_and_rebuilt_never_a_wrong_answer(tmp_path, da
 
 
 def test_reduced_precision_and_memory_refusal():
-    assert {"f32", "f16", "i8"} >= {ann.ANNIndex(8, d).dtype for d in ("f32", "f16", "i8")}
+    assert set(ann.DTYPES) == {ann.ANNIndex(8, d).dtype for d in ("f32", "f16", "bf16", "i8")}
     with pytest.raises(ValueError, match="index dtype"):
         ann.ANNIndex(8, "f64")
     with pytest.raises(StorageError, match=r"needs about [\d.]+ GiB, but only [\d.]+ GiB .* available"):
@@ -200,7 +200,7 @@ def _saved(index: ann.ANNIndex, path) -> dict:
     return json.loads(path.with_suffix(".json").read_text())
 
 
-@pytest.mark.parametrize("dtype", ["f16", "f32"])
+@pytest.mark.parametrize("dtype", ["f16", "f32", "bf16"])
 def test_an_index_is_saved_without_its_vectors_and_they_come_back_from_the_store(tmp_path, caplog, dtype):
     rng = np.random.default_rng(5)
     x = normalize(rng.normal(size=(6000, 48)))
@@ -210,7 +210,7 @@ def test_an_index_is_saved_without_its_vectors_and_they_come_back_from_the_store
     path = tmp_path / "training.usearch"
     meta = _saved(index, path)
     index._index.save(str(tmp_path / "whole"))
-    vector_bytes = 5000 * 48 * {"f16": 2, "f32": 4}[dtype]
+    vector_bytes = 5000 * 48 * {"f16": 2, "f32": 4, "bf16": 2}[dtype]
     assert meta["vectors"] == "store" and meta["count"] == 5000
     assert path.stat().st_size < (tmp_path / "whole").stat().st_size - vector_bytes + 5000 * 8 + 64
     with caplog.at_level(logging.WARNING, logger="chroma"):
@@ -257,3 +257,52 @@ def test_an_index_whose_slots_cannot_be_matched_is_saved_whole(tmp_path, monkeyp
     assert "with its vectors" in caplog.text and "vectors" not in meta
     assert len(ann.ANNIndex.open(tmp_path / "training.usearch", 16, "f16", 2000, lambda first: x[first:])) == 2000
     assert sorted(p.name for p in tmp_path.iterdir()) == ["training.json", "training.usearch"]  # no temp files left
+
+
+def test_bfloat16_bits_are_usearchs_own():
+    rng = np.random.default_rng(8)
+    x = normalize(rng.normal(size=(500, 64)))
+    x[0, :8] = [0.0, -0.0, 1e-40, -1e-40, 1.0, -1.0, 1 + 2**-8, 1 + 3 * 2**-8]  # zeros, subnormals, both ties
+    index = ann.ANNIndex(64, "bf16")
+    index.add(x)
+    got = np.asarray(index._index.get(np.arange(500), dtype="f32")).reshape(500, 64)  # bf16 widened exactly
+    assert np.array_equal(ann.bf16_bits(x), (got.view(np.uint32) >> 16).astype(np.uint16))
+    assert ann.bf16_bits(np.float32([1 + 2**-8, 1 + 3 * 2**-8])).tolist() == [0x3F80, 0x3F82]  # ties to even
+
+
+def test_a_new_index_is_bfloat16_only_where_usearch_has_kernels_for_it(monkeypatch):
+    import usearch.index
+
+    class Probe:
+        kernel = ""
+
+        def __init__(self, *, ndim, metric, dtype):
+            assert dtype == "bf16"
+            self.hardware_acceleration = Probe.kernel
+
+    monkeypatch.setattr(usearch.index, "Index", Probe)
+    for kernel, expected in (("genoa", "bf16"), ("sapphire", "bf16"), ("serial", "f16")):
+        Probe.kernel = kernel
+        assert ann.default_dtype.__wrapped__() == expected
+
+
+def test_auto_precision_keeps_an_older_index_and_gives_a_new_one_the_default(tmp_path, data, caplog, monkeypatch):
+    x, q = data
+    path = index_path(tmp_path, ES.id, 0)
+    fill(SQLiteStore(tmp_path, ann_threshold=500, index_dtype="f16"), x)
+    store = SQLiteStore(tmp_path, ann_threshold=500, index_dtype="f16")
+    assert store.wait_for_index(ES.id, 120)
+    store.close()  # as a version whose default was f16 wrote it
+    assert ann.stored_dtype(path) == "f16"
+    saved = path.read_bytes()
+    monkeypatch.setattr(ann, "default_dtype", lambda: "bf16")
+    with caplog.at_level(logging.INFO, logger="chroma"):
+        store = indexed(tmp_path)  # the default is now "auto": the file is loaded as it is, not rebuilt
+    assert "rebuilding" not in caplog.text and "(2000 training vectors, f16)" in caplog.text
+    assert store.indexes._entries[ES.id].index.dtype == "f16" and path.read_bytes() == saved
+    fresh = tmp_path / "fresh"
+    fill(SQLiteStore(fresh, ann_threshold=500), x)
+    new = indexed(fresh)
+    assert new.indexes._entries[ES.id].index.dtype == "bf16" and ann.stored_dtype(index_path(fresh, ES.id, 0)) == "bf16"
+    a, b = answers(Engine(new), q), answers(Engine(store), q)  # re-ranked in float32: the same neighbours
+    assert np.mean([x[1] == y[1] for x, y in zip(a, b, strict=True)]) >= 0.9
