@@ -240,10 +240,11 @@ class Connections:
         response.reason = reply.reason
         response.headers = headers
         response._content = _decoded(content, headers.get("Content-Encoding", ""))
-        response._content_consumed = True
+        response._content_consumed = True  # type: ignore[attr-defined]  # (requests' own typing lacks it)
         response.url = self._origin + target
         response.encoding = get_encoding_from_headers(headers)
         prepared = requests.PreparedRequest()
-        prepared.method, prepared.url, prepared.headers = method, response.url, sent
+        prepared.method, prepared.url = method, response.url
+        prepared.headers = sent  # type: ignore[assignment]  # (types-requests: str values; requests: str | bytes)
         response.request = prepared
         return response
