@@ -140,7 +140,8 @@ class Connections:
         """This thread's connection, connected; and whether it had already carried a request."""
         if os.getpid() != self._pid:  # a forked child: the parent's sockets are not this process's to use
             self._pid, self._local = os.getpid(), threading.local()
-            self._open = weakref.WeakSet()
+            # A lock another thread of the parent held at the fork would stay held here for ever.
+            self._open, self._lock = weakref.WeakSet(), threading.Lock()
         conn: _OneWrite | None = getattr(self._local, "conn", None)
         if conn is None:
             if self.https:

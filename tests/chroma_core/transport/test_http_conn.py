@@ -6,6 +6,7 @@ import datetime
 import gzip
 import ipaddress
 import json
+import os
 import socket
 import ssl
 import threading
@@ -125,6 +126,26 @@ def test_each_thread_has_its_own_connection_and_close_ends_them():
         t.close()
         t.health()  # a closed transport's next request opens a connection again
     assert server.connections == 5
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_opens_its_own_connection_and_leaves_the_parents_alone():
+    with KeepAlive() as server:
+        t = transport(server.url)
+        t.health()
+        pid = os.fork()
+        if pid == 0:  # the child: its first request must not write on the parent's socket
+            code = 1
+            try:
+                code = 0 if t.health()["status"] == "ok" and t.health()["status"] == "ok" else 1
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        assert t.health()["status"] == "ok"  # the parent's connection still carries its requests
+    # One connection for the parent (kept across the fork), one for the child; nothing else opened.
+    assert len(server.requests) == 4 and server.connections == 2
+    assert server.requests[0][3] == server.requests[3][3]
 
 
 def test_a_connection_the_service_closed_while_idle_is_replaced_before_the_request():
