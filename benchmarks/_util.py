@@ -45,6 +45,13 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def index_covers(log: Path, rows: int) -> bool:
+    """True once a ``chroma serve`` log says a set's index covers all ``rows`` training rows: built whole ("is
+    ready: N rows") or extended to them ("covers all N training rows")."""
+    text = log.read_text(errors="replace")
+    return f"is ready: {rows} rows" in text or f"covers all {rows} training rows" in text
+
+
 def wait_until_serving(url: str, proc: subprocess.Popen[bytes], timeout: float, what: str) -> None:
     """Poll ``url`` (on 127.0.0.1) until it answers 2xx; fail if ``proc`` exits or time runs out."""
     deadline = time.monotonic() + timeout

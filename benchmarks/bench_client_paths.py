@@ -17,7 +17,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _util import cpu_seconds, idle, serving
+from _util import cpu_seconds, idle, index_covers, serving
+from bench_wire import DIM, clustered
 
 from chroma_core.config import load_config
 from chroma_core.embedding_set import EmbeddingSet
@@ -26,15 +27,6 @@ from chroma_core.transport.http import HTTPTransport
 from chroma_core.types import QueryRequest
 
 ES = EmbeddingSet.from_dict({"model": "bench", "layer": "client-paths"})
-DIM = 384
-
-
-def clustered(n: int, seed: int) -> np.ndarray:
-    centres = np.random.default_rng(0).normal(size=(100, DIM))
-    rng = np.random.default_rng(seed)
-    x = centres[rng.integers(0, 100, n)] + 0.35 * rng.normal(size=(n, DIM))
-    out: np.ndarray = (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
-    return out
 
 
 def main() -> None:
@@ -48,19 +40,19 @@ def main() -> None:
             fast = HTTPTransport(load_config(chroma_url=url, environ={}))
             plain = HTTPTransport(load_config(chroma_url=url, environ={}))
             plain._connections = None  # the requests path only
-            x, n = clustered(args.n, 0), args.n
+            x, n = clustered(args.n, 0, centres_seed=0), args.n
             for s in range(0, n, 10_000):
                 m = min(10_000, n - s)
                 ids, uris = [f"t{i}" for i in range(s, s + m)], [f"/t/{i}" for i in range(s, s + m)]
                 records = Records(x[s : s + m], ids, uris, [None] * m, [None] * m, [0.0] * m)
                 fast.upload(BatchHeader(f"paths-{s}", ES, "training", DIM, "t"), records)
             t0 = time.monotonic()
-            while n >= 20_000 and f"covers all {n} training rows" not in log.read_text(errors="replace"):
+            while n >= 20_000 and not index_covers(log, n):
                 if time.monotonic() - t0 > 900:
                     sys.exit("the index was not ready in 900 s")
                 time.sleep(1)
             print(f"{n:,} x {DIM}: index ready {time.monotonic() - t0:.0f} s after the last upload")
-            queries = [QueryRequest.of(ES.id, q[None, :], ["/q"]) for q in clustered(250, 1)]
+            queries = [QueryRequest.of(ES.id, q[None, :], ["/q"]) for q in clustered(250, 1, centres_seed=0)]
             for request in queries[:50]:
                 fast.query(request)
             idle(proc.pid)

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _util import best_of, start_chroma_server
+from _util import best_of, index_covers, start_chroma_server
 from bench_index import data
 
 from chroma_core.config import load_config
@@ -44,11 +44,6 @@ def numpy_topk(x: np.ndarray, q: np.ndarray) -> np.ndarray:
         sims = q[s : s + 160] @ x.T
         out.append(np.argpartition(-sims, K, axis=1)[:, :K])
     return np.concatenate(out)
-
-
-def covered_all(log: Path, n: int) -> bool:
-    text = log.read_text(errors="replace")
-    return f"is ready: {n} rows" in text or f"covers all {n} training rows" in text
 
 
 def ms(values: list[float], p: float) -> str:
@@ -99,7 +94,7 @@ def main() -> None:
             failed: list[str] = []
             rng = np.random.default_rng(1)
             while True:
-                built = covered_all(log, n)
+                built = index_covers(log, n)
                 if built and len(phases["ready"]) >= args.queries:
                     break
                 q = x[rng.integers(0, n, size=1)]

@@ -32,7 +32,13 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _util import free_port, idle, start_chroma_server, wait_until_serving  # stdlib only: the peer's venv loads it too
+from _util import (  # stdlib only: the peer's venv loads it too
+    free_port,
+    idle,
+    index_covers,
+    start_chroma_server,
+    wait_until_serving,
+)
 
 HERE = Path(__file__).resolve()
 K = 10
@@ -159,8 +165,7 @@ def _wait_ready(folder: Path, service: bool, es: dict[str, str], log: Path, t0: 
     deadline = time.monotonic() + 900
     if service:
         while time.monotonic() < deadline:
-            text = log.read_text(errors="replace")
-            if f"is ready: {total} rows" in text or f"covers all {total} training rows" in text:
+            if index_covers(log, total):
                 return time.perf_counter() - t0
             time.sleep(0.5)
         return float("nan")

@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 from _client_cost import section_clients
-from _util import cpu_seconds, free_port, serving, stop, verdict, wait_until_serving
+from _util import cpu_seconds, free_port, index_covers, serving, stop, verdict, wait_until_serving
 from _wire_ingest import section_ingest
 
 import chroma
@@ -57,10 +57,11 @@ ROOT = Path(__file__).resolve().parents[1]
 ES = EmbeddingSet.from_dict({"model": "bench", "layer": "wire"})
 
 
-def clustered(n: int, seed: int) -> np.ndarray:
-    """Unit vectors around 100 centres: a clustered space, like real embeddings."""
+def clustered(n: int, seed: int, centres_seed: int | None = None) -> np.ndarray:
+    """Unit vectors around 100 centres: a clustered space, like real embeddings. The centres come from the same
+    generator as the points unless ``centres_seed`` names their own (queries near the training data's centres)."""
     rng = np.random.default_rng(seed)
-    centres = rng.normal(size=(100, DIM))
+    centres = (rng if centres_seed is None else np.random.default_rng(centres_seed)).normal(size=(100, DIM))
     x = centres[rng.integers(0, 100, n)] + 0.35 * rng.normal(size=(n, DIM))
     return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
 
@@ -120,7 +121,7 @@ def wait_for_indexes(local: Transport, log: Path, rows: int) -> None:
     assert isinstance(local, LocalTransport)
     if not local.engine.store.wait_for_index(ES.id, 900):  # type: ignore[attr-defined]
         raise SystemExit("the embedded index was not ready in 900 s")
-    while f"covers all {rows} training rows" not in log.read_text(errors="replace"):
+    while not index_covers(log, rows):
         if time.perf_counter() - t0 > 900:
             raise SystemExit("the service's index was not ready in 900 s")
         time.sleep(0.5)
