@@ -12,6 +12,7 @@ whole (``batch_format``, 400); sizes are checked before what they describe is re
 
 from __future__ import annotations
 
+import contextlib
 import math
 import zlib
 from collections.abc import Iterator
@@ -34,6 +35,20 @@ _COLUMNS = ("ids", "input_uris", "inferences", "times", "labels", "results", "pr
 _REQUIRED = frozenset({"input_uris"})
 #: Every record's fields as columns: ids, input_uris, inferences, labels, times, previews (None: no record has one).
 _Columns = tuple[list[str], list[str], list[Any], list[Any], list[float], "list[str | None] | None"]
+
+
+@contextlib.contextmanager
+def _reading() -> Iterator[None]:
+    """A read of the (maybe gzipped) body: its failures as the batch_format error that says so."""
+    try:
+        yield
+    except (OSError, EOFError, zlib.error) as exc:  # gzip.BadGzipFile is an OSError
+        raise _malformed(f"the gzipped body is corrupt or truncated ({exc})") from None
+
+
+def _check_length(size: int, got: int, what: str) -> None:
+    if got != size:
+        raise _malformed(f"the body ends inside {what}: {size} bytes were due, {got} came")
 
 
 def _malformed(message: str) -> BatchFormatError:
@@ -69,12 +84,9 @@ class BinaryBatchReader(BatchReader):
     # ---- the header ----------------------------------------------------------------------------------------------
 
     def _exactly(self, size: int, what: str) -> bytes:
-        try:
+        with _reading():
             data = self._handle.read(size)
-        except (OSError, EOFError, zlib.error) as exc:  # gzip.BadGzipFile is an OSError
-            raise _malformed(f"the gzipped body is corrupt or truncated ({exc})") from None
-        if len(data) != size:
-            raise _malformed(f"the body ends inside {what}: {size} bytes were due, {len(data)} came")
+        _check_length(size, len(data), what)
         return data
 
     def _read_columns(self) -> dict[str, Any]:
@@ -202,13 +214,10 @@ class BinaryBatchReader(BatchReader):
         """The next ``rows x dim`` float32, read straight into the array (one copy of the body's bytes, not two)."""
         out = np.empty((rows, dim), dtype="<f4")
         view, size, got = out.data.cast("B"), rows * dim * 4, 0
-        try:
+        with _reading():
             while got < size and (n := self._handle.readinto(view[got:])):  # type: ignore[attr-defined]
                 got += n
-        except (OSError, EOFError, zlib.error) as exc:  # gzip.BadGzipFile is an OSError
-            raise _malformed(f"the gzipped body is corrupt or truncated ({exc})") from None
-        if got != size:
-            raise _malformed(f"the body ends inside {what}: {size} bytes were due, {got} came")
+        _check_length(size, got, what)
         return out
 
     def _column_chunk(self, start: int, vectors: np.ndarray) -> Records:
