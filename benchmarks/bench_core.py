@@ -30,7 +30,14 @@ def bench_log(rows: int = 20_000) -> None:
     lst: list[object] = []
     with tempfile.TemporaryDirectory() as d:
         session = chroma.TrainingSession(embedding_set={"model": "bench", "layer": "log"}, persist_directory=d)
-        session.log(input_uri="warm", embedding=vec)
+
+        def fresh_session() -> None:
+            # An empty buffer with its dimension known, as after a session's first log().
+            session._buffers.clear()
+            session._default = None
+            session.log(input_uri="warm", embedding=vec)
+
+        fresh_session()
 
         def log() -> None:
             session.log(input_uri="/images/123.png", embedding=vec)
@@ -72,13 +79,9 @@ def bench_log(rows: int = 20_000) -> None:
                 )
             )
             lst.clear()
-            session._buffers.clear()
-            session._default = None
-            session.log(input_uri="warm", embedding=vec)
+            fresh_session()
             slowest.append(_slowest_call(log, rows))
-            session._buffers.clear()
-            session._default = None
-            session.log(input_uri="warm", embedding=vec)
+            fresh_session()
         t_log, t_app, t_floor, t_stream = (float(np.median([r[k] for r in rounds])) for k in range(4))
         session._buffers.clear()
     print(f"TrainingSession.log() of one 768-d float32 vector, {rows:,} rows a round (median per call, loop included)")
