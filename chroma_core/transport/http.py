@@ -230,15 +230,13 @@ class HTTPTransport(Transport):
 
     def _send(self, method: str, path: str, timeout: tuple[float, float], kwargs: dict[str, Any]) -> requests.Response:
         """One attempt: on this thread's keep-alive connection where nothing of requests' machinery is needed (a
-        bytes body, no proxy, no redirect to follow), else through the requests session. A session whose
-        ``request`` was replaced (a test recording what is sent, a caller's hook) gets every request."""
+        bytes body, no proxy, no redirect to follow), else through the requests session."""
         connections = self._connections
         if (
             connections is not None
             and kwargs.keys() <= _PLAIN_ARGUMENTS
             and isinstance(kwargs.get("data", b""), bytes)
             and not any(self.session.proxies.values())
-            and "request" not in vars(self.session)
         ):
             response = connections.request(method, path, timeout=timeout, **kwargs)
             if response.status_code not in REDIRECTS:

@@ -44,13 +44,13 @@ def content_types(monkeypatch) -> Callable[[Any], list[str]]:
 
     def record(transport: Any) -> list[str]:
         sent: list[str] = []
-        request = transport.session.request
+        send = transport._send  # each attempt, on either of the transport's paths
 
-        def recording(method, url, **kwargs):
+        def recording(method, path, timeout, kwargs):
             sent.append(kwargs.get("headers", {}).get("Content-Type", ""))
-            return request(method, url, **kwargs)
+            return send(method, path, timeout, kwargs)
 
-        monkeypatch.setattr(transport.session, "request", recording)
+        monkeypatch.setattr(transport, "_send", recording)
         return sent
 
     return record
